@@ -1,0 +1,88 @@
+"""Saving and loading models as ``config.json`` + ``model.safetensors``.
+
+No pickle: weights go through safetensors and the config is plain JSON read
+back into a frozen dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from safetensors.torch import load_file, save_file
+
+__all__ = ["PretrainedMixin", "pretrained_dir"]
+
+PRETRAINED_ROOT = Path(__file__).parent / "pretrained"
+
+
+def pretrained_dir(name: str) -> Path:
+    """Folder of an embedded default model, e.g. ``pretrained_dir("separator-8k")``."""
+    path = PRETRAINED_ROOT / name
+    if not (path / "config.json").is_file():
+        available = sorted(p.name for p in PRETRAINED_ROOT.iterdir() if (p / "config.json").is_file())
+        raise FileNotFoundError(f"no embedded model {name!r}; available: {available}")
+    return path
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class PretrainedMixin:
+    """Adds ``save_pretrained`` / ``from_pretrained`` to a model whose
+    constructor takes one frozen dataclass ``config``.
+
+    A model that needs more than its weights (e.g. the ASR tokenizer) overrides
+    :meth:`save_extra_files` and :meth:`load_extra_files`; both default to
+    doing nothing.
+    """
+
+    model_type: ClassVar[str]
+    config_class: ClassVar[type]
+    config: object
+
+    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"model_type": self.model_type, **dataclasses.asdict(self.config), **(extra or {})}
+        _atomic_write(directory / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2) + "\n"))
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        _atomic_write(directory / "model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"}))
+        self.save_extra_files(directory)
+        return directory
+
+    def save_extra_files(self, directory: Path) -> None:
+        """Hook: write files that travel with the weights (default: none)."""
+
+    def load_extra_files(self, directory: Path) -> None:
+        """Hook: read back what :meth:`save_extra_files` wrote (default: none)."""
+
+    @classmethod
+    def load_config(cls, directory: str | os.PathLike):
+        meta = json.loads((Path(directory) / "config.json").read_text())
+        if meta.get("model_type") != cls.model_type:
+            raise ValueError(f"{directory}: model_type {meta.get('model_type')!r}, expected {cls.model_type!r}")
+        names = {f.name for f in dataclasses.fields(cls.config_class)}
+        return cls.config_class(**{k: v for k, v in meta.items() if k in names})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu"):
+        """Load a model saved by :meth:`save_pretrained` (in eval mode)."""
+        model = cls(cls.load_config(directory))
+        model.load_state_dict(load_file(str(Path(directory) / "model.safetensors"), device=str(device)))
+        model.load_extra_files(Path(directory))
+        return model.to(device).eval()

@@ -1,0 +1,41 @@
+"""``hubbub train|evaluate|data``: the recipe commands.
+
+Usage:
+    hubbub train separator --config hubbub/recipes/configs/separator-default.yaml [--resume]
+    hubbub evaluate separation --data data/test-other-2mix-8k [--model DIR] [--csv results.csv]
+    hubbub data mix --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-2mix-8k
+    hubbub data librimix --librispeech-dir /data/LibriSpeech --wham-dir /data/wham_noise \
+        --metadata-dir /data/LibriMix/metadata --out /data/Libri2Mix
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# (group, name) -> module with main(argv)
+COMMANDS = {
+    ("train", "separator"): "hubbub.recipes.train_separator",
+    ("train", "asr"): "hubbub.recipes.train_asr",
+    ("evaluate", "separation"): "hubbub.recipes.evaluate",
+    ("evaluate", "asr"): "hubbub.recipes.evaluate_asr",
+    ("data", "mix"): "hubbub.recipes.librimix",
+    ("data", "librimix"): "hubbub.recipes.librimix",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    group = argv[0] if argv else ""
+    names = sorted(n for g, n in COMMANDS if g == group)
+    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+        sys.stdout.write(f"usage: hubbub {group} {{{','.join(names)}}} [--help]\n")
+        return 0 if len(argv) >= 2 else 2
+    key = (group, argv[1])
+    if key not in COMMANDS:
+        sys.stderr.write(f"hubbub {group}: unknown {group} target {argv[1]!r}; choose from {names}\n")
+        return 2
+    module = importlib.import_module(COMMANDS[key])
+    if group == "data":
+        return module.main([argv[1], *argv[2:]])
+    return module.main(argv[2:])

@@ -1,0 +1,109 @@
+"""Recipe configs: YAML files read as plain data into frozen dataclasses, with
+every key overridable by a kebab-case command-line flag.
+
+A YAML file holds the training keys at the top level and the model's keys under
+``model:``. ``--batch-size 8`` overrides a training key and ``--model-d-model 96``
+a model key. Nothing is ever constructed from YAML: it is parsed with
+``yaml.safe_load`` and only known keys of known types are accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+__all__ = ["add_config_flags", "build_configs", "load_yaml"]
+
+MODEL_PREFIX = "model-"
+
+
+def load_yaml(path: str | Path | None) -> dict:
+    """Parse a recipe YAML into a dict (safe loader, data only)."""
+    if path is None:
+        return {}
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a recipe config must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _base_type(tp):
+    """``int | None`` -> (int, True); ``tuple[float, float]`` -> (tuple, False)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(args[0])[0], True
+    return (origin or tp), False
+
+
+def _parse(value, tp, name: str):
+    base, optional = _base_type(tp)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise ValueError(f"{name} may not be None")
+    if base is bool:
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{name}: not a boolean: {value!r}")
+        return bool(value)
+    if base in (tuple, list):
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        args = typing.get_args(tp) or (float,)
+        return tuple(_parse(v, args[0], name) for v in value)
+    if base in (int, float, str):
+        try:
+            return base(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected {base.__name__}, got {value!r}") from None
+    raise TypeError(f"{name}: unsupported config type {tp}")
+
+
+def _fields(cls):
+    hints = typing.get_type_hints(cls)
+    return [(f.name, hints[f.name]) for f in dataclasses.fields(cls)]
+
+
+def add_config_flags(parser: argparse.ArgumentParser, train_cls, model_cls) -> None:
+    """Add ``--<key>`` for every training key and ``--model-<key>`` for every model key."""
+    group = parser.add_argument_group("training config overrides")
+    for name, _ in _fields(train_cls):
+        group.add_argument("--" + name.replace("_", "-"), dest=f"cfg_{name}", default=None, metavar="V")
+    group = parser.add_argument_group("model config overrides")
+    for name, _ in _fields(model_cls):
+        flag = "--" + MODEL_PREFIX + name.replace("_", "-")
+        group.add_argument(flag, dest=f"cfgm_{name}", default=None, metavar="V")
+
+
+def _build(cls, values: dict, where: str):
+    known = dict(_fields(cls))
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**{k: _parse(v, known[k], f"{where}.{k}") for k, v in values.items()})
+
+
+def build_configs(args: argparse.Namespace, train_cls, model_cls, base: dict | None = None):
+    """Merge YAML ``base`` and command-line overrides into ``(train_cfg, model_cfg)``."""
+    base = dict(base or {})
+    model_values = dict(base.pop("model", None) or {})
+    train_values = base
+    for key, value in vars(args).items():
+        if value is None:
+            continue
+        if key.startswith("cfgm_"):
+            model_values[key[5:]] = value
+        elif key.startswith("cfg_"):
+            train_values[key[4:]] = value
+    return _build(train_cls, train_values, "config"), _build(model_cls, model_values, "model")

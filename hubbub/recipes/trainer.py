@@ -1,0 +1,333 @@
+"""The training loop shared by the separator and ASR recipes.
+
+What it promises:
+
+* checkpoints are written atomically (temp file + rename) with the model,
+  optimiser, scheduler, data position, RNG states and step; ``resume=True``
+  continues from the exact step, so a run killed with SIGKILL and resumed ends
+  with the same weights as one that was never interrupted;
+* a NaN/Inf loss or gradient skips the step and is logged; ``max_bad_steps`` in
+  a row stop the run with a clear message;
+* it runs under ``torchrun`` with DistributedDataParallel (gloo on CPU, NCCL on
+  GPU): each rank takes every ``world``-th item of an epoch;
+* a metrics CSV, tqdm progress, the best model exported with
+  ``save_pretrained`` whenever validation improves, and a wall-clock budget
+  (``max_minutes``) after which it checkpoints and stops cleanly.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["LoopConfig", "Task", "Trainer", "atomic_torch_save"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The loop's own settings (each recipe's config carries these keys)."""
+
+    exp_dir: str = "exp/run"
+    seed: int = 0
+    batch_size: int = 4
+    epoch_size: int = 2000  # items per epoch
+    max_steps: int = 100_000
+    max_minutes: float | None = None
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 500
+    lr_decay: float = 0.5  # multiply the LR by this every `decay_steps`
+    decay_steps: int = 20_000
+    grad_clip: float = 5.0
+    val_every: int = 500
+    ckpt_every: int = 200
+    log_every: int = 50
+    max_bad_steps: int = 20
+    device: str = "cpu"
+    threads: int | None = None
+    higher_is_better: bool = True  # for the validation score
+
+
+class Task(Protocol):
+    """What a recipe supplies to the loop."""
+
+    def batch(self, epoch: int, indices: list[int], step: int):
+        """The batch for these item indices of this epoch (deterministic)."""
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        """Scalar training loss."""
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Validation metrics; must include ``"score"``."""
+
+    def export(self, model: nn.Module, directory: Path, info: dict) -> None:
+        """Save ``model`` as a pretrained folder (config + safetensors + card)."""
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _rng_state() -> dict:
+    py = random.getstate()
+    return {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]]}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+class Trainer:
+    """Runs ``task`` on ``model`` with the settings of ``cfg``."""
+
+    def __init__(self, cfg: LoopConfig, model: nn.Module, task: Task, full_config: dict | None = None) -> None:
+        self.cfg = cfg
+        self.task = task
+        self.exp = Path(cfg.exp_dir)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.is_main = self.rank == 0
+        if self.world > 1 and not dist.is_initialized():
+            backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
+            dist.init_process_group(backend)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.device = torch.device(cfg.device)
+        self.model = model.to(self.device)
+        self.ddp = None
+        if self.world > 1:
+            self.ddp = nn.parallel.DistributedDataParallel(self.model)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+        def lr_lambda(step: int) -> float:
+            return min(1.0, (step + 1) / max(cfg.warmup_steps, 1)) * cfg.lr_decay ** (step / cfg.decay_steps)
+
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda)
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.best: float | None = None
+        self.wall_before = 0.0  # seconds trained in earlier runs of this experiment
+        self._t0 = time.monotonic()
+        self.full_config = full_config or {}
+        self._stop = False
+        self.exp.mkdir(parents=True, exist_ok=True)
+
+    # ---- checkpoints -------------------------------------------------------------
+    @property
+    def ckpt_path(self) -> Path:
+        return self.exp / "checkpoint.pt"
+
+    def save_checkpoint(self) -> None:
+        if not self.is_main:
+            return
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best": self.best,
+            "wall_s": self.wall(),
+            "rng": _rng_state(),
+            "config": self.full_config,
+        }
+        atomic_torch_save(state, self.ckpt_path)
+
+    def load_checkpoint(self, path: Path | None = None) -> bool:
+        path = path or self.ckpt_path
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch, self.best = state["batch_in_epoch"], state["best"]
+        self.wall_before = state.get("wall_s", 0.0)
+        _set_rng_state(state["rng"])
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
+        return True
+
+    def wall(self) -> float:
+        """Seconds of training in this experiment, earlier (resumed) runs included."""
+        return self.wall_before + time.monotonic() - self._t0
+
+    # ---- metrics -------------------------------------------------------------------
+    def _write_metrics(self, row: dict) -> None:
+        if not self.is_main:
+            return
+        path = self.exp / "metrics.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def _validate(self, train_loss: float, elapsed: float) -> None:
+        if self.is_main:
+            self.model.eval()
+            with torch.inference_mode():
+                metrics = self.task.validate(self.model)
+            self.model.train()
+            score = metrics["score"]
+            better = self.best is None or (score > self.best if self.cfg.higher_is_better else score < self.best)
+            if better:
+                self.best = score
+                info = {"step": self.step, "epoch": self.epoch, "wall_minutes": round(elapsed / 60, 2), **metrics}
+                self.task.export(self.model, self.exp / "best", info)
+            self._write_metrics(
+                {
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "lr": f"{self.sched.get_last_lr()[0]:.3g}",
+                    "train_loss": f"{train_loss:.4f}",
+                    **{k: f"{v:.4f}" for k, v in metrics.items()},
+                    "best": f"{self.best:.4f}",
+                    "wall_s": round(elapsed, 1),
+                }
+            )
+            log.info(
+                "step %d validation %s%s",
+                self.step,
+                " ".join(f"{k}={v:.3f}" for k, v in metrics.items()),
+                " (best, exported)" if better else "",
+            )
+        if self.world > 1:
+            dist.barrier()
+
+    def _check_ranks_agree(self) -> None:
+        """All ranks must hold the same weights after DDP training."""
+        flat = torch.cat([p.detach().double().flatten().cpu() for p in self.model.parameters()])
+        mine = torch.stack([flat.sum(), flat.abs().sum(), (flat * torch.arange(len(flat))).sum()])
+        gathered = [torch.zeros_like(mine) for _ in range(self.world)]
+        dist.all_gather(gathered, mine)
+        spread = max(float((g - gathered[0]).abs().max()) for g in gathered)
+        if spread > 1e-6 * float(gathered[0].abs().max()):
+            raise RuntimeError(f"ranks disagree after training (checksum spread {spread:.3g})")
+        log.info("rank %d: all %d ranks hold identical weights (checksum %.9g)", self.rank, self.world,
+                 float(mine[0]))
+
+    # ---- the loop ------------------------------------------------------------------
+    def _indices(self, batch: int) -> list[int]:
+        """Item indices of batch ``batch`` of the epoch, for this rank."""
+        per_step = self.cfg.batch_size * self.world
+        start = batch * per_step + self.rank * self.cfg.batch_size
+        return list(range(start, start + self.cfg.batch_size))
+
+    def _handle_signal(self, signum, frame) -> None:
+        log.warning("signal %d: checkpointing and stopping after this step", signum)
+        self._stop = True
+
+    def fit(self, resume: bool = False) -> dict:
+        """Train until ``max_steps``, the time budget, or a signal. Returns a summary."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        if resume and not self.load_checkpoint():
+            log.info("no checkpoint in %s: starting from scratch", self.exp)
+        old_handlers = {}
+        if self.is_main:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    old_handlers[sig] = signal.signal(sig, self._handle_signal)
+                except ValueError:  # not in the main thread
+                    pass
+        batches_per_epoch = max(1, cfg.epoch_size // (cfg.batch_size * self.world))
+        model = self.ddp or self.model
+        model.train()
+        t0 = self._t0 = time.monotonic()
+        bad = 0
+        losses: list[float] = []
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.is_main, desc="train", dynamic_ncols=True)
+        reason = "max_steps"
+        try:
+            while self.step < cfg.max_steps:
+                if self.batch_in_epoch >= batches_per_epoch:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    self.save_checkpoint()
+                batch = self.task.batch(self.epoch, self._indices(self.batch_in_epoch), self.step)
+                loss = self.task.loss(model, batch)
+                self.batch_in_epoch += 1
+                if not torch.isfinite(loss):
+                    bad += 1
+                    log.warning("step %d: non-finite loss (%s), step skipped (%d in a row)",
+                                self.step, loss.item(), bad)
+                    self.opt.zero_grad(set_to_none=True)
+                    if bad >= cfg.max_bad_steps:
+                        raise RuntimeError(
+                            f"{bad} non-finite losses in a row at step {self.step}: stopping. "
+                            "Lower --lr or check the data; resume from the last checkpoint."
+                        )
+                    continue
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                if not torch.isfinite(norm):
+                    bad += 1
+                    log.warning("step %d: non-finite gradient, step skipped (%d in a row)", self.step, bad)
+                    self.opt.zero_grad(set_to_none=True)
+                    if bad >= cfg.max_bad_steps:
+                        raise RuntimeError(f"{bad} non-finite gradients in a row at step {self.step}: stopping")
+                    continue
+                bad = 0
+                self.opt.step()
+                self.sched.step()
+                self.step += 1
+                losses.append(loss.item())
+                bar.update(1)
+                if self.step % cfg.log_every == 0:
+                    avg = sum(losses[-cfg.log_every :]) / len(losses[-cfg.log_every :])
+                    bar.set_postfix(loss=f"{avg:.3f}", lr=f"{self.sched.get_last_lr()[0]:.2e}")
+                elapsed = time.monotonic() - t0
+                if self.step % cfg.val_every == 0:
+                    recent = losses[-cfg.val_every :]
+                    self._validate(sum(recent) / len(recent), self.wall())
+                if self.step % cfg.ckpt_every == 0:
+                    self.save_checkpoint()
+                if self._stop:
+                    reason = "signal"
+                    break
+                if cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60:
+                    reason = "time budget"
+                    break
+        finally:
+            bar.close()
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+        self.save_checkpoint()
+        if self.world > 1:
+            self._check_ranks_agree()
+        if self.step % cfg.val_every and reason != "signal":
+            recent = losses[-cfg.val_every :] or [math.nan]
+            self._validate(sum(recent) / len(recent), self.wall())
+        log.info("stopped at step %d (%s)", self.step, reason)
+        return {"step": self.step, "best": self.best, "reason": reason, "config": asdict(cfg)}

@@ -1,0 +1,127 @@
+import dataclasses
+import json
+
+import pytest
+import torch
+from conftest import TINY_SEPARATOR, voice
+
+from hubbub.models.losses import pit_si_snr_loss, si_snr
+from hubbub.models.separator import Separator, SeparatorConfig, SeparatorOutput
+
+
+@pytest.mark.parametrize("length", [1, 15, 16, 17, 100, 801, 4000])
+@pytest.mark.parametrize("n_src", [2, 3])
+def test_shapes_for_any_length(length, n_src):
+    model = Separator(dataclasses.replace(TINY_SEPARATOR, n_src=n_src)).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(2, length))
+        single = model(torch.randn(length))
+    assert out.shape == (2, n_src, length)
+    assert single.shape == (n_src, length)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("sample_rate,window", [(8000, None), (16000, None), (8000, 3)])
+def test_configs_and_details(sample_rate, window):
+    cfg = dataclasses.replace(TINY_SEPARATOR, sample_rate=sample_rate, inter_window=window, intra_window=window)
+    model = Separator(cfg).eval()
+    with torch.inference_mode():
+        det = model(torch.randn(1, 1000), return_details=True)
+    assert isinstance(det, SeparatorOutput)
+    assert det.sources.shape == (1, 2, 1000)
+    assert det.masks.shape[:3] == (1, 2, cfg.enc_channels)
+    assert len(det.intra_attention) == cfg.n_blocks and det.intra_attention[0] is not None
+    assert torch.allclose(det.inter_attention[0].sum(-1), torch.ones(1), atol=1e-4)
+
+
+def test_attention_maps_do_not_change_sources():
+    model = Separator(TINY_SEPARATOR).eval()
+    x = torch.randn(1, 2000)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), model(x, return_details=True).sources, atol=1e-5, rtol=1e-4)
+
+
+def test_local_inter_window_matches_global_when_window_covers_all_chunks():
+    torch.manual_seed(0)
+    model = Separator(TINY_SEPARATOR).eval()
+    x = torch.randn(1, 1200)  # 150 frames -> 16 chunks
+    with torch.inference_mode():
+        ref = model(x)
+        model.set_inter_window(64)
+        torch.testing.assert_close(model(x), ref, atol=1e-5, rtol=1e-4)
+        model.set_inter_window(3)
+        assert not torch.allclose(model(x), ref, atol=1e-6)
+
+
+def test_scale_equivariance():
+    model = Separator(TINY_SEPARATOR).eval()
+    x = torch.randn(1, 1600)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(3 * x), 3 * model(x), atol=1e-4, rtol=1e-3)
+
+
+def test_pit_loss_is_permutation_invariant():
+    torch.manual_seed(0)
+    src = torch.randn(3, 2, 4000)
+    est = src + 0.3 * torch.randn_like(src)
+    a = pit_si_snr_loss(est, src)
+    b = pit_si_snr_loss(est[:, [1, 0]], src)
+    torch.testing.assert_close(a, b)
+    assert (a < -5).all()  # about 10 dB SI-SNR
+    three = torch.randn(2, 3, 4000)
+    torch.testing.assert_close(pit_si_snr_loss(three[:, [2, 0, 1]], three), pit_si_snr_loss(three, three))
+
+
+def test_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = Separator(TINY_SEPARATOR).eval()
+    model.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    assert meta["model_type"] == "hubbub-separator" and meta["d_model"] == TINY_SEPARATOR.d_model
+    loaded = Separator.from_pretrained(tmp_path)
+    assert loaded.config == model.config
+    x = torch.randn(1, 900)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(x), model(x))
+    assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.bin"))  # no pickle
+
+
+def test_from_pretrained_rejects_other_model_types(tmp_path):
+    Separator(TINY_SEPARATOR).save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    meta["model_type"] = "something-else"
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="model_type"):
+        Separator.from_pretrained(tmp_path)
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError):
+        SeparatorConfig(chunk_size=7)
+    with pytest.raises(ValueError):
+        SeparatorConfig(n_src=0)
+
+
+def test_overfit_one_mixture_raises_si_snr():
+    torch.manual_seed(0)
+    s1 = torch.from_numpy(voice(120, 0.5, 8000, 1))
+    s2 = torch.from_numpy(voice(300, 0.5, 8000, 2))
+    sources = torch.stack([s1, s2])[None]
+    mix = sources.sum(1)
+    model = Separator(dataclasses.replace(TINY_SEPARATOR, enc_channels=32, d_model=32))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def score():
+        with torch.no_grad():
+            return -pit_si_snr_loss(model(mix), sources).item()
+
+    before = score()
+    for _ in range(60):
+        loss = pit_si_snr_loss(model(mix), sources).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = score()
+    baseline = si_snr(mix.expand(2, -1), sources[0]).mean().item()
+    assert after > before + 5, (before, after)
+    assert after > baseline + 3, (baseline, after)

@@ -1,0 +1,146 @@
+"""Training: exact resume after SIGKILL, NaN handling, configs, DDP."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_SEPARATOR
+from torch import nn
+
+from hubbub.models.separator import SeparatorConfig
+from hubbub.recipes.config import build_configs, load_yaml
+from hubbub.recipes.train_separator import SeparatorTrainConfig, build_parser
+from hubbub.recipes.trainer import LoopConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _args(data, exp, max_steps):
+    model = []
+    for k in ("enc_channels", "kernel_size", "stride", "d_model", "n_heads", "d_ff", "n_blocks", "chunk_size"):
+        model += [f"--model-{k.replace('_', '-')}", str(getattr(TINY_SEPARATOR, k))]
+    return [
+        "train", "separator", "--data-dir", str(data), "--exp-dir", str(exp), "--batch-size", "2",
+        "--epoch-size", "8", "--val-speakers", "2", "--val-mixtures", "2", "--val-seconds", "0.5",
+        "--segment-seconds-start", "0.5", "--segment-seconds", "0.5", "--ckpt-every", "1", "--val-every", "4",
+        "--warmup-steps", "2", "--max-steps", str(max_steps), "--threads", "1", *model,
+    ]
+
+
+def _run(args, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "hubbub", *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _weights(exp):
+    return torch.load(Path(exp) / "checkpoint.pt", weights_only=True)
+
+
+def test_resume_after_sigkill_reaches_the_same_weights(tmp_path, tiny_librispeech):
+    steps = 14
+    straight = _run(_args(tiny_librispeech, tmp_path / "a", steps))
+    killed = _run(_args(tiny_librispeech, tmp_path / "b", 10_000))
+    ckpt = tmp_path / "b" / "checkpoint.pt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if ckpt.exists() and torch.load(ckpt, weights_only=True)["step"] >= 6:
+            break
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    killed_at = torch.load(ckpt, weights_only=True)["step"]
+    assert 6 <= killed_at < steps, killed_at
+    assert not list((tmp_path / "b").glob(".*.tmp"))  # atomic writes leave nothing half-written behind
+    out, _ = straight.communicate(timeout=300)
+    assert straight.returncode == 0, out
+    resumed = _run([*_args(tiny_librispeech, tmp_path / "b", steps), "--resume"])
+    out_b, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out_b
+    assert f"resumed from {ckpt}" in out_b
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a["step"] == b["step"] == steps
+    for name in a["model"]:
+        torch.testing.assert_close(a["model"][name], b["model"][name], atol=1e-5, rtol=1e-4, msg=name)
+    assert (tmp_path / "b" / "best" / "model.safetensors").is_file()
+    assert (tmp_path / "b" / "metrics.csv").read_text().startswith("step,epoch,lr")
+
+
+class _NanTask:
+    """A task whose loss is NaN on chosen steps."""
+
+    def __init__(self, bad):
+        self.bad = bad
+        self.seen = 0
+
+    def batch(self, epoch, indices, step):
+        return torch.ones(len(indices), 4)
+
+    def loss(self, model, batch):
+        self.seen += 1
+        out = model(batch).pow(2).mean()
+        return out * float("nan") if self.bad(self.seen) else out
+
+    def validate(self, model):
+        return {"score": 0.0}
+
+    def export(self, model, directory, info):
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def test_nan_loss_skips_the_step(tmp_path, caplog):
+    cfg = LoopConfig(exp_dir=str(tmp_path), max_steps=6, val_every=100, ckpt_every=100, warmup_steps=1)
+    summary = Trainer(cfg, nn.Linear(4, 4), _NanTask(lambda n: n in (2, 3))).fit()
+    assert summary["step"] == 6
+    assert "non-finite loss" in caplog.text
+
+
+def test_repeated_nan_losses_stop_the_run(tmp_path):
+    cfg = LoopConfig(exp_dir=str(tmp_path), max_steps=50, max_bad_steps=3, val_every=100, ckpt_every=100)
+    with pytest.raises(RuntimeError, match="3 non-finite losses in a row"):
+        Trainer(cfg, nn.Linear(4, 4), _NanTask(lambda n: n > 2)).fit()
+
+
+def test_config_yaml_and_overrides(tmp_path):
+    yaml_path = tmp_path / "c.yaml"
+    yaml_path.write_text("batch_size: 3\nnoise_dir: null\nmodel:\n  d_model: 32\n  inter_window: 8\n")
+    args = build_parser().parse_args(["--config", str(yaml_path), "--lr", "5e-4", "--model-n-src", "3",
+                                      "--model-inter-window", "none"])
+    cfg, model_cfg = build_configs(args, SeparatorTrainConfig, SeparatorConfig, load_yaml(yaml_path))
+    assert cfg.batch_size == 3 and cfg.lr == 5e-4 and cfg.noise_dir is None
+    assert model_cfg.d_model == 32 and model_cfg.n_src == 3 and model_cfg.inter_window is None
+
+
+def test_config_rejects_unknown_keys_and_objects(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("batch_sise: 3\n")
+    args = build_parser().parse_args([])
+    with pytest.raises(ValueError, match="unknown key"):
+        build_configs(args, SeparatorTrainConfig, SeparatorConfig, load_yaml(bad))
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("lr: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(Exception, match="python/object"):
+        load_yaml(evil)
+
+
+def test_shipped_recipe_configs_parse():
+    for path in (ROOT / "hubbub" / "recipes" / "configs").glob("separator-*.yaml"):
+        build_configs(build_parser().parse_args([]), SeparatorTrainConfig, SeparatorConfig, load_yaml(path))
+
+
+@pytest.mark.skipif(not hasattr(torch.distributed, "is_gloo_available") or not torch.distributed.is_gloo_available(),
+                    reason="gloo backend not built")
+def test_ddp_two_processes_hold_identical_weights(tmp_path, tiny_librispeech):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "hubbub", *_args(tiny_librispeech, tmp_path / "ddp", 4)]
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout + proc.stderr
+    assert text.count("all 2 ranks hold identical weights") == 2, text
+    assert torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)["step"] == 4
