@@ -23,6 +23,7 @@ __all__ = [
     "load_noises",
     "load_speaker_audio",
     "read_librispeech",
+    "rms_db",
     "split_speakers",
 ]
 
@@ -117,7 +118,7 @@ def _crop(rng: np.random.Generator, wav: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def _rms_db(x: np.ndarray) -> float:
+def rms_db(x: np.ndarray) -> float:
     return 10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-12)
 
 
@@ -166,17 +167,17 @@ class DynamicMixer:
             utts = self.audio[self.speakers[k]]
             wav = _crop(rng, utts[rng.integers(len(utts))], length)
             for _ in range(3):  # avoid crops that are mostly silence
-                if _rms_db(wav) > -60:
+                if rms_db(wav) > -60:
                     break
                 wav = _crop(rng, utts[rng.integers(len(utts))], length)
             level = rng.uniform(*self.level_db)
-            sources.append(wav * 10 ** ((level - _rms_db(wav)) / 20))
+            sources.append(wav * 10 ** ((level - rms_db(wav)) / 20))
         src = np.stack(sources).astype(np.float32)
         mix = src.sum(0)
         if self.noises and rng.random() < self.noise_prob:
             noise = _crop(rng, self.noises[rng.integers(len(self.noises))], length)
             snr = rng.uniform(*self.snr_db)
-            mix = mix + noise * 10 ** ((_rms_db(mix) - snr - _rms_db(noise)) / 20)
+            mix = mix + noise * 10 ** ((rms_db(mix) - snr - rms_db(noise)) / 20)
         peak = np.abs(mix).max()
         if peak > 0.95:  # keep the mixture (and the targets with it) unclipped
             mix, src = mix * (0.95 / peak), src * (0.95 / peak)

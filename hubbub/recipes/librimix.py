@@ -39,7 +39,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+
+from hubbub.pipeline.writers import write_audio, write_text
+from hubbub.recipes.data import rms_db
 
 __all__ = [
     "LibriMixSource",
@@ -354,30 +356,6 @@ def load_eval_set(
 # --------------------------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_wav(path: Path, wav: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
-    _atomic_write(path, lambda tmp: sf.write(tmp, wav, sample_rate, subtype=subtype, format="WAV"))
-
-
-def _write_text(path: Path, text: str) -> None:
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text, encoding="utf-8")
-
-    _atomic_write(path, write)
-
-
 def _csv_columns(mixtype: str, n_src: int) -> list[str]:
     """Columns of an official ``mixture_<split>_<mixtype>.csv``."""
     if mixtype == "mix_single":
@@ -398,7 +376,7 @@ def _write_mixture_csv(path: Path, columns: list[str], rows: list[dict], merge: 
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(by_id.values())
-    _write_text(path, buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def _resample_np(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
@@ -637,11 +615,11 @@ def _generate_row(
             fitted = _fit_lengths([_resample_np(w, rate, sr) for w in wavs], mode)
             sources, noise = fitted[:n_src], (fitted[n_src] if wham is not None else None)
             for k, src in enumerate(sources):
-                _write_wav(split_dir / f"s{k + 1}" / name, src, sr)
+                write_audio(split_dir / f"s{k + 1}" / name, src, sr)
             if noise is not None:
-                _write_wav(split_dir / "noise" / name, noise, sr)
+                write_audio(split_dir / "noise" / name, noise, sr)
             for mixtype, mix in _mixtures(sources, noise).items():
-                _write_wav(split_dir / mixtype / name, mix, sr)
+                write_audio(split_dir / mixtype / name, mix, sr)
             length = len(sources[0])
         else:
             length = sf.info(str(split_dir / "mix_clean" / name)).frames
@@ -651,10 +629,6 @@ def _generate_row(
 
 
 # ------------------------------------------------------------------------------ test mixtures (data mix)
-
-
-def _rms_db(x: np.ndarray) -> float:
-    return float(10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-12))
 
 
 def _pick_mixtures(utts: list, n_src: int, n_mixtures: int, seed: int) -> list[tuple]:
@@ -703,13 +677,13 @@ def _render_mixture(
     """Sources set to random levels, cut/padded, noise at a random SNR; all scaled if a mix peaks > ``peak``."""
     levels = rng.uniform(*level_db, size=len(wavs))
     fitted = _fit_lengths(wavs, mode)
-    sources = [w * 10 ** ((lvl - _rms_db(w)) / 20) for w, lvl in zip(fitted, levels)]
+    sources = [w * 10 ** ((lvl - rms_db(w)) / 20) for w, lvl in zip(fitted, levels)]
     clean = np.sum(sources, axis=0)
     noise = None
     if noises:
         raw = _fit_noise(rng, noises[int(rng.integers(len(noises)))], len(clean))
         snr = rng.uniform(*snr_db)
-        noise = raw * 10 ** ((_rms_db(clean) - snr - _rms_db(raw)) / 20)
+        noise = raw * 10 ** ((rms_db(clean) - snr - rms_db(raw)) / 20)
     top = max(np.abs(clean).max(), np.abs(clean + noise).max() if noise is not None else 0.0)
     if top > peak:
         sources = [s * (peak / top) for s in sources]
@@ -771,12 +745,12 @@ def make_test_mixtures(
             wavs = [load_audio(u.path, sample_rate=sample_rate)[0].numpy() for u in chosen]
             sources, noise = _render_mixture(rng, wavs, mode, level_db, noises, snr_db)
             for k, src in enumerate(sources):
-                _write_wav(split_dir / f"s{k + 1}" / name, src, sample_rate)
+                write_audio(split_dir / f"s{k + 1}" / name, src, sample_rate)
             for mixtype, mix in _mixtures(sources, noise).items():
                 if mixtype in folders:
-                    _write_wav(split_dir / mixtype / name, mix, sample_rate)
+                    write_audio(split_dir / mixtype / name, mix, sample_rate)
             if noise is not None:
-                _write_wav(split_dir / "noise" / name, noise, sample_rate)
+                write_audio(split_dir / "noise" / name, noise, sample_rate)
             length, written = len(sources[0]), written + 1
         for mixtype in csv_rows if noises else ["mix_clean"]:
             csv_rows[mixtype].append(_csv_row(mixtype, mix_id, split_dir, n_src, length))
@@ -785,7 +759,7 @@ def make_test_mixtures(
     for mixtype, rows in csv_rows.items():
         if rows:
             _write_mixture_csv(md / f"mixture_test_{mixtype}.csv", _csv_columns(mixtype, n_src), rows, merge=False)
-    _write_text(out / MANIFEST, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_text(out / MANIFEST, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     untranscribed = sum(r["texts"] is None for r in records)
     if untranscribed:
         log.warning("%d mixtures have a source without a transcript (texts: null)", untranscribed)
