@@ -1,0 +1,49 @@
+"""Speech regions of separated streams: timing, leakage and silence."""
+
+import numpy as np
+import torch
+
+from conftest import voice
+from hubbub.pipeline.regions import RegionConfig, speech_regions
+
+SR = 8000
+
+
+def _place(x, start, total):
+    out = np.zeros(int(total * SR), dtype=np.float32)
+    out[int(start * SR) : int(start * SR) + len(x)] = x
+    return out
+
+
+def test_regions_follow_each_voice():
+    a = _place(voice(120, 2.0, SR, 1), 0.5, 8.0)
+    b = _place(voice(240, 1.5, SR, 2), 4.0, 8.0)
+    regions = speech_regions(torch.tensor(np.stack([a, b])), SR)
+    assert len(regions[0]) == 1 and len(regions[1]) == 1
+    (s0, e0), (s1, e1) = regions[0][0], regions[1][0]
+    assert abs(s0 - 0.5) < 0.2 and abs(e0 - 2.5) < 0.25
+    assert abs(s1 - 4.0) < 0.2 and abs(e1 - 5.5) < 0.25
+
+
+def test_leakage_and_silence_yield_no_regions():
+    a = _place(voice(120, 3.0, SR, 1), 1.0, 6.0)
+    leak = 0.03 * a  # -30 dB copy of the other talker
+    silent = np.zeros_like(a)
+    regions = speech_regions(torch.tensor(np.stack([a, leak, silent])), SR)
+    assert len(regions[0]) == 1
+    assert regions[1] == [] and regions[2] == []
+
+
+def test_overlapping_speech_is_kept_on_both_streams():
+    a = _place(voice(120, 3.0, SR, 1), 1.0, 6.0)
+    b = _place(voice(250, 3.0, SR, 2), 2.0, 6.0) * 0.5
+    regions = speech_regions(torch.tensor(np.stack([a, b])), SR)
+    assert regions[0] and regions[1]
+
+
+def test_long_regions_are_cut_and_short_input_is_fine():
+    a = voice(120, 30.0, SR, 1)
+    regions = speech_regions(torch.tensor(a), SR, RegionConfig(max_region=8.0))[0]
+    assert all(e - s <= 8.5 for s, e in regions)
+    assert regions[0][0] < 0.5 and regions[-1][1] > 29.0
+    assert speech_regions(torch.zeros(10), SR) == [[]]
