@@ -1,0 +1,474 @@
+"""Decoding for :class:`~hubbub.models.asr.SpeechTransformer`.
+
+* :func:`greedy_decode`: batched argmax decoding with the attention decoder.
+* :func:`beam_search`: joint CTC/attention beam search (Watanabe et al., 2017):
+  ``score = (1 - w) * log p_att + w * log p_ctc_prefix``, with the CTC prefix
+  score computed for every hypothesis and candidate token at once
+  (:class:`CTCPrefixScorer`) and a length normalisation of finished hypotheses.
+
+Both return one :class:`Hypothesis` per utterance with word timestamps taken
+from a CTC forced alignment of the decoded tokens (:func:`ctc_forced_align`),
+or from the decoder's cross-attention when the alignment is impossible, and
+optionally that cross-attention itself (token x time, for display).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hubbub.models.asr import SpeechTransformer, as_batch, padding_mask
+from hubbub.models.tokenizer import BLANK_ID, EOS_ID, PAD_ID, SOS_ID
+
+__all__ = [
+    "CTCPrefixScorer",
+    "Hypothesis",
+    "WordTiming",
+    "beam_search",
+    "ctc_forced_align",
+    "greedy_decode",
+]
+
+NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """One word and its time span in seconds from the start of the input."""
+
+    word: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A decoded utterance.
+
+    tokens: token ids, without sos/eos.
+    text: ``tokenizer.decode(tokens)`` ("" when the model has no tokenizer).
+    score: the search score: greedy, the attention log-probability (eos
+        included); beam, the joint score divided by ``(len(tokens) + 1) **
+        length_penalty``.
+    words: word timings (empty when not asked for or without a tokenizer).
+    att_score, ctc_score: attention log-probability and CTC log-probability of
+        the tokens (``ctc_score`` is nan where it was not computed).
+    cross_attention: ``(len(tokens) + 1, T')`` last-layer decoder
+        cross-attention averaged over heads; row ``u`` is the query that
+        emitted token ``u`` (the last row emitted eos). None unless asked.
+    """
+
+    tokens: tuple[int, ...]
+    text: str
+    score: float
+    words: tuple[WordTiming, ...] = ()
+    att_score: float = math.nan
+    ctc_score: float = math.nan
+    cross_attention: torch.Tensor | None = None
+
+
+@contextlib.contextmanager
+def _eval_mode(model: torch.nn.Module):
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _token_mask(vocab_size: int, device) -> torch.Tensor:
+    """``(V,)`` additive mask: -inf for ids the decoder must never emit."""
+    mask = torch.zeros(vocab_size, device=device)
+    mask[[BLANK_ID, PAD_ID]] = NEG_INF
+    return mask
+
+
+# --------------------------------------------------------------------------- greedy
+
+
+def greedy_decode(
+    model: SpeechTransformer,
+    wav: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    max_len: int | None = None,
+    word_timestamps: bool = True,
+    return_cross_attention: bool = False,
+) -> list[Hypothesis]:
+    """Batched greedy decoding with the attention decoder.
+
+    Args:
+        wav: ``(B, T)`` or ``(T,)`` waveform(s) at ``model.sample_rate``.
+        lengths: ``(B,)`` samples, or None.
+        max_len: most tokens per utterance (default and upper bound: its number
+            of encoder frames); eos is forced there.
+        word_timestamps: fill :attr:`Hypothesis.words`.
+        return_cross_attention: fill :attr:`Hypothesis.cross_attention`.
+
+    Returns:
+        One :class:`Hypothesis` per utterance, in order.
+    """
+    _, wav_lengths = as_batch(wav, lengths)
+    with _eval_mode(model):
+        memory, mem_lengths, _ = model.encode(wav, lengths)
+        b, t, _ = memory.shape
+        mem_pad = padding_mask(mem_lengths, t)
+        limit = mem_lengths if max_len is None else mem_lengths.clamp(max=max_len)
+        block = _token_mask(model.config.vocab_size, memory.device)
+        ys = torch.full((b, 1), SOS_ID, dtype=torch.long, device=memory.device)
+        scores = memory.new_zeros(b)
+        done = torch.zeros(b, dtype=torch.bool, device=memory.device)
+        for step in range(int(limit.max()) + 1):
+            logits, _ = model.decoder(ys, memory, mem_pad)
+            logp = logits[:, -1].float().log_softmax(-1) + block
+            nxt = logp.argmax(-1)
+            nxt = torch.where(step >= limit, torch.full_like(nxt, EOS_ID), nxt)
+            scores += torch.where(done, 0.0, logp.gather(1, nxt[:, None])[:, 0])
+            nxt = nxt.masked_fill(done, PAD_ID)
+            ys = torch.cat([ys, nxt[:, None]], dim=1)
+            done |= nxt == EOS_ID
+            if bool(done.all()):
+                break
+        ctc_lp = model.ctc_log_probs(memory)
+        hyps = []
+        for i in range(b):
+            row = ys[i, 1:].tolist()
+            tokens = row[: row.index(EOS_ID)] if EOS_ID in row else row
+            n = int(mem_lengths[i])
+            score = float(scores[i])
+            hyps.append(
+                _finish(
+                    model, memory[i : i + 1, :n], ctc_lp[i, :n], tokens,
+                    score=score, att_score=score, ctc_score=None, duration=float(wav_lengths[i]) / model.sample_rate,
+                    word_timestamps=word_timestamps, return_cross_attention=return_cross_attention,
+                )
+            )  # fmt: skip
+        return hyps
+
+
+# --------------------------------------------------------------------------- CTC prefix score
+
+
+class CTCPrefixScorer:
+    """CTC prefix scores of one utterance, vectorised over hypotheses and candidates.
+
+    For a prefix ``g`` the state holds ``r[t] = (log r^n_t(g), log r^b_t(g))``,
+    the probability of ``g`` having been emitted by frame ``t`` with frame
+    ``t`` a label (n) or a blank (b). Extending ``g`` by ``c`` (Watanabe et al.
+    2017, Algorithm 2; ESPnet's ``CTCPrefixScore``)::
+
+        phi_t     = r^b_t(g) + (r^n_t(g) if c != last(g) else 0)      (sums, in log space)
+        r^n_t(h)  = (r^n_{t-1}(h) + phi_{t-1}) * y_t^c
+        r^b_t(h)  = (r^b_{t-1}(h) + r^n_{t-1}(h)) * y_t^blank
+        psi(h)    = r^n_0(h) + sum_{t>=1} phi_{t-1} * y_t^c           psi(g + eos) = r^n_T(g) + r^b_T(g)
+
+    Both recursions are first-order linear, so they are solved for all ``t``
+    at once with cumulative sums and ``logcumsumexp`` (in float64) instead of
+    a loop over frames.
+
+    Args:
+        log_probs: ``(T, V)`` CTC log-probabilities of one utterance.
+    """
+
+    def __init__(self, log_probs: torch.Tensor, blank: int = BLANK_ID, eos: int = EOS_ID) -> None:
+        self.x = log_probs.double()  # (T, V)
+        self.xt = self.x.t().contiguous()  # (V, T)
+        self.blank, self.eos = blank, eos
+        self.cum_blank = self.x[:, blank].cumsum(0)  # (T,)
+
+    def initial_state(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """State of the empty prefix: ``r (1, 2, T)`` and ``psi (1,)`` (log 1 = 0)."""
+        rn = torch.full_like(self.cum_blank, NEG_INF)
+        return torch.stack([rn, self.cum_blank])[None], self.x.new_zeros(1)
+
+    def score(
+        self, r: torch.Tensor, last: torch.Tensor, candidates: torch.Tensor, empty: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prefix scores of ``g + c`` for every hypothesis ``g`` and candidate ``c``.
+
+        Args:
+            r: ``(K, 2, T)`` states of the hypotheses.
+            last: ``(K,)`` last token of each hypothesis (sos for the empty one).
+            candidates: ``(K, P)`` token ids to try.
+            empty: ``(K,)`` bool, True where the hypothesis is the empty prefix.
+
+        Returns:
+            ``psi (K, P)`` log prefix probabilities and the new states ``(K, P, 2, T)``.
+        """
+        rn_g, rb_g = r[:, 0, None, :], r[:, 1, None, :]  # (K, 1, T)
+        xc = self.xt[candidates]  # (K, P, T)
+        same = (candidates == last[:, None])[..., None]
+        phi = torch.where(same, rb_g, torch.logaddexp(rn_g, rb_g))  # (K, P, T)
+        start = torch.where(empty, 0.0, NEG_INF).to(xc)[:, None, None].expand(*xc.shape[:2], 1)
+        cum_c = xc.cumsum(-1)
+        rn_h = cum_c + torch.cat([start, phi[..., :-1] - cum_c[..., :-1]], -1).logcumsumexp(-1)
+        cum_b = self.cum_blank
+        rb_h = cum_b + torch.cat([torch.full_like(start, NEG_INF), rn_h[..., :-1] - cum_b[:-1]], -1).logcumsumexp(-1)
+        psi = torch.cat([start + xc[..., :1], phi[..., :-1] + xc[..., 1:]], -1).logsumexp(-1)
+        end = torch.logaddexp(r[:, 0, -1], r[:, 1, -1])[:, None].expand_as(psi)
+        psi = torch.where(candidates == self.eos, end, psi)
+        return psi, torch.stack([rn_h, rb_h], dim=2)
+
+
+# --------------------------------------------------------------------------- beam search
+
+
+def _end_detect(ended: list[dict], length: int, m: int = 3, d_end: float = -10.0) -> bool:
+    """ESPnet's end detection: the best hypotheses that ended at each of the last
+    ``m`` steps are all far (``d_end``) below the best one so far. ``length``
+    is sos + tokens of the running hypotheses; one that ended at this step has
+    ``length - 2`` tokens."""
+    if not ended:
+        return False
+    best = max(h["score"] for h in ended)
+    count = 0
+    for i in range(m):
+        same = [h["score"] for h in ended if len(h["tokens"]) + 2 == length - i]
+        if same and max(same) - best < d_end:
+            count += 1
+    return count == m
+
+
+def beam_search(
+    model: SpeechTransformer,
+    wav: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    beam: int = 5,
+    ctc_weight: float | None = None,
+    length_penalty: float = 1.0,
+    max_len: int | None = None,
+    pre_beam_ratio: float = 1.5,
+    word_timestamps: bool = True,
+    return_cross_attention: bool = False,
+) -> list[Hypothesis]:
+    """Joint CTC/attention beam search; one utterance at a time after a batched encoder.
+
+    Args:
+        wav: ``(B, T)`` or ``(T,)`` waveform(s); lengths: ``(B,)`` or None.
+        beam: hypotheses kept per step.
+        ctc_weight: ``w`` in ``(1 - w) * att + w * ctc``; default
+            ``model.config.ctc_weight``. 0 is attention only, 1 CTC prefix
+            beam search only.
+        length_penalty: finished hypotheses are ranked by
+            ``score / (len(tokens) + 1) ** length_penalty`` (0: raw score).
+        max_len: most tokens (default and upper bound: the encoder frames).
+        pre_beam_ratio: the CTC prefix score is computed for the
+            ``ceil(pre_beam_ratio * beam)`` best tokens of the attention decoder.
+
+    Returns:
+        The best :class:`Hypothesis` of each utterance.
+    """
+    w = model.config.ctc_weight if ctc_weight is None else float(ctc_weight)
+    if not 0.0 <= w <= 1.0:
+        raise ValueError(f"ctc_weight must be in [0, 1], got {w}")
+    _, wav_lengths = as_batch(wav, lengths)
+    with _eval_mode(model):
+        memory, mem_lengths, _ = model.encode(wav, lengths)
+        ctc_lp = model.ctc_log_probs(memory)
+        hyps = []
+        for i in range(memory.shape[0]):
+            n = int(mem_lengths[i])
+            limit = n if max_len is None else min(n, max_len)
+            best = _beam_one(
+                model, memory[i : i + 1, :n], ctc_lp[i, :n], beam, w, length_penalty, limit, pre_beam_ratio
+            )
+            hyps.append(
+                _finish(
+                    model, memory[i : i + 1, :n], ctc_lp[i, :n], best["tokens"],
+                    score=best["norm"], att_score=best["att"] if w < 1 else math.nan,
+                    ctc_score=best["ctc"] if w > 0 else None, duration=float(wav_lengths[i]) / model.sample_rate,
+                    word_timestamps=word_timestamps, return_cross_attention=return_cross_attention,
+                )
+            )  # fmt: skip
+        return hyps
+
+
+def _beam_one(model, memory, ctc_lp, beam, w, length_penalty, limit, pre_beam_ratio) -> dict:
+    """Beam search over one utterance: ``memory (1, T, D)``, ``ctc_lp (T, V)``."""
+    vocab = model.config.vocab_size
+    device = memory.device
+    block = _token_mask(vocab, device)
+    scorer = CTCPrefixScorer(ctc_lp) if w > 0 else None
+    ys = torch.full((1, 1), SOS_ID, dtype=torch.long, device=device)
+    score = torch.zeros(1, dtype=torch.float64, device=device)
+    att_total = torch.zeros(1, dtype=torch.float64, device=device)
+    r, psi = scorer.initial_state() if scorer else (None, None)
+    n_pre = min(vocab - 2, max(beam, math.ceil(pre_beam_ratio * beam)))
+    ended: list[dict] = []
+    for step in range(limit + 1):
+        k = ys.shape[0]
+        if w < 1.0:
+            logits, _ = model.decoder(ys, memory.expand(k, -1, -1))
+            att = (logits[:, -1].float().log_softmax(-1) + block).double()  # (K, V)
+        else:
+            att = block.double().expand(k, -1)
+        if step == limit:  # out of frames: only eos
+            only_eos = torch.full_like(att, NEG_INF)
+            only_eos[:, EOS_ID] = att[:, EOS_ID] if w < 1.0 else 0.0
+            att = only_eos
+        if scorer is not None:
+            cand = att.topk(n_pre, dim=-1).indices if w < 1.0 else _all_tokens(k, vocab, device)  # (K, P)
+            cand_psi, cand_r = scorer.score(r, ys[:, -1], cand, empty=torch.full((k,), step == 0, device=device))
+            cand_att = att.gather(1, cand)
+            att_term = torch.where(torch.isinf(cand_att), cand_att, (1.0 - w) * cand_att)  # w = 1 keeps the -inf
+            joint = score[:, None] + att_term + w * (cand_psi - psi[:, None])
+        else:
+            cand = torch.arange(vocab, device=device).expand(k, -1)
+            cand_att, joint = att, score[:, None] + att
+        flat = joint.reshape(-1)
+        top = flat.topk(min(beam, int(torch.isfinite(flat).sum()))).indices
+        if top.numel() == 0:
+            break  # nothing reachable (CTC has run out of frames)
+        src, pos = top // cand.shape[1], top % cand.shape[1]
+        tokens = cand[src, pos]
+        keep = []
+        for j in range(top.numel()):
+            s, token = float(flat[top[j]]), int(tokens[j])
+            att_j = float(att_total[src[j]] + cand_att[src[j], pos[j]])
+            if token == EOS_ID:
+                length = ys.shape[1]  # tokens + eos
+                ended.append(
+                    {
+                        "tokens": ys[src[j], 1:].tolist(),
+                        "score": s,
+                        "norm": s / length**length_penalty,
+                        "att": att_j,
+                        "ctc": float(cand_psi[src[j], pos[j]]) if scorer else math.nan,
+                    }
+                )
+            else:
+                keep.append(j)
+        if not keep:
+            break
+        keep_t = torch.tensor(keep, device=device)
+        s_idx, p_idx = src[keep_t], pos[keep_t]
+        ys = torch.cat([ys[s_idx], tokens[keep_t, None]], dim=1)
+        score = flat[top[keep_t]]
+        att_total = att_total[s_idx] + cand_att[s_idx, p_idx]
+        if scorer is not None:
+            r, psi = cand_r[s_idx, p_idx], cand_psi[s_idx, p_idx]
+        if ended and length_penalty == 0 and max(h["score"] for h in ended) >= float(score.max()):
+            break  # scores only fall as tokens are added: nothing running can win
+        if _end_detect(ended, ys.shape[1]):
+            break
+    if not ended:  # give back the best unfinished hypothesis rather than nothing
+        j = int(score.argmax())
+        s = float(score[j])
+        return {"tokens": ys[j, 1:].tolist(), "norm": s, "att": float(att_total[j]), "ctc": math.nan}
+    return max(ended, key=lambda h: h["norm"])
+
+
+def _all_tokens(k: int, vocab: int, device) -> torch.Tensor:
+    """Every id except blank and pad, ``(K, V - 2)``."""
+    ids = [i for i in range(vocab) if i not in (BLANK_ID, PAD_ID)]
+    return torch.tensor(ids, device=device).expand(k, -1)
+
+
+# --------------------------------------------------------------------------- alignment
+
+
+def ctc_forced_align(
+    log_probs: torch.Tensor, tokens: Sequence[int], blank: int = BLANK_ID
+) -> list[tuple[int, int]] | None:
+    """Viterbi CTC alignment of ``tokens`` to ``log_probs (T, V)``.
+
+    Returns ``(first frame, last frame + 1)`` of each token, or None when no
+    path exists (fewer frames than tokens plus repeated neighbours).
+    """
+    n_tok = len(tokens)
+    if n_tok == 0:
+        return []
+    lp = log_probs.detach().double().cpu().numpy()
+    n_frames = lp.shape[0]
+    ext = np.full(2 * n_tok + 1, blank, dtype=np.int64)
+    ext[1::2] = tokens
+    n_states = ext.size
+    emit = lp[:, ext]  # (T, S)
+    skip = np.zeros(n_states, dtype=bool)
+    skip[3::2] = ext[3::2] != ext[1:-2:2]  # label -> next different label, over the blank
+    alpha = np.full(n_states, -np.inf)
+    alpha[:2] = emit[0, :2]
+    back = np.zeros((n_frames, n_states), dtype=np.int8)
+    for t in range(1, n_frames):
+        prev1 = np.concatenate(([-np.inf], alpha[:-1]))
+        prev2 = np.where(skip, np.concatenate(([-np.inf, -np.inf], alpha[:-2])), -np.inf)
+        stacked = np.stack([alpha, prev1, prev2])
+        back[t] = stacked.argmax(0)
+        alpha = stacked.max(0) + emit[t]
+    s = n_states - 1 if n_states == 1 or alpha[-1] >= alpha[-2] else n_states - 2
+    if not np.isfinite(alpha[s]):
+        return None
+    spans = [[n_frames, -1] for _ in range(n_tok)]
+    for t in range(n_frames - 1, -1, -1):
+        if s % 2:
+            u = s // 2
+            spans[u][0] = t
+            spans[u][1] = max(spans[u][1], t + 1)
+        s -= int(back[t, s])
+    return [(a, b) for a, b in spans]
+
+
+def _attention_spans(cross: torch.Tensor, n_tok: int) -> list[tuple[int, int]]:
+    """Fallback alignment: the frame each token's query attends to most."""
+    peak = cross[:n_tok].argmax(-1).tolist()
+    return [(p, p + 1) for p in peak]
+
+
+def _finish(
+    model, memory, ctc_lp, tokens, *, score, att_score, ctc_score, duration, word_timestamps, return_cross_attention
+) -> Hypothesis:
+    """Text, word timings and cross-attention of one decoded utterance:
+    ``memory (1, T, D)``, ``ctc_lp (T, V)``, ``duration`` in seconds."""
+    tok = model.tokenizer
+    text = tok.decode(tokens) if tok is not None else ""
+    cross = None
+    spans = None
+    want_words = bool(word_timestamps and tok is not None and tokens)
+    if want_words:
+        spans = ctc_forced_align(ctc_lp, tokens)
+    if return_cross_attention or (want_words and spans is None):
+        ys = torch.tensor([[SOS_ID, *tokens]], device=memory.device)
+        _, weights = model.decoder(ys, memory, need_weights=True)
+        cross = weights[0].mean(0).float().cpu() if weights is not None else None  # (U + 1, T)
+        if want_words and spans is None and cross is not None:
+            spans = _attention_spans(cross, len(tokens))
+    words = []
+    if want_words and spans is not None:
+        shift, n_frames = model.frame_shift, memory.shape[1]
+        for word, positions in tok.words(tokens):
+            first = min(spans[p][0] for p in positions)
+            last = min(max(spans[p][1] for p in positions), n_frames)
+            start = min(first * shift, duration)
+            words.append(WordTiming(word, round(start, 3), round(min(last * shift, duration), 3)))
+    if ctc_score is None and tokens:
+        ctc_score = _ctc_log_likelihood(ctc_lp, tokens)
+    return Hypothesis(
+        tokens=tuple(int(t) for t in tokens),
+        text=text,
+        score=float(score),
+        words=tuple(words),
+        att_score=float(att_score),
+        ctc_score=math.nan if ctc_score is None else float(ctc_score),
+        cross_attention=cross if return_cross_attention else None,
+    )
+
+
+def _ctc_log_likelihood(ctc_lp: torch.Tensor, tokens: Sequence[int]) -> float:
+    """``log p_ctc(tokens | x)`` of one utterance (``-inf`` when impossible)."""
+    targets = torch.tensor([tokens], device=ctc_lp.device)
+    loss = torch.nn.functional.ctc_loss(
+        ctc_lp[:, None].float(),
+        targets,
+        torch.tensor([ctc_lp.shape[0]]),
+        torch.tensor([len(tokens)]),
+        blank=BLANK_ID,
+        reduction="sum",
+        zero_infinity=False,
+    )
+    return -float(loss)
