@@ -4,6 +4,8 @@ Usage:
     hubbub separate mix.wav -o out/                 # out/mix/spk1.wav, out/mix/spk2.wav
     hubbub separate recordings/ "more/*.flac" -o out/ --window local --chunk-seconds 60
     hubbub separate corpus/ -o out/ --shard 3/8     # machine 3 of 8 takes every 8th file
+    hubbub transcribe meeting.wav -o out/ -f srt,json   # out/meeting.srt, out/meeting.json, out/meeting/spkN.wav
+    hubbub transcribe interview.flac --speakers 1 -f txt # one voice: no separation
 """
 
 from __future__ import annotations
@@ -14,13 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["build_parser", "main", "run_separate"]
+__all__ = ["build_parser", "main", "run_separate", "run_transcribe"]
 
 log = logging.getLogger("hubbub.cli")
-
-#: inter-chunk attention window (in chunks) used by ``--window local``
-LOCAL_INTER_WINDOW = 16
-
 
 def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="audio files, folders or glob patterns")
@@ -46,18 +44,30 @@ def build_parser() -> argparse.ArgumentParser:
     sep = sub.add_parser("separate", help="write OUT/<stem>/spkN.wav for each input",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common_args(sep)
+    tr = sub.add_parser("transcribe", help="who said what and when: OUT/<stem>.<fmt> and OUT/<stem>/spkN.wav",
+                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common_args(tr)
+    tr.add_argument("-f", "--output-format", default="txt,srt,json",
+                    help="comma list of txt,srt,vtt,tsv,json,rttm, or all (default: txt,srt,json)")
+    tr.add_argument("--asr", default=None, help="ASR model folder or embedded name (default: asr-8k)")
+    tr.add_argument("--speakers", type=int, default=None,
+                    help="1: transcribe as one voice, no separation (default: the separator's count)")
+    tr.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: joint CTC/attention beam search")
+    tr.add_argument("--word-timestamps", action="store_true", help="add word timings to the JSON output")
     return parser
 
 
-def run_separate(args: argparse.Namespace) -> int:
-    """The ``separate`` command; returns the exit code."""
+def _run_batch(args: argparse.Namespace, verb: str, outputs, process) -> int:
+    """Shared batch loop: expand inputs, skip finished ones, process, report.
+
+    ``outputs(out_dir, name)`` lists the paths an input produces (all must exist
+    to skip it); ``process(path, out_dir, name)`` does one input.
+    """
     import torch
     from tqdm.auto import tqdm
 
     from hubbub.pipeline.audio import AudioError
     from hubbub.pipeline.inputs import expand_inputs, shard, unique_stems
-    from hubbub.pipeline.separate import load_separator, separate_file
-    from hubbub.pipeline.writers import atomic_dir, write_audio
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -70,29 +80,18 @@ def run_separate(args: argparse.Namespace) -> int:
         log.error("%s", err)
         return 2
     out_dir = Path(args.output_dir)
-    names = unique_stems(files)
-    model = None
     done = skipped = 0
     failed = len(found.problems)
     t0 = time.monotonic()
-    bar = tqdm(list(zip(files, names)), desc="separate", unit="file", disable=args.quiet, file=sys.stderr)
+    bar = tqdm(list(zip(files, unique_stems(files))), desc=verb, unit="file", disable=args.quiet, file=sys.stderr)
     for path, name in bar:
-        target = out_dir / name
-        if target.is_dir() and any(target.glob("spk*.wav")) and not args.overwrite:
+        expected = outputs(out_dir, name)
+        if expected and all(p.exists() for p in expected) and not args.overwrite:
             skipped += 1
             log.debug("%s: outputs exist, skipped", path)
             continue
         try:
-            if model is None:
-                model = load_separator(args.model, device=args.device)
-                model.set_inter_window(LOCAL_INTER_WINDOW if args.window == "local" else None)
-            result = separate_file(
-                path, model, chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
-                device=args.device, max_seconds=args.max_seconds,
-            )
-            with atomic_dir(target, overwrite=True) as tmp:
-                for k, source in enumerate(result.sources, start=1):
-                    write_audio(tmp / f"spk{k}.wav", source, result.sample_rate)
+            process(path, out_dir, name)
             done += 1
         except AudioError as err:
             failed += 1
@@ -100,11 +99,81 @@ def run_separate(args: argparse.Namespace) -> int:
         except (OSError, RuntimeError, ValueError) as err:
             failed += 1
             log.error("%s: %s", path, err)
-    elapsed = time.monotonic() - t0
     log.log(logging.WARNING if failed else logging.INFO,
-            "separated %d, skipped %d (outputs exist), failed %d in %.1f s -> %s",
-            done, skipped, failed, elapsed, out_dir)
+            "%s %d, skipped %d (outputs exist), failed %d in %.1f s -> %s",
+            {"separate": "separated", "transcribe": "transcribed"}[verb], done, skipped, failed,
+            time.monotonic() - t0, out_dir)
     return 1 if failed else 0
+
+
+def _write_voices(target: Path, sources, sample_rate: int) -> list[str]:
+    from hubbub.pipeline.writers import atomic_dir, write_audio
+
+    with atomic_dir(target, overwrite=True) as tmp:
+        for k, source in enumerate(sources, start=1):
+            write_audio(tmp / f"spk{k}.wav", source, sample_rate)
+    return [str(target / f"spk{k}.wav") for k in range(1, len(sources) + 1)]
+
+
+def run_separate(args: argparse.Namespace) -> int:
+    """The ``separate`` command; returns the exit code."""
+    from hubbub.pipeline.pipeline import Pipeline
+    from hubbub.pipeline.separate import load_separator
+
+    state: dict = {}
+
+    def process(path: Path, out_dir: Path, name: str) -> None:
+        if "pipe" not in state:
+            state["pipe"] = Pipeline(load_separator(args.model, device=args.device), None, device=args.device,
+                                     chunk_seconds=args.chunk_seconds or None,
+                                     overlap_seconds=args.overlap_seconds, max_seconds=args.max_seconds)
+            state["pipe"].set_window(args.window)
+        result = state["pipe"].separate_file(path)
+        _write_voices(out_dir / name, result.sources, result.sample_rate)
+
+    def outputs(out_dir: Path, name: str) -> list[Path]:
+        target = out_dir / name
+        return sorted(target.glob("spk*.wav")) if target.is_dir() else [target / "spk1.wav"]
+
+    return _run_batch(args, "separate", outputs, process)
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    """The ``transcribe`` command; returns the exit code."""
+    from hubbub.pipeline.formats import parse_formats, write_outputs
+    from hubbub.pipeline.pipeline import Pipeline, load_asr
+    from hubbub.pipeline.separate import load_separator
+
+    try:
+        formats = parse_formats(args.output_format)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
+    state: dict = {}
+
+    def pipeline() -> Pipeline:
+        if "pipe" not in state:
+            sep = None if args.speakers == 1 else load_separator(args.model, device=args.device)
+            names = {"asr": str(args.asr or "asr-8k")}
+            if sep is not None:
+                names["separator"] = str(args.model or "separator-8k")
+            state["pipe"] = Pipeline(sep, load_asr(args.asr, device=args.device), device=args.device,
+                                     chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
+                                     beam_size=args.beam_size, max_seconds=args.max_seconds, names=names)
+            state["pipe"].set_window(args.window)
+        return state["pipe"]
+
+    def process(path: Path, out_dir: Path, name: str) -> None:
+        result = pipeline()(path, speakers=args.speakers)
+        files = _write_voices(out_dir / name, [s.waveform for s in result.speakers], result.sample_rate)
+        for speaker, audio in zip(result.speakers, files):
+            speaker.audio = audio
+        write_outputs(result, out_dir, name, formats, words=args.word_timestamps)
+
+    def outputs(out_dir: Path, name: str) -> list[Path]:
+        return [out_dir / f"{name}.{fmt}" for fmt in formats]
+
+    return _run_batch(args, "transcribe", outputs, process)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "separate":
             return run_separate(args)
-        return 2
+        return run_transcribe(args)
     finally:
         pkg_logger.setLevel(old_level)

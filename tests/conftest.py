@@ -63,3 +63,17 @@ def two_voice_mix(tmp_path) -> Path:
     path = tmp_path / "mix.wav"
     sf.write(path, x, 16000)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_asr_dir(tmp_path_factory) -> Path:
+    """A saved random-weight tiny character ASR (with its tokenizer)."""
+    from hubbub.models.asr import ASRConfig, SpeechTransformer
+    from hubbub.models.tokenizer import CharTokenizer
+
+    torch.manual_seed(0)
+    cfg = ASRConfig(d_model=32, n_heads=2, d_ff=64, enc_layers=1, dec_layers=1, twod_channels=4, dropout=0.0,
+                    tokenizer="char", vocab_size=CharTokenizer().vocab_size)
+    path = tmp_path_factory.mktemp("tiny-asr")
+    SpeechTransformer(cfg, CharTokenizer()).save_pretrained(path)
+    return path

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import voice
 
+from conftest import voice
 from hubbub.pipeline.audio import AudioError, load_audio, normalize_peak, probe_audio
 
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 import soundfile as sf
-from conftest import voice
 
+from conftest import voice
 from hubbub.__main__ import main
 
 

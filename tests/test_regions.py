@@ -2,8 +2,8 @@
 
 import numpy as np
 import torch
-from conftest import voice
 
+from conftest import voice
 from hubbub.pipeline.regions import RegionConfig, speech_regions
 
 SR = 8000

@@ -4,8 +4,8 @@ import itertools
 
 import numpy as np
 import torch
-from conftest import voice
 
+from conftest import voice
 from hubbub.models.losses import si_snr
 from hubbub.pipeline.separate import align_to_previous, separate_long
 

@@ -3,8 +3,8 @@ import json
 
 import pytest
 import torch
-from conftest import TINY_SEPARATOR, voice
 
+from conftest import TINY_SEPARATOR, voice
 from hubbub.models.losses import pit_si_snr_loss, si_snr
 from hubbub.models.separator import Separator, SeparatorConfig, SeparatorOutput
 

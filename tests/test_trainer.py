@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_SEPARATOR
 from torch import nn
 
+from conftest import TINY_SEPARATOR
 from hubbub.models.separator import SeparatorConfig
 from hubbub.recipes.config import build_configs, load_yaml
 from hubbub.recipes.train_separator import SeparatorTrainConfig, build_parser

@@ -1,0 +1,204 @@
+"""Separate, then transcribe each voice: the one code path behind the CLI and the demo.
+
+    >>> from hubbub.pipeline import Pipeline
+    >>> pipe = Pipeline.from_pretrained()            # embedded default models
+    >>> result = pipe("meeting.wav")
+    >>> for speaker, seg in result.segments():
+    ...     print(f"[{speaker}] {seg.start:.1f}-{seg.end:.1f} {seg.text}")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hubbub.models.hub import pretrained_dir
+from hubbub.pipeline.audio import AudioError, check_waveform, load_audio, resample
+from hubbub.pipeline.regions import RegionConfig, speech_regions
+from hubbub.pipeline.result import Result, Segment, SpeakerResult, Word
+from hubbub.pipeline.separate import (
+    DEFAULT_CHUNK_SECONDS,
+    DEFAULT_OVERLAP_SECONDS,
+    DEFAULT_SEPARATOR,
+    SeparationResult,
+    load_separator,
+    separate_waveform,
+)
+
+__all__ = ["DEFAULT_ASR", "Pipeline", "load_asr"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ASR = "asr-8k"
+#: regions decoded together in one ASR batch
+ASR_BATCH = 8
+
+
+def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu"):
+    """The embedded default ASR (None), an embedded name, or a saved model folder."""
+    from hubbub.models.asr import SpeechTransformer
+
+    name = name_or_path or DEFAULT_ASR
+    path = Path(name)
+    if not (path / "config.json").is_file():
+        path = pretrained_dir(str(name))
+    return SpeechTransformer.from_pretrained(path, device=device)
+
+
+def _model_name(spec, default: str) -> str:
+    return str(spec) if spec else default
+
+
+class Pipeline:
+    """Separate a recording into voices, find where each speaks, transcribe it.
+
+    Args:
+        separator: a :class:`~hubbub.models.separator.Separator`, or None to
+            transcribe the input as one voice.
+        asr: a :class:`~hubbub.models.asr.SpeechTransformer`, or None to separate only.
+        chunk_seconds, overlap_seconds: windowing of long recordings (see
+            :func:`~hubbub.pipeline.separate.separate_long`).
+        beam_size: 1 for greedy decoding, more for joint CTC/attention beam search.
+    """
+
+    def __init__(
+        self,
+        separator=None,
+        asr=None,
+        device: str = "cpu",
+        chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+        overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+        beam_size: int = 1,
+        regions: RegionConfig | None = None,
+        max_seconds: float | None = None,
+        names: dict[str, str] | None = None,
+    ) -> None:
+        self.separator = separator
+        self.asr = asr
+        self.device = device
+        self.chunk_seconds = chunk_seconds
+        self.overlap_seconds = overlap_seconds
+        self.beam_size = beam_size
+        self.regions = regions or RegionConfig()
+        self.max_seconds = max_seconds
+        self.names = names or {}
+
+    @classmethod
+    def from_pretrained(
+        cls, separator: str | os.PathLike | None = None, asr: str | os.PathLike | None = None,
+        device: str = "cpu", load_asr_model: bool = True, **kwargs,
+    ) -> Pipeline:
+        """Load the embedded defaults, or saved models by folder or embedded name."""
+        sep = load_separator(separator, device=device)
+        rec = load_asr(asr, device=device) if load_asr_model else None
+        names = {"separator": _model_name(separator, DEFAULT_SEPARATOR)}
+        if rec is not None:
+            names["asr"] = _model_name(asr, DEFAULT_ASR)
+        return cls(sep, rec, device=device, names=names, **kwargs)
+
+    @property
+    def n_speakers(self) -> int:
+        return self.separator.n_src if self.separator is not None else 1
+
+    def set_window(self, window: str | int | None) -> None:
+        """Inter-chunk attention of the separator: "global", "local" or a window in chunks."""
+        if self.separator is None:
+            return
+        w = {"global": None, "local": 16}.get(window, window) if isinstance(window, str) else window
+        self.separator.set_inter_window(w)
+
+    # ---- pieces ---------------------------------------------------------------------
+    def _read(self, audio, sample_rate: int | None) -> tuple[torch.Tensor, int, str | None]:
+        if isinstance(audio, (str, os.PathLike)):
+            wav, sr = load_audio(audio, min_seconds=0.05, max_seconds=self.max_seconds)
+            return wav, sr, str(audio)
+        if sample_rate is None:
+            raise ValueError("sample_rate is required when passing a waveform")
+        wav = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio).float()
+        if wav.dim() == 2:
+            wav = wav.mean(dim=0 if wav.shape[0] < wav.shape[1] else 1)
+        check_waveform(wav, sample_rate, None, min_seconds=0.05, max_seconds=self.max_seconds)
+        return wav, sample_rate, None
+
+    def separate(self, wav: torch.Tensor, sample_rate: int, progress=None) -> torch.Tensor:
+        """``(T,) -> (n_src, T)`` at the same rate (or ``(1, T)`` without a separator)."""
+        if self.separator is None:
+            return wav[None]
+        return separate_waveform(self.separator, wav, sample_rate, self.chunk_seconds, self.overlap_seconds,
+                                 self.device, progress)
+
+    def transcribe_regions(
+        self, stream: torch.Tensor, sample_rate: int, regions: list[tuple[float, float]]
+    ) -> list[Segment]:
+        """Decode each region of one voice; times in the recording's seconds."""
+        from hubbub.models.decoding import beam_search, greedy_decode
+
+        if self.asr is None or not regions:
+            return []
+        asr_sr = self.asr.sample_rate
+        segments: list[Segment] = []
+        for i in range(0, len(regions), ASR_BATCH):
+            group = regions[i : i + ASR_BATCH]
+            pieces = [resample(stream[int(s * sample_rate) : int(e * sample_rate)], sample_rate, asr_sr)
+                      for s, e in group]
+            lengths = torch.tensor([len(p) for p in pieces])
+            batch = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device)
+            if self.beam_size > 1:
+                hyps = beam_search(self.asr, batch, lengths, beam=self.beam_size)
+            else:
+                hyps = greedy_decode(self.asr, batch, lengths)
+            for (start, end), hyp in zip(group, hyps):
+                text = hyp.text.strip()
+                if not text:
+                    continue
+                words = tuple(Word(w.word, round(start + w.start, 3), round(start + w.end, 3)) for w in hyp.words)
+                segments.append(Segment(start, end, text, words))
+        return segments
+
+    # ---- the whole thing ---------------------------------------------------------------
+    def __call__(
+        self,
+        audio: str | os.PathLike | torch.Tensor | np.ndarray,
+        sample_rate: int | None = None,
+        speakers: int | None = None,
+        progress=None,
+    ) -> Result:
+        """Separate and transcribe ``audio`` (a path, or a waveform with its rate).
+
+        ``speakers=1`` skips separation; otherwise it must match the separator.
+        """
+        wav, sr, path = self._read(audio, sample_rate)
+        separate = speakers != 1 and self.separator is not None
+        if separate and speakers not in (None, self.separator.n_src):
+            raise ValueError(f"the separator splits {self.separator.n_src} voices, not {speakers}")
+        try:
+            streams = self.separate(wav, sr, progress) if separate else wav[None]
+        except AudioError as err:
+            raise AudioError(path, err.problem) from None
+        found = speech_regions(streams, sr, self.regions)
+        speakers_out = []
+        for k, (stream, regions) in enumerate(zip(streams, found), start=1):
+            segments = self.transcribe_regions(stream, sr, regions)
+            speakers_out.append(SpeakerResult(f"spk{k}", stream, segments))
+        models = {k: v for k, v in self.names.items() if (k != "separator" or separate)}
+        return Result(path, wav.shape[-1] / sr, sr, models, speakers_out)
+
+    def separate_file(self, path: str | os.PathLike, progress=None) -> SeparationResult:
+        """Separated voices of a file, at its sample rate."""
+        wav, sr, _ = self._read(path, None)
+        try:
+            return SeparationResult(str(path), sr, self.separate(wav, sr, progress))
+        except AudioError as err:
+            raise AudioError(path, err.problem) from None
+
+    def transcribe_file(self, path: str | os.PathLike, speakers: int | None = 1) -> str:
+        """The text of a file: one voice by default; with ``speakers=None``,
+        every voice as ``[spkN]: text`` lines in time order."""
+        result = self(path, speakers=speakers)
+        if speakers == 1:
+            return result.speakers[0].text
+        return "\n".join(f"[{spk}]: {seg.text}" for spk, seg in result.segments())

@@ -1,0 +1,95 @@
+"""The separate-then-transcribe pipeline and `hubbub transcribe`."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import voice
+from hubbub.__main__ import main
+from hubbub.pipeline import Pipeline
+from hubbub.pipeline.audio import AudioError
+from hubbub.pipeline.pipeline import load_asr
+from hubbub.pipeline.separate import load_separator
+
+
+@pytest.fixture()
+def pipe(tiny_separator_dir, tiny_asr_dir):
+    return Pipeline(load_separator(tiny_separator_dir), load_asr(tiny_asr_dir), names={"separator": "tiny"})
+
+
+def test_pipeline_result_structure(pipe, two_voice_mix):
+    result = pipe(two_voice_mix)
+    assert result.audio == str(two_voice_mix) and result.sample_rate == 16000
+    assert abs(result.duration - 2.0) < 1e-6
+    assert [s.id for s in result.speakers] == ["spk1", "spk2"]
+    for s in result.speakers:
+        assert s.waveform.shape == (32000,)
+        for seg in s.segments:
+            assert 0 <= seg.start < seg.end <= result.duration + 1e-6
+            assert seg.text
+            assert all(seg.start - 0.05 <= w.start <= w.end <= seg.end + 0.05 for w in seg.words)
+    d = result.to_dict()
+    assert set(d) == {"audio", "duration", "sample_rate", "models", "speakers"}
+    assert set(d["speakers"][0]) == {"id", "audio", "text", "segments"}
+
+
+def test_waveform_input_and_one_speaker(pipe):
+    x = voice(120, 1.5, 8000) + voice(260, 1.5, 8000, 4)
+    result = pipe(torch.from_numpy(x), sample_rate=8000, speakers=1)
+    assert len(result.speakers) == 1 and "separator" not in result.models
+    with pytest.raises(ValueError, match="sample_rate"):
+        pipe(x)
+    with pytest.raises(ValueError, match="not 3"):
+        pipe(torch.from_numpy(x), sample_rate=8000, speakers=3)
+
+
+def test_silent_and_nan_waveforms_are_refused(pipe):
+    with pytest.raises(AudioError, match="silent"):
+        pipe(np.zeros(8000, dtype=np.float32), sample_rate=8000)
+    bad = voice(120, 1.0, 8000)
+    bad[3] = np.nan
+    with pytest.raises(AudioError, match="NaN"):
+        pipe(bad, sample_rate=8000)
+
+
+def test_transcribe_writes_every_format(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
+    out = tmp_path / "out"
+    args = ["transcribe", str(two_voice_mix), "-o", str(out), "-f", "all", "--model", str(tiny_separator_dir),
+            "--asr", str(tiny_asr_dir), "--quiet"]
+    assert main(args) == 0
+    for fmt in ("txt", "srt", "vtt", "tsv", "json", "rttm"):
+        assert (out / f"mix.{fmt}").is_file(), fmt
+    assert sf.info(str(out / "mix" / "spk2.wav")).samplerate == 16000
+    data = json.loads((out / "mix.json").read_text())
+    assert data["sample_rate"] == 16000 and len(data["speakers"]) == 2
+    assert data["speakers"][0]["audio"].endswith("spk1.wav")
+    srt = (out / "mix.srt").read_text()
+    if srt.strip():
+        assert re.search(r"\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}\n\[spk\d\]: ", srt)
+    # a second run skips; --overwrite redoes
+    (out / "mix.txt").write_text("old")
+    assert main(args) == 0 and (out / "mix.txt").read_text() == "old"
+    assert main([*args, "--overwrite"]) == 0 and (out / "mix.txt").read_text() != "old"
+
+
+def test_transcribe_batch_with_a_corrupt_file(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix, caplog):
+    bad = tmp_path / "corrupt.flac"
+    bad.write_bytes(b"fLaC" + b"\x00" * 100)
+    out = tmp_path / "out"
+    code = main(["transcribe", str(bad), str(two_voice_mix), "-o", str(out), "-f", "json",
+                 "--model", str(tiny_separator_dir), "--asr", str(tiny_asr_dir), "--speakers", "1"])
+    assert code == 1
+    assert (out / "mix.json").is_file() and not (out / "corrupt.json").exists()
+    assert str(bad) in caplog.text and "transcribed 1" in caplog.text and "failed 1" in caplog.text
+    assert main(["transcribe", str(two_voice_mix), "-o", str(out), "-f", "doc", "--quiet"]) == 2
+
+
+def test_transcribe_file_api(pipe, two_voice_mix):
+    assert isinstance(pipe.transcribe_file(two_voice_mix), str)
+    both = pipe.transcribe_file(two_voice_mix, speakers=None)
+    assert all(line.startswith("[spk") for line in both.splitlines())
+    assert pipe.separate_file(two_voice_mix).sources.shape == (2, 32000)
