@@ -94,7 +94,14 @@ class Pipeline:
     ) -> Pipeline:
         """Load the embedded defaults, or saved models by folder or embedded name."""
         sep = load_separator(separator, device=device)
-        rec = load_asr(asr, device=device) if load_asr_model else None
+        rec = None
+        if load_asr_model:
+            try:
+                rec = load_asr(asr, device=device)
+            except FileNotFoundError:
+                if asr is not None:
+                    raise
+                log.warning("no embedded ASR model yet: the pipeline separates only (pass asr=... to transcribe)")
         names = {"separator": _model_name(separator, DEFAULT_SEPARATOR)}
         if rec is not None:
             names["asr"] = _model_name(asr, DEFAULT_ASR)
