@@ -116,20 +116,27 @@ def _write_voices(target: Path, sources, sample_rate: int) -> list[str]:
 
 
 def run_separate(args: argparse.Namespace) -> int:
-    """The ``separate`` command; returns the exit code."""
+    """The ``separate`` command; returns the exit code.
+
+    Files are streamed window by window (see
+    :func:`~hubbub.pipeline.separate.separate_to_files`): memory does not grow
+    with the length of a recording.
+    """
     from hubbub.pipeline.pipeline import Pipeline
-    from hubbub.pipeline.separate import load_separator
+    from hubbub.pipeline.separate import load_separator, separate_to_files
+    from hubbub.pipeline.writers import atomic_dir
 
     state: dict = {}
 
     def process(path: Path, out_dir: Path, name: str) -> None:
         if "pipe" not in state:
-            state["pipe"] = Pipeline(load_separator(args.model, device=args.device), None, device=args.device,
-                                     chunk_seconds=args.chunk_seconds or None,
-                                     overlap_seconds=args.overlap_seconds, max_seconds=args.max_seconds)
+            state["pipe"] = Pipeline(load_separator(args.model, device=args.device), None, device=args.device)
             state["pipe"].set_window(args.window)
-        result = state["pipe"].separate_file(path)
-        _write_voices(out_dir / name, result.sources, result.sample_rate)
+        model = state["pipe"].separator
+        chunk = args.chunk_seconds or 1e9  # 0: one window for the whole file
+        with atomic_dir(out_dir / name, overwrite=True) as tmp:
+            outs = [tmp / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
+            separate_to_files(model, path, outs, chunk, args.overlap_seconds, args.device, args.max_seconds)
 
     def outputs(out_dir: Path, name: str) -> list[Path]:
         target = out_dir / name

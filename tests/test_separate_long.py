@@ -75,3 +75,47 @@ def test_real_voices_keep_level(tmp_path):
     x = torch.from_numpy(voice(120, 9.37, 8000) + voice(260, 9.37, 8000, 3))
     out = separate_long(BandSplitShuffler(), x, chunk_seconds=2.5, overlap_seconds=0.7)
     assert out.shape == (2, x.shape[0]) and torch.isfinite(out).all()
+
+
+def test_streaming_to_files_keeps_speakers_and_length(tmp_path):
+    import soundfile as sf
+
+    from hubbub.pipeline.separate import separate_to_files
+
+    src = _sources(20)
+    # written at 16 kHz so that every window is resampled on the way in and out
+    import torchaudio.functional as AF
+
+    mix16 = AF.resample(src.sum(0), 8000, 16000) * 0.5
+    path = tmp_path / "long.wav"
+    sf.write(path, mix16.numpy(), 16000)
+    outs = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    assert separate_to_files(BandSplitShuffler(), path, outs, chunk_seconds=4, overlap_seconds=1) == 16000
+    est = torch.stack([torch.from_numpy(sf.read(o, dtype="float32")[0]) for o in outs])
+    assert est.shape == (2, mix16.shape[0])
+    ref = AF.resample(src, 8000, 16000) * 0.5
+    best = max(itertools.permutations(range(2)), key=lambda p: float(si_snr(est[list(p)], ref).sum()))
+    for start in range(16000, ref.shape[-1] - 32000, 32000):
+        seg = si_snr(est[list(best), start : start + 32000], ref[:, start : start + 32000])
+        assert (seg > 10).all(), (start, seg)
+
+
+def test_streaming_refuses_bad_files(tmp_path):
+    import pytest
+    import soundfile as sf
+
+    from hubbub.pipeline.audio import AudioError
+    from hubbub.pipeline.separate import separate_to_files
+
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, dtype=np.float32), 8000)
+    nan = tmp_path / "nan.wav"
+    x = np.ones(16000, dtype=np.float32) * 0.1
+    x[12000] = np.nan
+    sf.write(nan, x, 8000, subtype="FLOAT")
+    tiny = tmp_path / "tiny.wav"
+    sf.write(tiny, np.ones(10, dtype=np.float32) * 0.1, 8000)
+    outs = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    for path, msg in [(silent, "silent"), (nan, "NaN"), (tiny, "too short")]:
+        with pytest.raises(AudioError, match=msg):
+            separate_to_files(BandSplitShuffler(), path, outs, chunk_seconds=1, overlap_seconds=0.2)

@@ -29,6 +29,7 @@ __all__ = [
     "load_separator",
     "separate_file",
     "separate_long",
+    "separate_to_files",
     "separate_waveform",
 ]
 
@@ -38,6 +39,8 @@ DEFAULT_SEPARATOR = "separator-8k"
 #: windows longer than this (seconds) are split by default
 DEFAULT_CHUNK_SECONDS = 30.0
 DEFAULT_OVERLAP_SECONDS = 2.0
+#: shorter inputs are refused
+MIN_SECONDS = 0.05
 
 
 @dataclass
@@ -182,9 +185,103 @@ def separate_file(
 ) -> SeparationResult:
     """Read ``path`` and separate it; sources come back at the file's rate."""
     model = model or load_separator(device=str(device))
-    wav, sr = load_audio(path, min_seconds=0.05, max_seconds=max_seconds)
+    wav, sr = load_audio(path, min_seconds=MIN_SECONDS, max_seconds=max_seconds)
     try:
         sources = separate_waveform(model, wav, sr, chunk_seconds, overlap_seconds, device, progress)
     except AudioError as err:
         raise AudioError(path, err.problem) from None
     return SeparationResult(str(path), sr, sources)
+
+
+def _scan(path: str | os.PathLike, block: int) -> None:
+    """Read the file once, block by block: raise AudioError for NaN/Inf or all-silent audio."""
+    import soundfile as sf
+
+    from hubbub.pipeline.audio import SILENCE_PEAK
+
+    peak = 0.0
+    with sf.SoundFile(str(path)) as f:
+        while True:
+            data = f.read(block, dtype="float32", always_2d=True)
+            if not len(data):
+                break
+            if not np.isfinite(data).all():
+                raise AudioError(path, f"contains NaN or infinite samples (near {f.tell() / f.samplerate:.1f} s)")
+            peak = max(peak, float(np.abs(data.mean(axis=1)).max()))
+    if peak < SILENCE_PEAK:
+        raise AudioError(path, "is silent (all samples are zero or below -90 dBFS)")
+
+
+@torch.inference_mode()
+def separate_to_files(
+    model: Separator,
+    path: str | os.PathLike,
+    out_paths: list[str | os.PathLike],
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+    device: str | torch.device = "cpu",
+    max_seconds: float | None = None,
+    progress=None,
+) -> int:
+    """Separate a file of any length into one WAV per speaker, streaming.
+
+    Windows of ``chunk_seconds`` are read from disk, separated, put in the
+    previous window's speaker order, cross-faded on the overlap and written out
+    at the file's rate, so memory depends on the window, never on the length of
+    the recording. Returns the file's sample rate.
+    """
+    import soundfile as sf
+
+    from hubbub.pipeline.audio import probe_audio
+
+    info = probe_audio(path)
+    if max_seconds is not None and info.duration > max_seconds:
+        raise AudioError(path, f"too long: {info.duration:.1f} s (limit {max_seconds:g} s)")
+    if info.duration < MIN_SECONDS:
+        raise AudioError(path, f"too short: {info.duration:.3f} s (at least {MIN_SECONDS:g} s needed)")
+    if len(out_paths) != model.n_src:
+        raise ValueError(f"{len(out_paths)} output paths for a {model.n_src}-speaker model")
+    sr = info.sample_rate
+    chunk = max(int(chunk_seconds * sr), 1)
+    overlap = min(int(overlap_seconds * sr), chunk // 2)
+    _scan(path, chunk)
+    ramp = torch.linspace(0.0, 1.0, overlap + 2)[1:-1]
+    outs = [sf.SoundFile(str(p), "w", samplerate=sr, channels=1, subtype="PCM_16", format="WAV") for p in out_paths]
+    try:
+        with sf.SoundFile(str(path)) as f:
+            tail: torch.Tensor | None = None
+            start = 0
+            while start < info.frames:
+                f.seek(start)
+                block = torch.from_numpy(f.read(chunk, dtype="float32", always_2d=True).mean(axis=1))
+                n = block.shape[0]
+                if n == 0:
+                    break
+                x = resample(block, sr, model.sample_rate)
+                scale = float(x.abs().max())
+                if scale > 0:
+                    est = model(x.to(device)[None] / scale)[0].cpu() * scale
+                else:
+                    est = torch.zeros(model.n_src, x.shape[0])
+                est = resample(est, model.sample_rate, sr)[..., :n]
+                est = torch.nn.functional.pad(est, (0, n - est.shape[-1]))
+                if tail is not None:
+                    o = min(tail.shape[-1], n)
+                    perm, gains = align_to_previous(tail[:, :o], est[:, :o])
+                    est = est[perm] * gains[:, None]
+                    r = ramp[:o] if o == overlap else torch.linspace(0.0, 1.0, o + 2)[1:-1]
+                    est[:, :o] = tail[:, :o] * (1 - r) + est[:, :o] * r
+                last = start + n >= info.frames
+                keep = n if last else n - overlap
+                for k, out in enumerate(outs):
+                    out.write(est[k, :keep].clamp(-0.999, 0.999).numpy())
+                tail = None if last else est[:, keep:].clone()
+                if progress:
+                    progress(min(start + n, info.frames), info.frames)
+                if last:
+                    break
+                start += chunk - overlap
+    finally:
+        for out in outs:
+            out.close()
+    return sr
