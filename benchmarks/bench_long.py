@@ -1,0 +1,116 @@
+"""Long recordings through ``hubbub separate``: wall time, real-time factor and peak RSS.
+
+Usage:
+    # 1, 10 and 60 minutes of 8 kHz two-speaker speech, 2 CPU threads
+    python benchmarks/bench_long.py --minutes 1 10 60 --threads 2 --out benchmarks/long-bench.md
+
+The recording is made by concatenating the mixtures of an evaluation set
+(``hubbub data mix`` output, default ``data/test-other-2mix-8k``) or, without one,
+the bundled TTS examples, until it is long enough. Each length runs in a fresh
+process that reports its own peak resident memory (VmHWM), so a flat column
+means memory does not grow with length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import soundfile as sf
+
+log = logging.getLogger("bench_long")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_recording(path: Path, minutes: float, sample_rate: int, data: Path) -> None:
+    """Write ``minutes`` of concatenated mixtures to ``path`` block by block."""
+    sources = sorted((data / "wav8k" / "min" / "test" / "mix_clean").glob("*.wav")) if data.is_dir() else []
+    if not sources:
+        sources = sorted((ROOT / "hubbub" / "demo" / "examples").glob("*.flac"))
+    need = int(minutes * 60 * sample_rate)
+    written = 0
+    with sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=1, subtype="PCM_16") as out:
+        i = 0
+        while written < need:
+            x, sr = sf.read(sources[i % len(sources)], dtype="float32")
+            if sr != sample_rate:
+                import librosa
+
+                x = librosa.resample(x, orig_sr=sr, target_sr=sample_rate)
+            x = x[: need - written]
+            out.write(x)
+            written += len(x)
+            i += 1
+
+
+def child(args: argparse.Namespace) -> int:
+    import torch
+
+    from hubbub.cli import main as cli_main
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    code = cli_main(["separate", args.input, "-o", args.output, "--quiet", "--overwrite", "--window", args.window])
+    wall = time.perf_counter() - t0
+    print(json.dumps({"code": code, "wall_s": wall, "peak_rss_mb": _vm_hwm_mb()}))
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
+    p.add_argument("--sample-rate", type=int, default=8000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--window", choices=["global", "local"], default="global")
+    p.add_argument("--data", default="data/test-other-2mix-8k")
+    p.add_argument("--out", default=None, help="write the Markdown table here too")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--input", help=argparse.SUPPRESS)
+    p.add_argument("--output", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return child(args)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for minutes in args.minutes:
+            wav = Path(tmp) / f"long-{minutes:g}min.wav"
+            make_recording(wav, minutes, args.sample_rate, Path(args.data))
+            cmd = [sys.executable, __file__, "--child", "--input", str(wav), "--output", str(Path(tmp) / "out"),
+                   "--threads", str(args.threads), "--window", args.window]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            if proc.returncode != 0:
+                log.error("%g min failed:\n%s", minutes, proc.stderr[-2000:])
+                return 1
+            res = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows.append((minutes, res["wall_s"], res["wall_s"] / (minutes * 60), res["peak_rss_mb"]))
+            log.info("%g min: %.1f s wall, RTF %.3f, peak RSS %.0f MiB", *rows[-1])
+            wav.unlink()
+    cmdline = "python benchmarks/bench_long.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [f"`{cmdline}` ({args.sample_rate} Hz, {args.threads} threads, {args.window} inter-chunk attention)", "",
+             "| recording | wall time (s) | real-time factor | peak RSS (MiB) |", "|---|---|---|---|"]
+    lines += [f"| {m:g} min | {w:.1f} | {r:.3f} | {rss:.0f} |" for m, w, r, rss in rows]
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
