@@ -23,7 +23,7 @@ COMMANDS = {
     "transcribe": ("hubbub.cli", "separate then transcribe: who said what and when"),
     "train": ("hubbub.recipes.cli", "train a model (separator, asr)"),
     "evaluate": ("hubbub.recipes.cli", "score a model on a corpus (separation, asr)"),
-    "data": ("hubbub.recipes.cli", "prepare data (librimix, mix)"),
+    "data": ("hubbub.recipes.cli", "prepare data (librimix, mix, synth)"),
     "demo": ("hubbub.demo.app", "launch the Gradio demo in the browser"),
 }
 

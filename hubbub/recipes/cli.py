@@ -2,10 +2,13 @@
 
 Usage:
     hubbub train separator --config hubbub/recipes/configs/separator-default.yaml [--resume]
+    hubbub train asr --config hubbub/recipes/configs/asr-default.yaml [--resume]
     hubbub evaluate separation --data data/test-other-2mix-8k [--model DIR] [--csv results.csv]
+    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model exp/asr-default/best [--csv out.csv]
     hubbub data mix --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-2mix-8k
     hubbub data librimix --librispeech-dir /data/LibriSpeech --wham-dir /data/wham_noise \
         --metadata-dir /data/LibriMix/metadata --out /data/Libri2Mix
+    hubbub data synth --out data/synth-8k --jobs 2
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ COMMANDS = {
     ("evaluate", "asr"): "hubbub.recipes.evaluate_asr",
     ("data", "mix"): "hubbub.recipes.librimix",
     ("data", "librimix"): "hubbub.recipes.librimix",
+    ("data", "synth"): "hubbub.recipes.synth",
 }
 
 

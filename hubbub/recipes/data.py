@@ -18,6 +18,7 @@ from hubbub.pipeline.audio import AudioError, load_audio
 
 __all__ = [
     "DynamicMixer",
+    "add_noise",
     "Utterance",
     "fixed_mixtures",
     "load_noises",
@@ -187,6 +188,18 @@ class DynamicMixer:
         """Stacked mixtures ``(B, T)`` and sources ``(B, n_src, T)``."""
         items = [self.item(epoch, i, length) for i in indices]
         return torch.stack([m for m, _ in items]), torch.stack([s for _, s in items])
+
+
+def add_noise(mix: torch.Tensor, noises: list[np.ndarray], snr_db: float, seed: int) -> torch.Tensor:
+    """Add one of ``noises`` (looped, random offset) to ``mix (T,)`` at ``snr_db``; reproducible by ``seed``."""
+    rng = np.random.default_rng(seed)
+    noise = noises[rng.integers(len(noises))]
+    reps = -(-mix.shape[-1] // len(noise))
+    noise = np.tile(noise, reps)
+    start = rng.integers(0, len(noise) - mix.shape[-1] + 1)
+    noise = torch.from_numpy(noise[start : start + mix.shape[-1]].copy())
+    gain = (mix.pow(2).mean() / (noise.pow(2).mean() + 1e-12)).sqrt() * 10 ** (-snr_db / 20)
+    return mix + gain * noise
 
 
 def fixed_mixtures(mixer: DynamicMixer, count: int, length: int, epoch: int = 1_000_000):

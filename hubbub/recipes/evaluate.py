@@ -123,17 +123,6 @@ def score_mixture(mix: torch.Tensor, sources: torch.Tensor, estimates: torch.Ten
     return {"si_snr": s_est, "si_snri": s_est - s_mix, "sdr": d_est, "sdri": d_est - d_mix}
 
 
-def _add_noise(mix: torch.Tensor, noises: list[np.ndarray], snr_db: float, seed: int) -> torch.Tensor:
-    rng = np.random.default_rng(seed)
-    noise = noises[rng.integers(len(noises))]
-    reps = -(-mix.shape[-1] // len(noise))
-    noise = np.tile(noise, reps)
-    start = rng.integers(0, len(noise) - mix.shape[-1] + 1)
-    noise = torch.from_numpy(noise[start : start + mix.shape[-1]].copy())
-    gain = (mix.pow(2).mean() / (noise.pow(2).mean() + 1e-12)).sqrt() * 10 ** (-snr_db / 20)
-    return mix + gain * noise
-
-
 def evaluate_separation(
     items: list[EvalItem],
     model,
@@ -148,6 +137,7 @@ def evaluate_separation(
 
     from hubbub.pipeline.audio import load_audio
     from hubbub.pipeline.separate import separate_waveform
+    from hubbub.recipes.data import add_noise
 
     scores = []
     for n, item in enumerate(tqdm(items, desc="evaluate", disable=not progress)):
@@ -156,7 +146,7 @@ def evaluate_separation(
         length = min(mix.shape[-1], sources.shape[-1])
         mix, sources = mix[:length], sources[:, :length]
         if noises:
-            mix = _add_noise(mix, noises, snr_db, seed=n)
+            mix = add_noise(mix, noises, snr_db, seed=n)
         t0 = time.perf_counter()
         est = separate_waveform(model, mix, sr, chunk_seconds=chunk_seconds, device=device)
         seconds = time.perf_counter() - t0

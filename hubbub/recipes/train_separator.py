@@ -97,7 +97,8 @@ class SeparatorTask:
         return self.source.batch(epoch, indices, self.segment_samples(step))
 
     def loss(self, model, batch) -> torch.Tensor:
-        mix, sources = batch
+        device = next(model.parameters()).device
+        mix, sources = (t.to(device) for t in batch)
         return pit_si_snr_loss(model(mix), sources).mean()
 
     def validate(self, model) -> dict[str, float]:
@@ -105,7 +106,8 @@ class SeparatorTask:
         for i in range(0, len(self.val), 8):
             mix = torch.stack([m for m, _ in self.val[i : i + 8]])
             src = torch.stack([s for _, s in self.val[i : i + 8]])
-            est = model(mix)
+            device = next(model.parameters()).device
+            est = model(mix.to(device)).cpu()
             sisnr = -pit_si_snr_loss(est, src)
             base = si_snr(mix[:, None, :].expand_as(src), src).mean(-1)
             gains.extend((sisnr - base).tolist())
