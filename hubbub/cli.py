@@ -106,15 +106,6 @@ def _run_batch(args: argparse.Namespace, verb: str, outputs, process) -> int:
     return 1 if failed else 0
 
 
-def _write_voices(target: Path, sources, sample_rate: int) -> list[str]:
-    from hubbub.pipeline.writers import atomic_dir, write_audio
-
-    with atomic_dir(target, overwrite=True) as tmp:
-        for k, source in enumerate(sources, start=1):
-            write_audio(tmp / f"spk{k}.wav", source, sample_rate)
-    return [str(target / f"spk{k}.wav") for k in range(1, len(sources) + 1)]
-
-
 def run_separate(args: argparse.Namespace) -> int:
     """The ``separate`` command; returns the exit code.
 
@@ -171,10 +162,13 @@ def run_transcribe(args: argparse.Namespace) -> int:
         return state["pipe"]
 
     def process(path: Path, out_dir: Path, name: str) -> None:
-        result = pipeline()(path, speakers=args.speakers)
-        files = _write_voices(out_dir / name, [s.waveform for s in result.speakers], result.sample_rate)
-        for speaker, audio in zip(result.speakers, files):
-            speaker.audio = audio
+        from hubbub.pipeline.writers import atomic_dir
+
+        target = out_dir / name
+        with atomic_dir(target, overwrite=True) as tmp:
+            result = pipeline().transcribe_to_dir(path, tmp, speakers=args.speakers)
+        for speaker in result.speakers:
+            speaker.audio = str(target / Path(speaker.audio).name)
         write_outputs(result, out_dir, name, formats, words=args.word_timestamps)
 
     def outputs(out_dir: Path, name: str) -> list[Path]:

@@ -93,3 +93,16 @@ def test_transcribe_file_api(pipe, two_voice_mix):
     both = pipe.transcribe_file(two_voice_mix, speakers=None)
     assert all(line.startswith("[spk") for line in both.splitlines())
     assert pipe.separate_file(two_voice_mix).sources.shape == (2, 32000)
+
+
+def test_streaming_transcription_matches_in_memory_regions(tmp_path, pipe, two_voice_mix):
+    streamed = pipe.transcribe_to_dir(two_voice_mix, tmp_path / "voices")
+    assert [s.audio for s in streamed.speakers] == [str(tmp_path / "voices" / f"spk{k}.wav") for k in (1, 2)]
+    assert all(s.waveform is None for s in streamed.speakers)
+    assert streamed.sample_rate == 16000 and abs(streamed.duration - 2.0) < 1e-6
+    one = pipe.transcribe_to_dir(two_voice_mix, tmp_path / "one", speakers=1)
+    assert len(one.speakers) == 1
+    assert sf.info(str(tmp_path / "one" / "spk1.wav")).samplerate == 16000
+    data, _ = sf.read(tmp_path / "one" / "spk1.wav", dtype="float32")
+    original, _ = sf.read(two_voice_mix, dtype="float32")
+    assert np.abs(data - original).max() < 1e-3  # one voice: the recording itself, not band-limited

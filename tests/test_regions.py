@@ -47,3 +47,20 @@ def test_long_regions_are_cut_and_short_input_is_fine():
     assert all(e - s <= 8.5 for s, e in regions)
     assert regions[0][0] < 0.5 and regions[-1][1] > 29.0
     assert speech_regions(torch.zeros(10), SR) == [[]]
+
+
+def test_file_levels_match_whole_signal_levels(tmp_path):
+    import soundfile as sf
+
+    from hubbub.pipeline.regions import file_levels, frame_levels, regions_from_levels
+
+    a = _place(voice(120, 2.0, SR, 1), 0.7, 9.3)
+    b = _place(voice(240, 3.0, SR, 2), 4.1, 9.3)
+    for name, x in (("a.wav", a), ("b.wav", b)):
+        sf.write(tmp_path / name, x, SR, subtype="FLOAT")
+    levels, duration = file_levels([tmp_path / "a.wav", tmp_path / "b.wav"], block_seconds=1.3)
+    whole = frame_levels(torch.tensor(np.stack([a, b])), SR)
+    assert abs(duration - 9.3) < 1e-3
+    assert levels.shape == whole.shape
+    torch.testing.assert_close(levels, whole, atol=1e-3, rtol=1e-4)
+    assert regions_from_levels(levels, duration) == speech_regions(torch.tensor(np.stack([a, b])), SR)

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from hubbub.models.hub import pretrained_dir
-from hubbub.pipeline.audio import AudioError, check_waveform, load_audio, resample
-from hubbub.pipeline.regions import RegionConfig, speech_regions
+from hubbub.pipeline.audio import AudioError, check_waveform, load_audio, probe_audio, resample
+from hubbub.pipeline.regions import RegionConfig, file_levels, regions_from_levels, speech_regions
 from hubbub.pipeline.result import Result, Segment, SpeakerResult, Word
 from hubbub.pipeline.separate import (
     DEFAULT_CHUNK_SECONDS,
@@ -26,6 +26,7 @@ from hubbub.pipeline.separate import (
     DEFAULT_SEPARATOR,
     SeparationResult,
     load_separator,
+    separate_to_files,
     separate_waveform,
 )
 
@@ -47,6 +48,29 @@ def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu")
     if not (path / "config.json").is_file():
         path = pretrained_dir(str(name))
     return SpeechTransformer.from_pretrained(path, device=device)
+
+
+def _read_span(stream, sample_rate: int, start: float, end: float) -> torch.Tensor:
+    """Samples ``[start, end)`` seconds of a waveform or of a mono audio file."""
+    a, b = int(start * sample_rate), int(end * sample_rate)
+    if torch.is_tensor(stream):
+        return stream[a:b]
+    import soundfile as sf
+
+    data, _ = sf.read(str(stream), start=a, stop=b, dtype="float32", always_2d=True)
+    return torch.from_numpy(data.mean(axis=1))
+
+
+class _Passthrough:
+    """A one-voice stand-in separator at the file's own rate: the mixture itself (``speakers=1``)."""
+
+    n_src = 1
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, None]
 
 
 def _model_name(spec, default: str) -> str:
@@ -139,9 +163,10 @@ class Pipeline:
                                  self.device, progress)
 
     def transcribe_regions(
-        self, stream: torch.Tensor, sample_rate: int, regions: list[tuple[float, float]]
+        self, stream: torch.Tensor | str | os.PathLike, sample_rate: int, regions: list[tuple[float, float]]
     ) -> list[Segment]:
-        """Decode each region of one voice; times in the recording's seconds."""
+        """Decode each region of one voice (a waveform, or a file read region by
+        region); times in the recording's seconds."""
         from hubbub.models.decoding import beam_search, greedy_decode
 
         if self.asr is None or not regions:
@@ -150,8 +175,7 @@ class Pipeline:
         segments: list[Segment] = []
         for i in range(0, len(regions), ASR_BATCH):
             group = regions[i : i + ASR_BATCH]
-            pieces = [resample(stream[int(s * sample_rate) : int(e * sample_rate)], sample_rate, asr_sr)
-                      for s, e in group]
+            pieces = [resample(_read_span(stream, sample_rate, s, e), sample_rate, asr_sr) for s, e in group]
             lengths = torch.tensor([len(p) for p in pieces])
             batch = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device)
             if self.beam_size > 1:
@@ -165,6 +189,30 @@ class Pipeline:
                 words = tuple(Word(w.word, round(start + w.start, 3), round(start + w.end, 3)) for w in hyp.words)
                 segments.append(Segment(start, end, text, words))
         return segments
+
+    def transcribe_to_dir(self, path: str | os.PathLike, voices_dir: str | os.PathLike,
+                          speakers: int | None = None, progress=None) -> Result:
+        """Like calling the pipeline on ``path``, streaming: the voices go straight to
+        ``voices_dir/spkN.wav``; regions and transcripts are computed from those
+        files, so memory does not grow with the length of the recording.
+        ``Result.speakers[k].waveform`` is None and ``.audio`` the file."""
+        voices_dir = Path(voices_dir)
+        voices_dir.mkdir(parents=True, exist_ok=True)
+        separate = speakers != 1 and self.separator is not None
+        if separate and speakers not in (None, self.separator.n_src):
+            raise ValueError(f"the separator splits {self.separator.n_src} voices, not {speakers}")
+        model = self.separator if separate else _Passthrough(probe_audio(path).sample_rate)
+        outs = [voices_dir / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
+        sr = separate_to_files(model, path, outs, self.chunk_seconds or 1e9, self.overlap_seconds, self.device,
+                               self.max_seconds, progress)
+        levels, duration = file_levels(outs, self.regions)
+        found = regions_from_levels(levels, duration, self.regions)
+        speakers_out = [
+            SpeakerResult(f"spk{k}", None, self.transcribe_regions(out, sr, regions), audio=str(out))
+            for k, (out, regions) in enumerate(zip(outs, found), start=1)
+        ]
+        models = {k: v for k, v in self.names.items() if (k != "separator" or separate)}
+        return Result(str(path), duration, sr, models, speakers_out)
 
     # ---- the whole thing ---------------------------------------------------------------
     def __call__(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["RegionConfig", "speech_regions"]
+__all__ = ["RegionConfig", "file_levels", "frame_levels", "regions_from_levels", "speech_regions"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,48 @@ def _split_long(start: int, end: int, level: torch.Tensor, max_frames: int) -> l
     return [(start, cut), *_split_long(cut, end, level, max_frames)]
 
 
+def frame_levels(streams: torch.Tensor, sample_rate: int, cfg: RegionConfig | None = None) -> torch.Tensor:
+    """Frame levels in dB, ``(n_src, T) -> (n_src, frames)`` (see :class:`RegionConfig`)."""
+    return _frame_db(streams if streams.dim() == 2 else streams[None], sample_rate, cfg or RegionConfig())
+
+
+def file_levels(
+    paths: list, cfg: RegionConfig | None = None, block_seconds: float = 60.0
+) -> tuple[torch.Tensor, float]:
+    """Frame levels of one or more equally long audio files, read block by block.
+
+    Memory holds one block of audio and the levels (100 frames per second).
+    Returns ``(levels (n, frames), duration in seconds)``.
+    """
+    import soundfile as sf
+
+    cfg = cfg or RegionConfig()
+    files = [sf.SoundFile(str(p)) for p in paths]
+    try:
+        sr = files[0].samplerate
+        hop = max(1, int(cfg.hop * sr))
+        win = max(1, int(cfg.frame * sr))
+        step = max(hop, int(block_seconds * sr) // hop * hop)  # whole frames per block
+        total = min(f.frames for f in files)
+        levels = []
+        start = 0
+        while start < total:
+            blocks = []
+            for f in files:
+                f.seek(start)
+                x = f.read(min(step + win - hop, total - start), dtype="float32", always_2d=True).mean(axis=1)
+                blocks.append(torch.from_numpy(x))
+            n = min(len(b) for b in blocks)
+            db = _frame_db(torch.stack([b[:n] for b in blocks]), sr, cfg)
+            keep = -(-min(step, total - start) // hop)  # frames that start inside this block
+            levels.append(db[:, :keep])
+            start += step
+        return torch.cat(levels, dim=1), total / sr
+    finally:
+        for f in files:
+            f.close()
+
+
 def speech_regions(
     streams: torch.Tensor, sample_rate: int, cfg: RegionConfig | None = None
 ) -> list[list[tuple[float, float]]]:
@@ -76,9 +118,15 @@ def speech_regions(
     cfg = cfg or RegionConfig()
     if streams.dim() == 1:
         streams = streams[None]
-    n, total = streams.shape
-    duration = total / sample_rate
-    db = _frame_db(streams, sample_rate, cfg)  # (n, F)
+    return regions_from_levels(_frame_db(streams, sample_rate, cfg), streams.shape[-1] / sample_rate, cfg)
+
+
+def regions_from_levels(
+    db: torch.Tensor, duration: float, cfg: RegionConfig | None = None
+) -> list[list[tuple[float, float]]]:
+    """Speech regions from frame levels ``(n_src, frames)`` of a ``duration``-second recording."""
+    cfg = cfg or RegionConfig()
+    n = db.shape[0]
     loud = db.max(dim=0).values
     reference = float(torch.quantile(loud, 0.95)) if loud.numel() else 0.0
     floor = reference + cfg.floor_db
