@@ -1,0 +1,374 @@
+"""``hubbub demo``: a Gradio app around the one :class:`~hubbub.pipeline.Pipeline`.
+
+Upload or record a recording (or pick a bundled example), choose the number of
+speakers and the separator's inter-chunk attention (global, or local with a
+window in chunks), and get one player and transcript per voice, a timeline of
+who spoke when, spectrograms and masks, the separator's and the ASR's
+attention maps, the result as JSON and a zip of WAVs + JSON + SRT.
+
+One handler, :func:`analyze` (API endpoint ``/analyze``), does everything
+through the same ``Pipeline`` the CLI uses (``set_window`` then ``__call__``)
+and :mod:`hubbub.pipeline.maps` for the maps. Requests are queued one at a
+time; files are written only to per-request temporary folders; the server
+listens on the loopback interface unless told otherwise; analytics are off.
+
+    hubbub demo [--host 127.0.0.1] [--port 7860] [--share] [--max-seconds 600]
+                [--separator DIR] [--asr DIR]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+import argparse  # noqa: E402
+import atexit  # noqa: E402
+import functools  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import zipfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import torch  # noqa: E402
+
+from hubbub.demo import plots  # noqa: E402
+from hubbub.pipeline.audio import AudioError, load_audio  # noqa: E402
+from hubbub.pipeline.formats import write_outputs  # noqa: E402
+from hubbub.pipeline.maps import asr_details, separator_details, spectrogram  # noqa: E402
+from hubbub.pipeline.regions import speech_regions  # noqa: E402
+from hubbub.pipeline.writers import write_audio  # noqa: E402
+
+__all__ = ["EXAMPLES_DIR", "analyze", "build_demo", "examples", "launch", "main"]
+
+log = logging.getLogger(__name__)
+
+DEMO_DIR = Path(__file__).resolve().parent
+EXAMPLES_DIR = DEMO_DIR / "examples"
+MAX_PLAYERS = 3
+#: requests waiting in the queue at most (one runs at a time)
+QUEUE_SIZE = 16
+#: seconds of audio analysed for the attention figures (the whole recording is transcribed)
+SEPARATOR_VIEW_SECONDS = 20.0
+ASR_VIEW_SECONDS = 15.0
+#: request folders older than this are removed when a new request starts
+KEEP_SECONDS = 3600.0
+NO_ASR_NOTE = (
+    "**No ASR model is embedded yet**: the demo separates the voices but cannot transcribe them, "
+    "so there are no transcripts, subtitles or ASR attention maps. Start it with "
+    "`hubbub demo --asr DIR` to use a trained Speech-Transformer."
+)
+
+_work_root: Path | None = None
+_work_lock = threading.Lock()
+
+
+def examples() -> list[dict]:
+    """The bundled example mixtures (``examples.json``) whose audio file is present."""
+    meta = json.loads((DEMO_DIR / "examples.json").read_text(encoding="utf-8"))
+    return [dict(e, path=str(DEMO_DIR / e["audio"])) for e in meta if (DEMO_DIR / e["audio"]).is_file()]
+
+
+def _request_dir() -> Path:
+    """A fresh temporary folder for one request; old ones are swept, all removed at exit."""
+    global _work_root
+    with _work_lock:
+        if _work_root is None or not _work_root.is_dir():
+            _work_root = Path(tempfile.mkdtemp(prefix="hubbub-demo-"))
+            atexit.register(shutil.rmtree, _work_root, True)
+        now = time.time()
+        for old in _work_root.iterdir():
+            try:
+                if now - old.stat().st_mtime > KEEP_SECONDS:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass
+        return Path(tempfile.mkdtemp(prefix="req-", dir=_work_root))
+
+
+def _speaker_choices(pipeline) -> list[int]:
+    return sorted({1, pipeline.n_speakers})
+
+
+def _subtitles(speaker) -> list[dict] | None:
+    subs = [{"text": seg.text, "timestamp": [round(seg.start, 3), round(seg.end, 3)]} for seg in speaker.segments]
+    return subs or None
+
+
+def _zip(folder: Path, files: list[Path], name: str) -> Path:
+    path = folder / name
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for f in files:
+            zf.write(f, arcname=f.name)
+    return path
+
+
+_default = None
+
+
+def _default_pipeline():
+    global _default
+    if _default is None:
+        from hubbub.pipeline import Pipeline
+
+        _default = Pipeline.from_pretrained()
+    return _default
+
+
+def analyze(
+    audio_path,
+    n_speakers,
+    window,
+    window_size,
+    progress=gr.Progress(track_tqdm=True),  # noqa: B008
+    *,
+    pipeline=None,
+    max_seconds: float | None = None,
+):
+    """Separate and transcribe one recording: every output of the demo (API ``/analyze``).
+
+    Args:
+        audio_path: the recording (a file path; Gradio's upload or recording).
+        n_speakers: 1 (no separation) or the separator's number of voices.
+        window: the separator's inter-chunk attention, "global" or "local".
+        window_size: the local window in chunks.
+        pipeline, max_seconds: bound by :func:`build_demo` (default: the
+            embedded :meth:`Pipeline.from_pretrained`, no length limit).
+
+    Returns, in order: ``MAX_PLAYERS`` audio updates (with subtitles),
+    ``MAX_PLAYERS`` transcript updates, the timeline, spectrogram, separator
+    attention, ASR attention and cross-attention figures (None where there is
+    nothing to show), the ASR note (Markdown), the result as a dict and the
+    path of the zip. Raises :class:`gr.Error` for unusable input.
+    """
+    pipeline = pipeline if pipeline is not None else _default_pipeline()
+
+    def report(fraction: float, desc: str) -> None:
+        if progress is not None:
+            try:
+                progress(fraction, desc=desc)
+            except Exception:  # progress is cosmetic; never fail a request on it
+                log.debug("progress update failed", exc_info=True)
+
+    if audio_path is None or (isinstance(audio_path, str) and not audio_path.strip()):
+        raise gr.Error("No audio: upload a file, record with the microphone, or pick an example.",
+                       print_exception=False)
+    audio_path = str(audio_path)
+    name = Path(audio_path).name
+    try:
+        n_speakers = int(n_speakers) if n_speakers not in (None, "") else pipeline.n_speakers
+        window_size = int(window_size) if window_size not in (None, "") else 16
+    except (TypeError, ValueError):
+        raise gr.Error(f"invalid settings: speakers={n_speakers!r}, window size={window_size!r}",
+                       print_exception=False) from None
+    if n_speakers not in _speaker_choices(pipeline):
+        raise gr.Error(f"speakers must be one of {_speaker_choices(pipeline)}, not {n_speakers}",
+                       print_exception=False)
+    if window not in ("global", "local"):
+        raise gr.Error(f"inter-chunk attention must be 'global' or 'local', not {window!r}",
+                       print_exception=False)
+    if window == "local" and window_size < 1:
+        raise gr.Error(f"the local window must be at least 1 chunk, not {window_size}", print_exception=False)
+
+    report(0.0, "reading and separating")
+    pipeline.set_window("global" if window == "global" else window_size)
+    limit = pipeline.max_seconds
+    if max_seconds is not None and (limit is None or limit > max_seconds):
+        pipeline.max_seconds = max_seconds
+    try:
+        result = pipeline(audio_path, speakers=n_speakers,
+                          progress=lambda done, total: report(0.6 * done / max(total, 1), "separating"))
+        mixture, sr = load_audio(audio_path)
+    except AudioError as err:
+        raise gr.Error(f"{name}: {err.problem}", print_exception=False) from None
+    finally:
+        pipeline.max_seconds = limit
+    separated = n_speakers != 1 and pipeline.separator is not None
+
+    report(0.65, "writing outputs")
+    folder = _request_dir()
+    stem = Path(name).stem or "audio"
+    wavs = []
+    for spk in result.speakers:
+        wavs.append(write_audio(folder / f"{stem}.{spk.id}.wav", spk.waveform, result.sample_rate))
+        spk.audio = wavs[-1].name
+    result.audio = name
+    texts = write_outputs(result, folder, stem, ["json", "srt"], words=pipeline.asr is not None)
+    bundle = _zip(folder, [*wavs, *texts], f"{stem}.hubbub.zip")
+
+    players, transcripts = [], []
+    for k in range(MAX_PLAYERS):
+        if k < len(result.speakers):
+            spk = result.speakers[k]
+            label = spk.id if separated else f"{spk.id} (not separated)"
+            players.append(gr.update(value=str(wavs[k]), visible=True, label=label, subtitles=_subtitles(spk)))
+            if pipeline.asr is None:
+                text = "(no ASR model embedded yet: separation only)"
+            else:
+                text = "\n".join(f"[{s.start:6.2f}-{s.end:6.2f}] {s.text}" for s in spk.segments) or "(no speech)"
+            transcripts.append(gr.update(value=text, visible=True, label=f"{spk.id} transcript"))
+        else:
+            players.append(gr.update(value=None, visible=False, subtitles=None))
+            transcripts.append(gr.update(value="", visible=False))
+
+    report(0.7, "drawing the maps")
+    streams = torch.stack([s.waveform for s in result.speakers])
+    activity = speech_regions(streams, result.sample_rate, pipeline.regions)
+    timeline = plots.timeline_figure(result, activity=activity)
+    if separated:
+        sep = separator_details(pipeline.separator, mixture, sr, max_seconds=SEPARATOR_VIEW_SECONDS)
+        spec_fig = plots.spectrogram_figure(sep, names=[s.id for s in result.speakers])
+        sep_fig = plots.separator_attention_figure(sep)
+    else:
+        spec_fig = plots.spectrogram_figure({"mixture_spec": spectrogram(mixture, sr)})
+        sep_fig = None
+
+    asr_fig = cross_fig = None
+    if pipeline.asr is None:
+        note = NO_ASR_NOTE
+    else:
+        report(0.85, "ASR attention")
+        maps = [asr_details(pipeline.asr, s.waveform, result.sample_rate, max_seconds=ASR_VIEW_SECONDS)
+                for s in result.speakers[:MAX_PLAYERS]]
+        ids = [s.id for s in result.speakers[:MAX_PLAYERS]]
+        asr_fig = plots.asr_attention_figure(maps, ids)
+        cross_fig = plots.cross_attention_figure(maps, ids)
+        note = (f"ASR: `{pipeline.names.get('asr', 'asr')}`; maps of the first {ASR_VIEW_SECONDS:g} s of each voice "
+                "(decoded whole; the transcripts above are decoded region by region).")
+    report(1.0, "done")
+    return (*players, *transcripts, timeline, spec_fig, sep_fig, asr_fig, cross_fig, note,
+            result.to_dict(words=True), str(bundle))
+
+
+def build_demo(pipeline=None, max_seconds: float = 600, max_file_size: str | int | None = "50mb") -> gr.Blocks:
+    """The Blocks app around ``pipeline`` (default: :meth:`Pipeline.from_pretrained`).
+
+    Recordings longer than ``max_seconds`` are refused. The returned app's
+    ``launch()`` defaults to the loopback interface, uploads of at most
+    ``max_file_size``, no server-side rendering, and may serve the bundled
+    examples; any of these can still be overridden by keyword.
+    """
+    if pipeline is None:
+        from hubbub.pipeline import Pipeline
+
+        pipeline = Pipeline.from_pretrained()
+    choices = _speaker_choices(pipeline)
+    sep_name = pipeline.names.get("separator", "separator")
+    asr_name = pipeline.names.get("asr")
+
+    handler = functools.partial(analyze, pipeline=pipeline, max_seconds=max_seconds)
+    functools.update_wrapper(handler, analyze)
+
+    with gr.Blocks(title="hubbub: who said what", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            "# hubbub: separate overlapping talkers, then transcribe each voice\n"
+            f"Separator `{sep_name}` ({pipeline.n_speakers} voices)"
+            + (f", ASR `{asr_name}`." if asr_name else ", no ASR model yet (separation only).")
+            + f" Recordings up to {max_seconds:g} s."
+        )
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                audio_in = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording",
+                                    elem_id="audio-in")
+                n_speakers = gr.Radio(choices, value=choices[-1], label="Number of speakers",
+                                      info="1 skips separation", elem_id="n-speakers")
+                window = gr.Radio(["global", "local"], value="global", label="Inter-chunk attention",
+                                  info="global: every chunk sees all chunks; local: a window of chunks",
+                                  elem_id="window")
+                window_size = gr.Slider(1, 64, value=16, step=1, label="Local window (chunks)",
+                                        info="used when the attention is local", elem_id="window-size")
+                run_btn = gr.Button("Run", variant="primary", elem_id="run")
+                found = examples()
+                if found:
+                    gr.Examples(
+                        examples=[[e["path"]] for e in found], inputs=[audio_in], cache_examples=False,
+                        example_labels=[f"{e['name']} ({e['duration']:.1f} s)" for e in found],
+                        label="Examples (two synthetic talkers)", elem_id="examples",
+                    )
+            with gr.Column(scale=2):
+                players, transcripts = [], []
+                for k in range(1, MAX_PLAYERS + 1):
+                    with gr.Row(equal_height=True):
+                        players.append(gr.Audio(label=f"spk{k}", type="filepath", interactive=False,
+                                                visible=False, elem_id=f"player-{k}", buttons=["download"]))
+                        transcripts.append(gr.Textbox(label=f"spk{k} transcript", lines=3, interactive=False,
+                                                      visible=False, elem_id=f"transcript-{k}"))
+                timeline = gr.Plot(label="Timeline", format="png", elem_id="timeline")
+                bundle = gr.File(label="Download: WAVs + JSON + SRT (zip)", elem_id="download")
+        sep_plot = gr.Plot(label="Separator attention", format="png", elem_id="separator-attention")
+        spec_plot = gr.Plot(label="Spectrograms and masks", format="png", elem_id="spectrograms")
+        asr_note = gr.Markdown(NO_ASR_NOTE if pipeline.asr is None else "", elem_id="asr-note")
+        has_asr = pipeline.asr is not None
+        asr_plot = gr.Plot(label="ASR 2D attention", format="png", elem_id="asr-attention", visible=has_asr)
+        cross_plot = gr.Plot(label="ASR cross-attention", format="png", elem_id="cross-attention", visible=has_asr)
+        result_json = gr.JSON(label="Result (JSON)", elem_id="result-json")
+
+        run_btn.click(
+            handler,
+            inputs=[audio_in, n_speakers, window, window_size],
+            outputs=[*players, *transcripts, timeline, spec_plot, sep_plot, asr_plot, cross_plot, asr_note,
+                     result_json, bundle],
+            api_name="analyze",
+            concurrency_limit=1,
+        )
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    # safe defaults for any launch of this app: loopback, size limit, no SSR (node), the examples readable
+    demo.launch = functools.partial(
+        demo.launch, server_name="127.0.0.1", max_file_size=max_file_size, allowed_paths=[str(EXAMPLES_DIR)],
+        ssr_mode=False, show_error=True,
+    )
+    return demo
+
+
+def launch(
+    host: str = "127.0.0.1",
+    port: int | None = 7860,
+    share: bool = False,
+    max_seconds: float = 600,
+    max_file_size: str | int | None = "50mb",
+    separator: str | None = None,
+    asr: str | None = None,
+    pipeline=None,
+    prevent_thread_lock: bool = False,
+    quiet: bool = False,
+) -> gr.Blocks:
+    """Build the demo and serve it (blocks unless ``prevent_thread_lock``)."""
+    if pipeline is None:
+        from hubbub.pipeline import Pipeline
+
+        pipeline = Pipeline.from_pretrained(separator=separator, asr=asr)
+    demo = build_demo(pipeline, max_seconds=max_seconds, max_file_size=max_file_size)
+    demo.launch(server_name=host, server_port=port, share=share, quiet=quiet, prevent_thread_lock=prevent_thread_lock)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``hubbub demo [...]``; ``argv[0]`` may be the command name."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "demo":
+        argv = argv[1:]
+    parser = argparse.ArgumentParser(prog="hubbub demo", description="Launch the Gradio demo in the browser.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    parser.add_argument("--share", action="store_true", help="also make a public gradio.live link")
+    parser.add_argument("--max-seconds", type=float, default=600, help="longest recording accepted (default: 600)")
+    parser.add_argument("--max-file-size", default="50mb", help="largest upload (default: 50mb)")
+    parser.add_argument("--separator", default=None, help="separator folder or embedded name (default: embedded)")
+    parser.add_argument("--asr", default=None, help="ASR folder or embedded name (default: embedded, if any)")
+    args = parser.parse_args(argv)
+    if args.max_seconds <= 0:
+        parser.error("--max-seconds must be positive")
+    try:
+        launch(args.host, args.port, args.share, args.max_seconds, args.max_file_size, args.separator, args.asr)
+    except (FileNotFoundError, ValueError) as err:
+        log.error("%s", err)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
