@@ -1,0 +1,88 @@
+"""The demo as a server: concurrent load, and what it refuses to serve or accept."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import voice
+from hubbub.pipeline import Pipeline
+from hubbub.pipeline.pipeline import load_asr
+from hubbub.pipeline.separate import load_separator
+
+gr = pytest.importorskip("gradio")
+client_mod = pytest.importorskip("gradio_client")
+httpx = pytest.importorskip("httpx")
+from hubbub.demo import app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_demo_load import free_port, run_load, vm_hwm_mb  # noqa: E402
+
+
+@pytest.fixture()
+def served(tiny_separator_dir, tiny_asr_dir):
+    pipe = Pipeline(load_separator(tiny_separator_dir), load_asr(tiny_asr_dir), names={"separator": "tiny"})
+    demo = app.build_demo(pipe, max_seconds=8, max_file_size="2mb")
+    demo.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield demo
+    demo.close()
+
+
+def test_eight_users_five_requests_each(served):
+    before = vm_hwm_mb()
+    res = run_load(served.local_url, app.examples()[0]["path"], users=8, requests=5)
+    assert res["errors"] == [], res["errors"][:3]
+    assert res["answered"] + res["refused"] == 40
+    assert res["answered"] >= 8  # the queue (size 16) holds all 8 users' pending requests
+    assert vm_hwm_mb() - before < 1024, "memory grew by more than 1 GiB under load"
+    # the server is still up
+    out = client_mod.Client(served.local_url, verbose=False).predict(
+        client_mod.handle_file(app.examples()[1]["path"]), 2, "global", 16, api_name="/analyze")
+    assert out
+
+
+def _get(demo, path: str) -> httpx.Response:
+    return httpx.get(demo.local_url.rstrip("/") + path, timeout=30)
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd",
+                                    str(ROOT / "pyproject.toml"), str(ROOT / "hubbub" / "models" / "hub.py")])
+def test_no_path_traversal_through_the_file_route(served, target):
+    resp = _get(served, f"/gradio_api/file={target}")
+    assert resp.status_code in (403, 404), (target, resp.status_code, resp.text[:200])
+    assert "root:" not in resp.text and "[project]" not in resp.text
+
+
+def test_bundled_examples_are_served(served):
+    example = app.examples()[0]["path"]
+    assert _get(served, f"/gradio_api/file={example}").status_code == 200
+
+
+def test_upload_size_limit_is_enforced_by_the_server(served, tmp_path):
+    big = tmp_path / "big.wav"
+    sf.write(big, np.random.default_rng(0).normal(0, 0.1, 3 * 1024 * 1024 // 2).astype(np.float32), 8000,
+             subtype="PCM_16")  # 3 MB > the 2 MB limit
+    with big.open("rb") as f:
+        resp = httpx.post(served.local_url.rstrip("/") + "/gradio_api/upload", files={"files": f}, timeout=60)
+    assert resp.status_code == 413, (resp.status_code, resp.text[:200])
+
+
+def test_duration_limit_is_enforced_by_the_server(served, tmp_path):
+    long = tmp_path / "long.wav"
+    sf.write(long, voice(140, 10.0, 8000), 8000)  # 10 s > max_seconds=8, small enough to upload
+    client = client_mod.Client(served.local_url, verbose=False)
+    with pytest.raises(client_mod.exceptions.AppError, match="too long"):
+        client.predict(client_mod.handle_file(str(long)), 2, "global", 16, api_name="/analyze")
+
+
+def test_loopback_unless_host_says_otherwise(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(app, "launch", lambda host, *a, **k: seen.setdefault("host", host))
+    assert app.main(["demo"]) == 0 and seen["host"] == "127.0.0.1"
+    seen.clear()
+    assert app.main(["demo", "--host", "0.0.0.0"]) == 0 and seen["host"] == "0.0.0.0"
