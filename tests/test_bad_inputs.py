@@ -148,3 +148,20 @@ def test_unreadable_file_in_a_batch(tmp_path, tiny_separator_dir, caplog):
     locked.chmod(0)
     assert main(["separate", str(locked), "-o", str(tmp_path / "o"), "--model", str(tiny_separator_dir)]) == 1
     assert "permission denied" in caplog.text
+
+
+def test_demo_handler_on_the_corpus(corpus, tiny_separator_dir, tiny_asr_dir):
+    gr = pytest.importorskip("gradio")
+    pytest.importorskip("matplotlib")
+    from hubbub.demo import app
+
+    pipe = Pipeline(load_separator(tiny_separator_dir), load_asr(tiny_asr_dir))
+    for path, expect in corpus:
+        if expect == OK:
+            out = app.analyze(str(path), 2, "global", 16, progress=None, pipeline=pipe)
+            assert Path(out[-1]).is_file(), path  # the zip of the outputs
+        else:
+            with pytest.raises(gr.Error) as info:
+                app.analyze(str(path), 2, "global", 16, progress=None, pipeline=pipe)
+            message = str(info.value.message)
+            assert path.name in message and expect in message and "\n" not in message, (path, message)
