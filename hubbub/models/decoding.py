@@ -29,6 +29,7 @@ __all__ = [
     "CTCPrefixScorer",
     "Hypothesis",
     "WordTiming",
+    "inference",
     "beam_search",
     "ctc_forced_align",
     "greedy_decode",
@@ -73,7 +74,8 @@ class Hypothesis:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module):
+def inference(model: torch.nn.Module):
+    """Eval mode and no autograd, restoring the model's training flag afterwards."""
     was_training = model.training
     model.eval()
     try:
@@ -115,7 +117,7 @@ def greedy_decode(
         One :class:`Hypothesis` per utterance, in order.
     """
     _, wav_lengths = as_batch(wav, lengths)
-    with _eval_mode(model):
+    with inference(model):
         memory, mem_lengths, _ = model.encode(wav, lengths)
         b, t, _ = memory.shape
         mem_pad = padding_mask(mem_lengths, t)
@@ -268,7 +270,7 @@ def beam_search(
     if not 0.0 <= w <= 1.0:
         raise ValueError(f"ctc_weight must be in [0, 1], got {w}")
     _, wav_lengths = as_batch(wav, lengths)
-    with _eval_mode(model):
+    with inference(model):
         memory, mem_lengths, _ = model.encode(wav, lengths)
         ctc_lp = model.ctc_log_probs(memory)
         hyps = []

@@ -17,13 +17,13 @@ begins half a chunk before the recording), so its centre is at frame
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 import torch
 
 from hubbub.models.attention import band_to_dense
+from hubbub.models.decoding import inference
 from hubbub.pipeline.audio import resample
 
 __all__ = ["asr_details", "separator_details", "spectrogram"]
@@ -32,18 +32,6 @@ __all__ = ["asr_details", "separator_details", "spectrogram"]
 MAX_BINS = 400
 #: largest global inter-chunk weight tensor (K * H * S * S floats) computed for display
 INTER_BUDGET = 1 << 26
-
-
-@contextlib.contextmanager
-def _inference(model: torch.nn.Module):
-    """Eval mode and no autograd, restoring the model's training flag afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
 
 
 def _mono(wav) -> torch.Tensor:
@@ -173,7 +161,7 @@ def separator_details(separator, wav, sample_rate: int, max_seconds: float = 20.
     x = x[:n]
     scale = float(x.abs().max())
     device = next(separator.parameters()).device
-    with _inference(separator):
+    with inference(separator):
         out = separator((x / (scale if scale > 0 else 1.0)).to(device)[None], return_details=True)
     sources = out.sources[0].cpu() * (scale if scale > 0 else 1.0)
 
@@ -285,7 +273,7 @@ def asr_details(asr, wav, sample_rate: int, max_seconds: float = 15.0) -> dict:
     truncated = n < x.shape[-1]
     x = x[:n]
     device = next(asr.parameters()).device
-    with _inference(asr):
+    with inference(asr):
         _, _, maps = asr.encode(x.to(device)[None], return_maps=True)
     hyp = greedy_decode(asr, x.to(device)[None], return_cross_attention=True)[0]
     shift = asr.frame_shift
