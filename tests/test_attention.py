@@ -85,3 +85,16 @@ def test_bad_attention_arguments():
         MultiHeadAttention(10, 3)
     with pytest.raises(ValueError):
         MultiHeadAttention(8, 2, window=0)
+
+
+def test_local_attention_in_groups_of_blocks_matches(monkeypatch):
+    import hubbub.models.attention as attention
+
+    local, glob = _pair(w=7)
+    x = torch.randn(2, 200, 16)
+    whole, _ = local(x)
+    monkeypatch.setattr(attention, "LOCAL_SCORE_BUDGET", 1)  # one block at a time
+    grouped, _ = local(x)
+    torch.testing.assert_close(grouped, whole, atol=1e-6, rtol=1e-5)
+    ref, _ = glob(x, attn_mask=local_attention_mask(200, 7))
+    torch.testing.assert_close(grouped, ref, atol=1e-5, rtol=1e-5)

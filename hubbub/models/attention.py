@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MultiHeadAttention", "band_to_dense", "local_attention_mask"]
+__all__ = ["LOCAL_SCORE_BUDGET", "MultiHeadAttention", "band_to_dense", "local_attention_mask"]
+
+#: most attention scores (floats) that local attention holds at once; longer inputs go in groups of blocks
+LOCAL_SCORE_BUDGET = 1 << 22
 
 
 def local_attention_mask(length: int, window: int, device=None) -> torch.Tensor:
@@ -167,7 +170,17 @@ class MultiHeadAttention(nn.Module):
         band = (offset >= 0) & (offset <= 2 * half)
         diag = offset == half  # a query always sees itself: no empty rows
         mask = (band & valid[:, :, None, :]) | diag  # (B, NB, block, span)
-        out, weights = self._attend(qb, kb, vb, mask[:, None], p, need_weights)
+        # blocks are attended in groups so that the scores never exceed LOCAL_SCORE_BUDGET floats
+        group = max(1, LOCAL_SCORE_BUDGET // max(1, b * h * block * span))
+        if need_weights or group >= n_blocks:
+            out, weights = self._attend(qb, kb, vb, mask[:, None], p, need_weights)
+        else:
+            weights = None
+            out = torch.cat([
+                self._attend(qb[:, :, i : i + group], kb[:, :, i : i + group], vb[:, :, i : i + group],
+                             mask[:, None, i : i + group], p, False)[0]
+                for i in range(0, n_blocks, group)
+            ], dim=2)
         out = out.reshape(b, h, n_blocks * block, d)[:, :, :t]
         if weights is not None:
             # gather each query's band (2h+1 keys) out of its block's span
