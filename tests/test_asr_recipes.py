@@ -285,3 +285,20 @@ def test_evaluate_asr_writes_csv_and_summary(trained_asr, tiny_librispeech, tmp_
     assert main(["evaluate", "asr", "--data", str(tmp_path / "missing.jsonl"), "--quiet"]) == 2
     if not (PRETRAINED_ROOT / "asr-8k" / "config.json").is_file():  # no embedded model yet: a clear error
         assert main(["evaluate", "asr", "--data", str(manifest), "--quiet"]) == 2
+
+
+@pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="gloo backend not built")
+def test_train_asr_ddp_two_processes_hold_identical_weights(tmp_path, tiny_librispeech):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+           "-m", "hubbub", *_train_args(tiny_librispeech, tmp_path / "ddp", 3)]
+    proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    assert text.count("all 2 ranks hold identical weights") == 2, text[-3000:]
+    assert torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)["step"] == 3
