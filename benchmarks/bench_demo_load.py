@@ -29,11 +29,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def vm_hwm_mb() -> float:
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def vm_hwm_mb() -> float:
+    """Peak resident memory of this process (MiB)."""
+    return _status_mb("VmHWM")
+
+
+def vm_rss_mb() -> float:
+    """Current resident memory of this process (MiB)."""
+    return _status_mb("VmRSS")
 
 
 def run_load(url: str, audio: str, users: int, requests: int) -> dict:
@@ -42,6 +52,7 @@ def run_load(url: str, audio: str, users: int, requests: int) -> dict:
     from gradio_client.exceptions import AppError
 
     results: list[tuple[str, float, str]] = []
+    rss: list[float] = []
     lock = threading.Lock()
 
     def user(k: int) -> None:
@@ -57,6 +68,7 @@ def run_load(url: str, audio: str, users: int, requests: int) -> dict:
                 outcome, detail = "error", f"{type(err).__name__}: {err}"
             with lock:
                 results.append((outcome, time.perf_counter() - t0, detail))
+                rss.append(vm_rss_mb())  # the server runs in this process
 
     threads = [threading.Thread(target=user, args=(k,)) for k in range(users)]
     t0 = time.perf_counter()
@@ -75,6 +87,8 @@ def run_load(url: str, audio: str, users: int, requests: int) -> dict:
         "wall_s": wall,
         "latency_median_s": statistics.median(latencies) if latencies else None,
         "latency_max_s": max(latencies) if latencies else None,
+        "rss_mb_after_first_8": max(rss[:8]) if rss else None,
+        "rss_mb_after_last_8": max(rss[-8:]) if rss else None,
     }
 
 
@@ -107,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     text = (
         f"`{cmd}` (embedded default models, {args.threads} threads, queue concurrency 1)\n\n"
         "| users x requests | answered | refused by the queue | errors | wall (s) | median / max latency (s) "
-        "| peak RSS before / after (MiB) |\n|---|---|---|---|---|---|---|\n"
+        "| peak RSS before / after (MiB) | RSS after requests 1-8 / 33-40 (MiB) |\n|---|---|---|---|---|---|---|---|\n"
         f"| {args.users} x {args.requests} | {res['answered']} | {res['refused']} | {len(res['errors'])} "
         f"| {res['wall_s']:.1f} | {res['latency_median_s'] or float('nan'):.2f} / "
-        f"{res['latency_max_s'] or float('nan'):.2f} | {before:.0f} / {res['peak_rss_mb']:.0f} |\n"
+        f"{res['latency_max_s'] or float('nan'):.2f} | {before:.0f} / {res['peak_rss_mb']:.0f} "
+        f"| {res['rss_mb_after_first_8']:.0f} / {res['rss_mb_after_last_8']:.0f} |\n"
     )
     sys.stdout.write(text)
     if args.out:
