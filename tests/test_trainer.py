@@ -144,3 +144,24 @@ def test_ddp_two_processes_hold_identical_weights(tmp_path, tiny_librispeech):
     text = proc.stdout + proc.stderr
     assert text.count("all 2 ranks hold identical weights") == 2, text
     assert torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)["step"] == 4
+
+
+class _Evil:
+    """Pickles into a shell command: must never run when a checkpoint is loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_resume_refuses_a_checkpoint_that_carries_code(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    torch.save({"model": _Evil(marker)}, tmp_path / "checkpoint.pt")
+    trainer = Trainer(LoopConfig(exp_dir=str(tmp_path)), nn.Linear(4, 4), _NanTask(lambda n: False))
+    with pytest.raises(pickle.UnpicklingError):
+        trainer.load_checkpoint()
+    assert not marker.exists()
