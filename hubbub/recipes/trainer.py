@@ -137,6 +137,9 @@ class Trainer:
         self.full_config = full_config or {}
         self._stop = False
         self.exp.mkdir(parents=True, exist_ok=True)
+        if self.is_main:  # a run killed mid-write leaves its temporary file behind; the target is intact
+            for stale in self.exp.glob(".checkpoint.pt.*.tmp"):
+                stale.unlink(missing_ok=True)
 
     # ---- checkpoints -------------------------------------------------------------
     @property
