@@ -77,3 +77,12 @@ def tiny_asr_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny-asr")
     SpeechTransformer(cfg, CharTokenizer()).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and far faster on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,16 +13,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from hubbub.models.decoding import WordTiming as Word  # one word with its start and end (s)
+
 __all__ = ["Result", "Segment", "SpeakerResult", "Word"]
-
-
-@dataclass(frozen=True)
-class Word:
-    """One word with its start and end (seconds)."""
-
-    word: str
-    start: float
-    end: float
 
 
 @dataclass(frozen=True)
