@@ -10,7 +10,7 @@ Usage:
 
 Every system hears the same audio: hubbub at its model's rate, pocketsphinx and Whisper at
 16 kHz (resampled from the file). References and hypotheses go through the one text normaliser,
-``hubbub.models.tokenizer.normalize_text`` (upper case, letters, digits and apostrophes); WER is
+``hubbub.models.tokenizer.normalize_text`` (upper case, letters and apostrophes, numbers spelled out); WER is
 jiwer's. RTF = processing seconds per second of audio, with ``--threads`` CPU threads.
 """
 

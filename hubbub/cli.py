@@ -53,15 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--speakers", type=int, default=None,
                     help="1: transcribe as one voice, no separation (default: the separator's count)")
     tr.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: joint CTC/attention beam search")
+    tr.add_argument("--batch-size", type=int, default=8,
+                    help="inputs transcribed together: their speech regions share ASR batches (default: 8)")
     tr.add_argument("--word-timestamps", action="store_true", help="add word timings to the JSON output")
     return parser
 
 
-def _run_batch(args: argparse.Namespace, verb: str, outputs, process) -> int:
+def _run_batch(args: argparse.Namespace, verb: str, outputs, process, group_size: int = 1) -> int:
     """Shared batch loop: expand inputs, skip finished ones, process, report.
 
     ``outputs(out_dir, name)`` lists the paths an input produces (all must exist
-    to skip it); ``process(path, out_dir, name)`` does one input.
+    to skip it); ``process(group, out_dir)`` does a list of ``(path, name)`` (at
+    most ``group_size``) and returns, for each, None or the error that stopped it.
     """
     import torch
     from tqdm.auto import tqdm
@@ -80,30 +83,57 @@ def _run_batch(args: argparse.Namespace, verb: str, outputs, process) -> int:
         log.error("%s", err)
         return 2
     out_dir = Path(args.output_dir)
-    done = skipped = 0
-    failed = len(found.problems)
+    counts = {"done": 0, "skipped": 0, "failed": len(found.problems)}
     t0 = time.monotonic()
-    bar = tqdm(list(zip(files, unique_stems(files))), desc=verb, unit="file", disable=args.quiet, file=sys.stderr)
-    for path, name in bar:
+    bar = tqdm(total=len(files), desc=verb, unit="file", disable=args.quiet, file=sys.stderr)
+    pending: list[tuple[Path, str]] = []
+
+    def flush() -> None:
+        for (path, _), err in zip(pending, process(list(pending), out_dir)):
+            if err is None:
+                counts["done"] += 1
+            else:
+                counts["failed"] += 1
+                log.error("%s", err if isinstance(err, AudioError) else f"{path}: {err}")
+        bar.update(len(pending))
+        pending.clear()
+
+    for path, name in zip(files, unique_stems(files)):
         expected = outputs(out_dir, name)
         if expected and all(p.exists() for p in expected) and not args.overwrite:
-            skipped += 1
+            counts["skipped"] += 1
+            bar.update(1)
             log.debug("%s: outputs exist, skipped", path)
             continue
-        try:
-            process(path, out_dir, name)
-            done += 1
-        except AudioError as err:
-            failed += 1
-            log.error("%s", err)
-        except (OSError, RuntimeError, ValueError) as err:
-            failed += 1
-            log.error("%s: %s", path, err)
+        pending.append((path, name))
+        if len(pending) >= group_size:
+            flush()
+    if pending:
+        flush()
+    bar.close()
+    failed = counts["failed"]
     log.log(logging.WARNING if failed else logging.INFO,
             "%s %d, skipped %d (outputs exist), failed %d in %.1f s -> %s",
-            {"separate": "separated", "transcribe": "transcribed"}[verb], done, skipped, failed,
+            {"separate": "separated", "transcribe": "transcribed"}[verb], counts["done"], counts["skipped"], failed,
             time.monotonic() - t0, out_dir)
     return 1 if failed else 0
+
+
+def _one_by_one(process_one):
+    """A ``process(group, out_dir)`` for :func:`_run_batch` from a function that does one input."""
+    from hubbub.pipeline.audio import AudioError
+
+    def process(group, out_dir: Path) -> list[Exception | None]:
+        errors: list[Exception | None] = []
+        for path, name in group:
+            try:
+                process_one(path, out_dir, name)
+                errors.append(None)
+            except (AudioError, OSError, RuntimeError, ValueError) as err:
+                errors.append(err)
+        return errors
+
+    return process
 
 
 def run_separate(args: argparse.Namespace) -> int:
@@ -133,7 +163,7 @@ def run_separate(args: argparse.Namespace) -> int:
         target = out_dir / name
         return sorted(target.glob("spk*.wav")) if target.is_dir() else [target / "spk1.wav"]
 
-    return _run_batch(args, "separate", outputs, process)
+    return _run_batch(args, "separate", outputs, _one_by_one(process))
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
@@ -161,20 +191,39 @@ def run_transcribe(args: argparse.Namespace) -> int:
             state["pipe"].set_window(args.window)
         return state["pipe"]
 
-    def process(path: Path, out_dir: Path, name: str) -> None:
-        from hubbub.pipeline.writers import atomic_dir
+    def process(group: list[tuple[Path, str]], out_dir: Path) -> list[Exception | None]:
+        """Transcribe a group of inputs together (their speech regions share ASR batches)."""
+        import shutil
 
-        target = out_dir / name
-        with atomic_dir(target, overwrite=True) as tmp:
-            result = pipeline().transcribe_to_dir(path, tmp, speakers=args.speakers)
-        for speaker in result.speakers:
-            speaker.audio = str(target / Path(speaker.audio).name)
-        write_outputs(result, out_dir, name, formats, words=args.word_timestamps)
+        from hubbub.pipeline.writers import commit_dir, temp_dir_for
+
+        tmps = [temp_dir_for(out_dir / name) for _, name in group]
+        errors: list[Exception | None] = []
+        try:
+            results = pipeline().transcribe_many([(path, tmp) for (path, _), tmp in zip(group, tmps)],
+                                                 speakers=args.speakers)
+            for (_, name), tmp, result in zip(group, tmps, results):
+                if isinstance(result, Exception):
+                    errors.append(result)
+                    continue
+                try:
+                    target = out_dir / name
+                    commit_dir(tmp, target, overwrite=True)
+                    for speaker in result.speakers:
+                        speaker.audio = str(target / Path(speaker.audio).name)
+                    write_outputs(result, out_dir, name, formats, words=args.word_timestamps)
+                    errors.append(None)
+                except OSError as err:
+                    errors.append(err)
+        finally:
+            for tmp in tmps:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return errors
 
     def outputs(out_dir: Path, name: str) -> list[Path]:
         return [out_dir / f"{name}.{fmt}" for fmt in formats]
 
-    return _run_batch(args, "transcribe", outputs, process)
+    return _run_batch(args, "transcribe", outputs, process, group_size=max(1, args.batch_size))
 
 
 def main(argv: list[str] | None = None) -> int:

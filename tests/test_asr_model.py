@@ -73,10 +73,18 @@ def tones(seconds: float = 1.0, seed: int = 1) -> torch.Tensor:
 
 
 def test_normalize_text():
-    assert normalize_text("  Hello, world -- it's 2 o\u2019clock!  ") == "HELLO WORLD IT'S 2 O'CLOCK"
+    assert normalize_text("  Hello, world -- it's 2 o\u2019clock!  ") == "HELLO WORLD IT'S TWO O'CLOCK"
     assert normalize_text("James' 'tis ' x_y\tz\n") == "JAMES' 'TIS X Y Z"
     assert normalize_text("") == ""
-    assert normalize_text(normalize_text("Déjà vu, 42%")) == normalize_text("Déjà vu, 42%") == "DÉJÀ VU 42"
+    assert normalize_text(normalize_text("Déjà vu, 42%")) == normalize_text("Déjà vu, 42%") == "DÉJÀ VU FORTY TWO"
+
+
+def test_numbers_are_spelled_out():
+    # Whisper writes "5" where FSDD and LibriSpeech references say "five": both must score the same
+    assert normalize_text("5") == normalize_text("five") == "FIVE"
+    assert normalize_text("1,000 men, the 21st, 3.5") == "ONE THOUSAND MEN THE TWENTY FIRST THREE POINT FIVE"
+    assert normalize_text("mp3 007") == "MP THREE ZERO ZERO SEVEN"
+    assert normalize_text("9" * 80) == " ".join(["NINE"] * 80)  # past num2words' range: digit by digit
 
 
 def test_char_tokenizer_round_trip(tmp_path):
@@ -86,9 +94,9 @@ def test_char_tokenizer_round_trip(tmp_path):
     text = "don't stop, 2 Believin'!"
     ids = tok.encode(text)
     assert min(ids) > UNK_ID
-    assert tok.decode(ids) == normalize_text(text) == "DON'T STOP 2 BELIEVIN'"
+    assert tok.decode(ids) == normalize_text(text) == "DON'T STOP TWO BELIEVIN'"
     assert tok.decode([SOS_ID, *ids, EOS_ID, PAD_ID]) == tok.decode(ids)
-    assert [w for w, _ in tok.words(ids)] == ["DON'T", "STOP", "2", "BELIEVIN'"]
+    assert [w for w, _ in tok.words(ids)] == ["DON'T", "STOP", "TWO", "BELIEVIN'"]
     assert tok.encode("ü") == [UNK_ID]
 
     tok.save(tmp_path)

@@ -88,6 +88,38 @@ def test_transcribe_batch_with_a_corrupt_file(tmp_path, tiny_separator_dir, tiny
     assert main(["transcribe", str(two_voice_mix), "-o", str(out), "-f", "doc", "--quiet"]) == 2
 
 
+def test_short_files_share_asr_batches(tmp_path, pipe, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
+    files = []
+    for i, seconds in enumerate((0.8, 1.3, 2.1)):
+        path = tmp_path / "in" / f"short{i}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, voice(110 + 40 * i, seconds, 8000) + voice(230, seconds, 8000, 3), 8000)
+        files.append(path)
+    bad = tmp_path / "in" / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVE")
+    items = [(p, tmp_path / "v" / p.stem) for p in (*files, bad, two_voice_mix)]
+    results = pipe.transcribe_many(items)
+    assert isinstance(results[3], AudioError) and str(bad) in str(results[3])
+    for (path, _), result in zip(items, results):
+        if path != bad:
+            alone = pipe.transcribe_to_dir(path, tmp_path / "alone" / path.stem)
+            assert result.to_dict()["speakers"] == [
+                {**s, "audio": s["audio"].replace("alone", "v")} for s in alone.to_dict()["speakers"]
+            ]
+    # the CLI: the same outputs whatever the batch size, the bad file named, exit code 1
+    common = [str(tmp_path / "in"), str(two_voice_mix), "-f", "json", "--model", str(tiny_separator_dir),
+              "--asr", str(tiny_asr_dir), "--quiet"]
+    assert main(["transcribe", *common, "-o", str(tmp_path / "b1"), "--batch-size", "1"]) == 1
+    assert main(["transcribe", *common, "-o", str(tmp_path / "b4"), "--batch-size", "4"]) == 1
+    decoded = 0
+    for name in ("short0", "short1", "short2", "mix"):
+        one, four = (json.loads((tmp_path / b / f"{name}.json").read_text()) for b in ("b1", "b4"))
+        assert [s["segments"] for s in one["speakers"]] == [s["segments"] for s in four["speakers"]]
+        decoded += sum(len(s["segments"]) for s in one["speakers"])
+    assert decoded  # the tiny ASR says something, so the comparison means something
+    assert not (tmp_path / "b4" / "bad.json").exists() and not list((tmp_path / "b4").glob(".*part"))
+
+
 def test_transcribe_file_api(pipe, two_voice_mix):
     assert isinstance(pipe.transcribe_file(two_voice_mix), str)
     both = pipe.transcribe_file(two_voice_mix, speakers=None)

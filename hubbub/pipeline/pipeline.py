@@ -167,28 +167,35 @@ class Pipeline:
     ) -> list[Segment]:
         """Decode each region of one voice (a waveform, or a file read region by
         region); times in the recording's seconds."""
+        return [seg for seg in self._decode_spans([(stream, sample_rate, s, e) for s, e in regions]) if seg]
+
+    def _decode_spans(self, spans: list[tuple]) -> list[Segment | None]:
+        """Decode ``(stream, sample_rate, start, end)`` spans of any streams, ``ASR_BATCH`` at a time in
+        order of length (little padding); one Segment per span, None where nothing was said."""
         from hubbub.models.decoding import beam_search, greedy_decode
 
-        if self.asr is None or not regions:
-            return []
+        if self.asr is None or not spans:
+            return [None] * len(spans)
         asr_sr = self.asr.sample_rate
-        segments: list[Segment] = []
-        for i in range(0, len(regions), ASR_BATCH):
-            group = regions[i : i + ASR_BATCH]
-            pieces = [resample(_read_span(stream, sample_rate, s, e), sample_rate, asr_sr) for s, e in group]
+        order = sorted(range(len(spans)), key=lambda i: spans[i][3] - spans[i][2], reverse=True)
+        out: list[Segment | None] = [None] * len(spans)
+        for i in range(0, len(order), ASR_BATCH):
+            group = order[i : i + ASR_BATCH]
+            pieces = [resample(_read_span(*spans[j]), spans[j][1], asr_sr) for j in group]
             lengths = torch.tensor([len(p) for p in pieces])
             batch = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device)
             if self.beam_size > 1:
                 hyps = beam_search(self.asr, batch, lengths, beam=self.beam_size)
             else:
                 hyps = greedy_decode(self.asr, batch, lengths)
-            for (start, end), hyp in zip(group, hyps):
+            for j, hyp in zip(group, hyps):
                 text = hyp.text.strip()
-                if not text:
-                    continue
-                words = tuple(Word(w.word, round(start + w.start, 3), round(start + w.end, 3)) for w in hyp.words)
-                segments.append(Segment(start, end, text, words))
-        return segments
+                if text:
+                    start, end = spans[j][2], spans[j][3]
+                    words = tuple(Word(w.word, round(start + w.start, 3), round(start + w.end, 3))
+                                  for w in hyp.words)
+                    out[j] = Segment(start, end, text, words)
+        return out
 
     def transcribe_to_dir(self, path: str | os.PathLike, voices_dir: str | os.PathLike,
                           speakers: int | None = None, progress=None) -> Result:
@@ -196,23 +203,61 @@ class Pipeline:
         ``voices_dir/spkN.wav``; regions and transcripts are computed from those
         files, so memory does not grow with the length of the recording.
         ``Result.speakers[k].waveform`` is None and ``.audio`` the file."""
-        voices_dir = Path(voices_dir)
-        voices_dir.mkdir(parents=True, exist_ok=True)
+        result = self.transcribe_many([(path, voices_dir)], speakers, progress)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def transcribe_many(self, items: list[tuple[str | os.PathLike, str | os.PathLike]],
+                        speakers: int | None = None, progress=None) -> list[Result | Exception]:
+        """:meth:`transcribe_to_dir` for several ``(path, voices_dir)`` at once: each file is
+        separated on its own (streamed to its folder), then the speech regions of all of
+        them are decoded together, so short files share ASR batches.
+
+        Returns one Result per item, or the error (AudioError, OSError, ValueError,
+        RuntimeError) that stopped that item; the others are done all the same.
+        """
         separate = speakers != 1 and self.separator is not None
         if separate and speakers not in (None, self.separator.n_src):
             raise ValueError(f"the separator splits {self.separator.n_src} voices, not {speakers}")
-        model = self.separator if separate else _Passthrough(probe_audio(path).sample_rate)
-        outs = [voices_dir / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
-        sr = separate_to_files(model, path, outs, self.chunk_seconds or 1e9, self.overlap_seconds, self.device,
-                               self.max_seconds, progress)
-        levels, duration = file_levels(outs, self.regions)
-        found = regions_from_levels(levels, duration, self.regions)
-        speakers_out = [
-            SpeakerResult(f"spk{k}", None, self.transcribe_regions(out, sr, regions), audio=str(out))
-            for k, (out, regions) in enumerate(zip(outs, found), start=1)
-        ]
         models = {k: v for k, v in self.names.items() if (k != "separator" or separate)}
-        return Result(str(path), duration, sr, models, speakers_out)
+        results: list = [None] * len(items)
+        voices: dict[int, tuple] = {}  # item -> (voice files, rate, duration, regions per voice)
+        for i, (path, voices_dir) in enumerate(items):
+            try:
+                voices_dir = Path(voices_dir)
+                voices_dir.mkdir(parents=True, exist_ok=True)
+                model = self.separator if separate else _Passthrough(probe_audio(path).sample_rate)
+                outs = [voices_dir / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
+                sr = separate_to_files(model, path, outs, self.chunk_seconds or 1e9, self.overlap_seconds,
+                                       self.device, self.max_seconds, progress)
+                levels, duration = file_levels(outs, self.regions)
+                voices[i] = (outs, sr, duration, regions_from_levels(levels, duration, self.regions))
+            except (AudioError, OSError, RuntimeError, ValueError) as err:
+                results[i] = err
+        spans, owners = [], []
+        for i, (outs, sr, _, found) in voices.items():
+            for k, (out, regions) in enumerate(zip(outs, found)):
+                spans.extend((out, sr, s, e) for s, e in regions)
+                owners.extend((i, k) for _ in regions)
+        try:
+            decoded = self._decode_spans(spans)
+        except (OSError, RuntimeError, ValueError) as err:  # cannot tell which item: all of them failed
+            for i in voices:
+                results[i] = err
+            return results
+        segments: dict[tuple[int, int], list[Segment]] = {}
+        for owner, seg in zip(owners, decoded):
+            if seg is not None:
+                segments.setdefault(owner, []).append(seg)
+        for i, (outs, sr, duration, _) in voices.items():
+            speakers_out = [
+                SpeakerResult(f"spk{k + 1}", None, sorted(segments.get((i, k), []), key=lambda s: s.start),
+                              audio=str(out))
+                for k, out in enumerate(outs)
+            ]
+            results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out)
+        return results
 
     # ---- the whole thing ---------------------------------------------------------------
     def __call__(

@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-__all__ = ["atomic_dir", "atomic_path", "write_audio", "write_text"]
+__all__ = ["atomic_dir", "atomic_path", "commit_dir", "temp_dir_for", "write_audio", "write_text"]
 
 
 def _umask() -> int:
@@ -38,27 +38,38 @@ def atomic_path(path: str | os.PathLike):
         raise
 
 
+def temp_dir_for(path: str | os.PathLike) -> Path:
+    """A new empty temporary folder beside ``path``, to fill and then :func:`commit_dir`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
+
+
+def commit_dir(tmp: Path, path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Move the finished folder ``tmp`` to ``path`` (replacing it only when ``overwrite``)."""
+    path = Path(path)
+    os.chmod(tmp, 0o777 & ~_umask())
+    if path.exists():
+        if not overwrite:
+            raise FileExistsError(f"{path}: exists (use --overwrite)")
+        old = path.with_name(f".{path.name}.old.{os.getpid()}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False):
     """Yield a temporary folder beside ``path``; move it to ``path`` on success.
 
     An existing ``path`` is replaced only when ``overwrite`` is set.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
+    tmp = temp_dir_for(path)
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(f"{path}: exists (use --overwrite)")
-            old = path.with_name(f".{path.name}.old.{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        commit_dir(tmp, path, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     sentences, with_digits = [], 0
     for utt, text in raw:
         norm = normalize_text(text)
-        if any(c.isdigit() for c in norm):
+        if any(c.isdigit() for c in text):  # the engine may read a number otherwise than num2words writes it
             with_digits += 1
         elif norm:
             sentences.append((utt, norm))
