@@ -1,8 +1,11 @@
-"""Long recordings through ``hubbub separate``: wall time, real-time factor and peak RSS.
+"""Long recordings through ``hubbub separate`` or ``hubbub transcribe``: wall time, real-time factor, peak RSS.
 
 Usage:
     # 1, 10 and 60 minutes of 8 kHz two-speaker speech, 2 CPU threads
     python benchmarks/bench_long.py --minutes 1 10 60 --threads 2 --out benchmarks/long-bench.md
+    # the same end to end: separation, speech regions, ASR, every output format
+    python benchmarks/bench_long.py --command transcribe --minutes 10 60 --threads 2 \
+        --out benchmarks/long-transcribe-bench.md
 
 The recording is made by concatenating the mixtures of an evaluation set
 (``hubbub data mix`` output, default ``data/test-other-2mix-8k``) or, without one,
@@ -65,7 +68,9 @@ def child(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    code = cli_main(["separate", args.input, "-o", args.output, "--quiet", "--overwrite", "--window", args.window])
+    extra = ["-f", "all"] if args.command == "transcribe" else []
+    code = cli_main([args.command, args.input, "-o", args.output, "--quiet", "--overwrite", "--window", args.window,
+                     *extra])
     wall = time.perf_counter() - t0
     print(json.dumps({"code": code, "wall_s": wall, "peak_rss_mb": _vm_hwm_mb()}))
     return code
@@ -74,6 +79,7 @@ def child(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--command", choices=["separate", "transcribe"], default="separate")
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     p.add_argument("--sample-rate", type=int, default=8000)
     p.add_argument("--threads", type=int, default=2)
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             wav = Path(tmp) / f"long-{minutes:g}min.wav"
             make_recording(wav, minutes, args.sample_rate, Path(args.data))
             cmd = [sys.executable, __file__, "--child", "--input", str(wav), "--output", str(Path(tmp) / "out"),
-                   "--threads", str(args.threads), "--window", args.window]
+                   "--threads", str(args.threads), "--window", args.window, "--command", args.command]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if proc.returncode != 0:
                 log.error("%g min failed:\n%s", minutes, proc.stderr[-2000:])
@@ -102,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%g min: %.1f s wall, RTF %.3f, peak RSS %.0f MiB", *rows[-1])
             wav.unlink()
     cmdline = "python benchmarks/bench_long.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [f"`{cmdline}` ({args.sample_rate} Hz, {args.threads} threads, {args.window} inter-chunk attention)", "",
+    setup = f"hubbub {args.command}, {args.sample_rate} Hz, {args.threads} threads, {args.window} inter-chunk attention"
+    lines = [f"`{cmdline}` ({setup})", "",
              "| recording | wall time (s) | real-time factor | peak RSS (MiB) |", "|---|---|---|---|"]
     lines += [f"| {m:g} min | {w:.1f} | {r:.3f} | {rss:.0f} |" for m, w, r, rss in rows]
     text = "\n".join(lines) + "\n"

@@ -220,6 +220,18 @@ def test_local_encoder_equals_masked_global():
     torch.testing.assert_close(maps[0].time, ref_maps[0].time, atol=1e-6, rtol=1e-5)
 
 
+def test_set_encoder_window_switches_a_global_model_to_local():
+    torch.manual_seed(0)
+    model = SpeechTransformer(tiny_config(enc_layers=2)).eval()
+    local = SpeechTransformer(tiny_config(enc_layers=2, encoder_window=5)).eval()
+    local.load_state_dict(model.state_dict())
+    wav = torch.randn(1, 8000)
+    model.set_encoder_window(5)
+    torch.testing.assert_close(model.encode(wav)[0], local.encode(wav)[0])
+    model.set_encoder_window(None)
+    assert not torch.allclose(model.encode(wav)[0], local.encode(wav)[0])
+
+
 def test_specaugment_only_in_training():
     aug = SpecAugment(freq_masks=2, freq_width=10, time_masks=2, time_width=20, time_ratio=0.2)
     feats = torch.randn(3, 50, 40) + 5.0
