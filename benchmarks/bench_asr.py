@@ -6,7 +6,7 @@ Usage:
     python benchmarks/bench_asr.py --data ../shared/data/LibriSpeech/test-other \
         fsdd-test:../shared/data/fsdd/recordings --threads 2 --out benchmarks/asr-bench.md
     # held-out TTS voices (the synth test split) with a given hubbub model
-    python benchmarks/bench_asr.py --data data/synth-8k/test.jsonl --asr exp/asr-default/best
+    python benchmarks/bench_asr.py --data data/synth-8k/test.jsonl --asr checkpoints/asr-default/best
 
 Every system hears the same audio: hubbub at its model's rate, pocketsphinx and Whisper at
 16 kHz (resampled from the file). References and hypotheses go through the one text normaliser,
@@ -78,11 +78,11 @@ class WhisperTiny:
 
 
 def load_examples(specs: list[str], limit: int | None):
-    from hubbub.recipes.asr_data import load_corpus
+    from hubbub.recipes.asr_data import even_subset, load_corpus
 
     sets = {}
     for spec in specs:
-        examples = sorted(load_corpus(spec), key=lambda e: e.id)[:limit]
+        examples = even_subset(load_corpus(spec), limit)
         sets[spec] = examples
         log.info("%s: %d utterances", spec, len(examples))
     return sets
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--asr", default=None, help="hubbub ASR folder (default: the embedded model)")
     p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "whisper"])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--limit", type=int, default=None, help="first N utterances of each corpus")
+    p.add_argument("--limit", type=int, default=None, help="N utterances of each corpus, spread evenly over it")
     p.add_argument("--out", default=None)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)

@@ -60,7 +60,7 @@ def child(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     model = load_asr(args.asr)
     model.set_encoder_window(args.window if args.attention[0] == "local" else None)
-    wav = recording(args.minutes, model.sample_rate, Path(args.data))
+    wav = recording(args.minutes[0], model.sample_rate, Path(args.data))
     base = _vm_hwm_mb()
     t0 = time.perf_counter()
     with inference(model):

@@ -130,7 +130,7 @@ def test_librispeech_and_manifest_readers(tmp_path, tiny_librispeech):
     examples = read_librispeech_asr(tiny_librispeech)
     assert len(examples) == 16
     first = examples[0]
-    assert first.id == "100-10-0000" and first.text == "HELLO SPEAKER 0 NUMBER 0" and first.speaker == "100"
+    assert first.id == "100-10-0000" and first.text == "HELLO SPEAKER ZERO NUMBER ZERO" and first.speaker == "100"
     assert abs(first.duration - 1.5) < 1e-3
     assert parse_spec(str(tiny_librispeech)) == ("librispeech", str(tiny_librispeech))
     assert load_corpus(f"librispeech:{tiny_librispeech}") == read_librispeech_asr(
@@ -267,7 +267,7 @@ def test_evaluate_asr_writes_csv_and_summary(trained_asr, tiny_librispeech, tmp_
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["id"] for r in rows] == [e.id for e in examples]
     assert set(rows[0]) == {"id", "duration", "ref", "hyp", "errors", "ref_words", "seconds"}
-    assert rows[0]["ref"] == "HELLO SPEAKER 0 NUMBER 0" and rows[0]["ref_words"] == "5"
+    assert rows[0]["ref"] == "HELLO SPEAKER ZERO NUMBER ZERO" and rows[0]["ref_words"] == "5"
     summary = json.loads(out_json.read_text())
     assert summary["utterances"] == 3 and summary["ref_words"] == 15
     assert summary["wer"] == pytest.approx(sum(int(r["errors"]) for r in rows) / 15)

@@ -30,7 +30,7 @@ class RegionConfig:
     min_speech: float = 0.25
     min_gap: float = 0.30
     pad: float = 0.10
-    max_region: float = 20.0
+    max_region: float = 15.0  # the default ASR is trained on utterances of at most 16 s
 
 
 def _frame_db(streams: torch.Tensor, sample_rate: int, cfg: RegionConfig) -> torch.Tensor:

@@ -4,7 +4,7 @@ Usage:
     hubbub train separator --config hubbub/recipes/configs/separator-default.yaml [--resume]
     hubbub train asr --config hubbub/recipes/configs/asr-default.yaml [--resume]
     hubbub evaluate separation --data data/test-other-2mix-8k [--model DIR] [--csv results.csv]
-    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model exp/asr-default/best [--csv out.csv]
+    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model checkpoints/asr-default/best
     hubbub data mix --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-2mix-8k
     hubbub data librimix --librispeech-dir /data/LibriSpeech --wham-dir /data/wham_noise \
         --metadata-dir /data/LibriMix/metadata --out /data/Libri2Mix

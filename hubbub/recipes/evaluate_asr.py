@@ -2,13 +2,13 @@
 
 Usage:
     # LibriSpeech test-other (speakers never trained on), resampled to the model's rate
-    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model exp/asr-default/best \
+    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model checkpoints/asr-default/best \
         --csv results/asr-test-other.csv --json results/asr-test-other.json
 
     # the held-out TTS voices, the FSDD test digits, any {"audio", "text"} JSONL manifest
-    hubbub evaluate asr --data data/synth-8k/test.jsonl --model exp/asr-default/best
-    hubbub evaluate asr --data fsdd-test:../shared/data/fsdd/recordings --model exp/asr-default/best
-    hubbub evaluate asr --data ../shared/data/speechbrain-samples/asr_manifest.jsonl --model exp/asr-default/best
+    hubbub evaluate asr --data data/synth-8k/test.jsonl --model checkpoints/asr-default/best
+    hubbub evaluate asr --data fsdd-test:../shared/data/fsdd/recordings --model checkpoints/asr-default/best
+    hubbub evaluate asr --data ../shared/data/speechbrain-samples/asr_manifest.jsonl --model DIR
 
     # joint CTC/attention beam search instead of greedy decoding; the first 20 utterances only
     hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model DIR --beam-size 5 --limit 20
@@ -17,10 +17,11 @@ Usage:
 :mod:`hubbub.recipes.asr_data`. Without ``--model`` the embedded ``asr-8k`` model is used.
 
 One text normaliser, for references and hypotheses alike: ``hubbub.models.tokenizer.normalize_text``
-(Unicode NFKC, uppercase, punctuation and hyphens to spaces, apostrophes inside words kept, digits kept as
-digits, whitespace collapsed); the edit distance is jiwer's (``hubbub.pipeline.metrics.wer``). The WER is
-the corpus WER: all errors over all reference words. Per-utterance ``seconds`` is decoding time (features,
-encoder, decoder), and the real-time factor is their sum over the audio duration.
+(Unicode NFKC, uppercase, punctuation and hyphens to spaces, apostrophes inside words kept, numbers
+spelled out in words with num2words, whitespace collapsed); the edit distance is jiwer's
+(``hubbub.pipeline.metrics.wer``). The WER is the corpus WER: all errors over all reference words.
+Per-utterance ``seconds`` is decoding time (features, encoder, decoder), and the real-time factor is
+their sum over the audio duration.
 """
 
 from __future__ import annotations

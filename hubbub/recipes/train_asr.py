@@ -13,7 +13,7 @@ Usage:
         --device cuda
 
     # fine-tune a trained model (its tokenizer is kept) on other data
-    hubbub train asr --config hubbub/recipes/configs/asr-default.yaml --init-from exp/asr-default/best \
+    hubbub train asr --config hubbub/recipes/configs/asr-default.yaml --init-from checkpoints/asr-default/best \
         --exp-dir exp/asr-finetune --train-data "[manifest:data/my-calls/train.jsonl]"
 
     # any config key can be overridden: --batch-size 16 --lr 5e-4 --model-d-model 256 --model-tokenizer char
@@ -83,6 +83,7 @@ class AsrTrainConfig(LoopConfig):
     max_seconds: float = 20.0
     buckets: int = 10  # duration buckets of the batch sampler
     max_batch_seconds: float | None = None  # cap on batch_size x longest utterance
+    val_max_seconds: float = 20.0  # validation utterances up to this long (independent of a training curriculum)
     noise_dir: str | None = None
     noise_prob: float = 0.0
     snr_db: tuple[float, float] = (5.0, 25.0)
@@ -128,7 +129,7 @@ class AsrData:
             self.train.append(kept)
         for spec in cfg.val_data:
             val.extend(load_corpus(spec))
-        val = filter_examples(val, cfg.min_seconds, cfg.max_seconds)
+        val = filter_examples(val, cfg.min_seconds, cfg.val_max_seconds)
         corpora = list(dict.fromkeys(e.corpus for e in val))
         self.val = [e for c in corpora for e in even_subset([e for e in val if e.corpus == c], cfg.val_items)]
         self.labels = _label(corpora)
