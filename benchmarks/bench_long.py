@@ -26,18 +26,10 @@ import time
 from pathlib import Path
 
 import soundfile as sf
+from _common import vm_hwm_mb, write_report
 
 log = logging.getLogger("bench_long")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_recording(path: Path, minutes: float, sample_rate: int, data: Path) -> None:
@@ -72,7 +64,7 @@ def child(args: argparse.Namespace) -> int:
     code = cli_main([args.command, args.input, "-o", args.output, "--quiet", "--overwrite", "--window", args.window,
                      *extra])
     wall = time.perf_counter() - t0
-    print(json.dumps({"code": code, "wall_s": wall, "peak_rss_mb": _vm_hwm_mb()}))
+    print(json.dumps({"code": code, "wall_s": wall, "peak_rss_mb": vm_hwm_mb()}))
     return code
 
 
@@ -112,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"`{cmdline}` ({setup})", "",
              "| recording | wall time (s) | real-time factor | peak RSS (MiB) |", "|---|---|---|---|"]
     lines += [f"| {m:g} min | {w:.1f} | {r:.3f} | {rss:.0f} |" for m, w, r, rss in rows]
-    text = "\n".join(lines) + "\n"
-    sys.stdout.write(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    write_report("\n".join(lines) + "\n", args.out)
     return 0
 
 
