@@ -23,7 +23,7 @@ from hubbub.models.asr import (
     subsampled_length,
 )
 from hubbub.models.attention import MultiHeadAttention, local_attention_mask
-from hubbub.models.decoding import CTCPrefixScorer, beam_search, ctc_forced_align, greedy_decode
+from hubbub.models.decoding import CTCPrefixScorer, beam_search, ctc_forced_align, ctc_greedy_decode, greedy_decode
 from hubbub.models.tokenizer import (
     BLANK_ID,
     EOS_ID,
@@ -376,6 +376,32 @@ def test_overfit_loss_falls_and_greedy_decodes(overfit):
     hyps = greedy_decode(model, batch, torch.tensor([wav.numel(), wav.numel() + 1000]))
     assert hyps[0].text == SENTENCE
     assert hyps[0].score == pytest.approx(hyp.score, abs=1e-4)
+
+
+def test_ctc_greedy_decodes_and_batches():
+    # a CTC-only model (ctc_weight 1: the decoder is never trained) learns its sentence
+    torch.manual_seed(0)
+    tok = CharTokenizer()
+    model = SpeechTransformer(tiny_config(specaug_freq_masks=0, specaug_time_masks=0, ctc_weight=1.0), tok)
+    wav = tones()
+    ids = torch.tensor([tok.encode(SENTENCE)])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss = model(wav[None], None, ids, torch.tensor([ids.shape[1]]))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    hyp = ctc_greedy_decode(model, wav, return_cross_attention=True)[0]
+    assert hyp.text == SENTENCE
+    assert [w.word for w in hyp.words] == SENTENCE.split()
+    assert math.isnan(hyp.att_score) and hyp.ctc_score <= 0.0
+    assert hyp.score <= hyp.ctc_score + 1e-4  # one path, the best, vs. the sum over all its paths
+    assert hyp.cross_attention.shape[0] == len(hyp.tokens) + 1
+    batch = torch.stack([wav, torch.zeros_like(wav)])
+    hyps = ctc_greedy_decode(model, torch.cat([batch, torch.zeros(2, 500)], 1), torch.tensor([wav.numel()] * 2))
+    assert hyps[0].text == SENTENCE and hyps[0].score == pytest.approx(hyp.score, abs=1e-3)
+    assert len(hyps) == 2 and model.training is False
 
 
 def test_beam_search_at_least_greedy(overfit):

@@ -15,7 +15,7 @@ from conftest import TINY_SEPARATOR
 from hubbub.models.separator import SeparatorConfig
 from hubbub.recipes.config import build_configs, load_yaml
 from hubbub.recipes.train_separator import SeparatorTrainConfig, build_parser
-from hubbub.recipes.trainer import LoopConfig, Trainer
+from hubbub.recipes.trainer import LoopConfig, Trainer, write_card
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,3 +172,25 @@ def test_stale_temporary_checkpoint_is_removed(tmp_path):
     stale.write_bytes(b"half a checkpoint")
     Trainer(LoopConfig(exp_dir=str(tmp_path)), nn.Linear(4, 4), _NanTask(lambda n: False))
     assert not stale.exists()
+
+
+def test_metrics_csv_widens_when_a_resumed_run_adds_a_metric(tmp_path):
+    from types import SimpleNamespace
+
+    fake = SimpleNamespace(is_main=True, exp=tmp_path)
+    Trainer._write_metrics(fake, {"step": 1, "score": 0.5})
+    Trainer._write_metrics(fake, {"step": 2, "score": 0.4})
+    Trainer._write_metrics(fake, {"step": 3, "score": 0.3, "wer_ctc": 0.2})
+    Trainer._write_metrics(fake, {"step": 4, "score": 0.2, "wer_ctc": 0.1})
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines == ["step,score,wer_ctc", "1,0.5,", "2,0.4,", "3,0.3,0.2", "4,0.2,0.1"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_model_card_carries_the_experiment_notes(tmp_path):
+    (tmp_path / "best").mkdir()
+    write_card(tmp_path / "best", "# card\n", tmp_path)
+    assert (tmp_path / "best" / "README.md").read_text() == "# card\n"
+    (tmp_path / "NOTES.md").write_text("## history\nphase 1\n")
+    write_card(tmp_path / "best", "# card\n", tmp_path)
+    assert (tmp_path / "best" / "README.md").read_text() == "# card\n\n## history\nphase 1\n"

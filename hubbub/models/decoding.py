@@ -1,6 +1,8 @@
 """Decoding for :class:`~hubbub.models.asr.SpeechTransformer`.
 
 * :func:`greedy_decode`: batched argmax decoding with the attention decoder.
+* :func:`ctc_greedy_decode`: batched best-path CTC decoding (no decoder steps:
+  the fastest, and the steadiest while the attention decoder is still young).
 * :func:`beam_search`: joint CTC/attention beam search (Watanabe et al., 2017):
   ``score = (1 - w) * log p_att + w * log p_ctc_prefix``, with the CTC prefix
   score computed for every hypothesis and candidate token at once
@@ -32,6 +34,7 @@ __all__ = [
     "inference",
     "beam_search",
     "ctc_forced_align",
+    "ctc_greedy_decode",
     "greedy_decode",
 ]
 
@@ -148,6 +151,50 @@ def greedy_decode(
                 _finish(
                     model, memory[i : i + 1, :n], ctc_lp[i, :n], tokens,
                     score=score, att_score=score, ctc_score=None, duration=float(wav_lengths[i]) / model.sample_rate,
+                    word_timestamps=word_timestamps, return_cross_attention=return_cross_attention,
+                )
+            )  # fmt: skip
+        return hyps
+
+
+def ctc_greedy_decode(
+    model: SpeechTransformer,
+    wav: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    word_timestamps: bool = True,
+    return_cross_attention: bool = False,
+) -> list[Hypothesis]:
+    """Batched best-path CTC decoding: the argmax label of every encoder frame,
+    repeats merged and blanks removed.
+
+    Args:
+        wav: ``(B, T)`` or ``(T,)`` waveform(s) at ``model.sample_rate``.
+        lengths: ``(B,)`` samples, or None.
+        word_timestamps: fill :attr:`Hypothesis.words`.
+        return_cross_attention: fill :attr:`Hypothesis.cross_attention`
+            (one decoder pass over the result).
+
+    Returns:
+        One :class:`Hypothesis` per utterance; ``score`` is the log-probability
+        of the best path, ``att_score`` is nan.
+    """
+    _, wav_lengths = as_batch(wav, lengths)
+    with inference(model):
+        memory, mem_lengths, _ = model.encode(wav, lengths)
+        ctc_lp = model.ctc_log_probs(memory)  # (B, T', V)
+        best, labels = ctc_lp.max(-1)  # (B, T')
+        hyps = []
+        for i in range(memory.shape[0]):
+            n = int(mem_lengths[i])
+            path = labels[i, :n]
+            keep = path != BLANK_ID
+            keep[1:] &= path[1:] != path[:-1]
+            tokens = [t for t in path[keep].tolist() if t not in (PAD_ID, SOS_ID, EOS_ID)]
+            hyps.append(
+                _finish(
+                    model, memory[i : i + 1, :n], ctc_lp[i, :n], tokens,
+                    score=float(best[i, :n].sum()), att_score=math.nan, ctc_score=None,
+                    duration=float(wav_lengths[i]) / model.sample_rate,
                     word_timestamps=word_timestamps, return_cross_attention=return_cross_attention,
                 )
             )  # fmt: skip

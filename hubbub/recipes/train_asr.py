@@ -21,7 +21,8 @@ Usage:
 Corpora are ``kind:path`` specs (``librispeech:``, ``manifest:``, ``fsdd-train:``, ``fsdd-test:``; see
 :mod:`hubbub.recipes.asr_data`) with per-corpus ``train_weights``. Validation is greedy-decoding WER on
 ``val_data`` plus ``val_speakers`` speakers held out of each LibriSpeech training corpus; the model with
-the lowest WER is exported to ``EXP_DIR/best`` (config.json, model.safetensors, the tokenizer, README.md).
+the lowest WER is exported to ``EXP_DIR/best`` (config.json, model.safetensors, the tokenizer, README.md; an
+``EXP_DIR/NOTES.md`` of your own is appended to that model card).
 The sentencepiece tokenizer is trained once on the training transcripts (and ``tokenizer_text``) and kept
 in ``EXP_DIR/tokenizer``, so a resumed run uses the same pieces.
 """
@@ -60,7 +61,7 @@ from hubbub.recipes.asr_data import (
     read_sentences,
 )
 from hubbub.recipes.config import add_config_flags, build_configs, load_yaml
-from hubbub.recipes.trainer import LoopConfig, Trainer
+from hubbub.recipes.trainer import LoopConfig, Trainer, write_card
 
 __all__ = ["AsrData", "AsrTask", "AsrTrainConfig", "build_parser", "build_tokenizer", "fit", "main", "prepare",
            "train"]
@@ -203,9 +204,12 @@ class AsrTask:
         device = next(model.parameters()).device
         return model(*(t.to(device) for t in batch))["loss"]
 
-    def transcribe(self, model: SpeechTransformer, wavs: list[torch.Tensor], max_tokens: list[int]) -> list[str]:
-        """Greedy transcripts of ``wavs`` (batched by length; at most ``max_tokens[i]`` tokens each)."""
-        from hubbub.models.decoding import greedy_decode
+    def transcribe(
+        self, model: SpeechTransformer, wavs: list[torch.Tensor], max_tokens: list[int], ctc: bool = False
+    ) -> list[str]:
+        """Greedy transcripts of ``wavs`` (batched by length; at most ``max_tokens[i]`` tokens each), from
+        the attention decoder or, with ``ctc``, the CTC head's best path."""
+        from hubbub.models.decoding import ctc_greedy_decode, greedy_decode
 
         device = next(model.parameters()).device
         order = sorted(range(len(wavs)), key=lambda i: -len(wavs[i]))
@@ -213,8 +217,11 @@ class AsrTask:
         for start in range(0, len(order), self.cfg.val_batch_size):
             chunk = order[start : start + self.cfg.val_batch_size]
             wav, lengths = pad_batch([wavs[i] for i in chunk])
-            out = greedy_decode(model, wav.to(device), lengths.to(device), max_len=max(max_tokens[i] for i in chunk),
-                                word_timestamps=False)
+            if ctc:
+                out = ctc_greedy_decode(model, wav.to(device), lengths.to(device), word_timestamps=False)
+            else:
+                out = greedy_decode(model, wav.to(device), lengths.to(device),
+                                    max_len=max(max_tokens[i] for i in chunk), word_timestamps=False)
             for i, h in zip(chunk, out):
                 hyps[i] = h.text
         return hyps
@@ -232,6 +239,8 @@ class AsrTask:
         for spec, label in self.data.labels.items():
             idx = [i for i, e in enumerate(self.val) if e.corpus == spec]
             metrics[f"wer_{label}"] = wer([refs[i] for i in idx], [hyps[i] for i in idx]).wer
+        if model.config.ctc_weight > 0:  # the CTC head alone: it learns to read before the decoder attends
+            metrics["wer_ctc"] = wer(refs, self.transcribe(model, self.val_wavs, [], ctc=True)).wer
         for i in range(min(2, len(refs))):
             log.info("  ref: %s\n  hyp: %s", refs[i], hyps[i])
         return metrics
@@ -254,6 +263,7 @@ def write_model_card(directory: Path, model: SpeechTransformer, cfg: AsrTrainCon
     per_corpus = ", ".join(f"{lab} {100 * info[f'wer_{lab}']:.1f} %" for lab in data.labels.values()
                            if f"wer_{lab}" in info)
     val_wer = f"{100 * info['wer']:.1f} %" + (f" ({per_corpus})" if per_corpus else "")
+    ctc_row = f"\n| validation WER, CTC best path | {100 * info['wer_ctc']:.1f} % |" if "wer_ctc" in info else ""
     aug = []
     if cfg.speed_prob:
         aug.append(f"speed {cfg.speed_range[0]}-{cfg.speed_range[1]} (p={cfg.speed_prob})")
@@ -274,14 +284,14 @@ Speech-Transformer with joint CTC/attention training (CTC weight {mc.ctc_weight}
 | augmentation | SpecAugment{"; " + "; ".join(aug) if aug else ""} |
 | steps | {info["step"]} (batch {cfg.batch_size}, utterances {cfg.min_seconds}-{cfg.max_seconds} s) |
 | wall time | {info["wall_minutes"]} min |
-| validation WER (greedy, {len(data.val)} utterances) | {val_wer} |
+| validation WER (greedy, {len(data.val)} utterances) | {val_wer} |{ctc_row}
 
 Validation: {", ".join(f"`{s}`" for s in data.labels) or "none"}
 ({cfg.val_speakers} speakers of each LibriSpeech training corpus held out, never trained on).
 Test WERs are in `docs/benchmarks.md` of the hubbub repository (`hubbub evaluate asr`).
 Reproduce: `hubbub train asr --config hubbub/recipes/configs/asr-default.yaml`.
 """
-    (directory / "README.md").write_text(text)
+    write_card(directory, text, cfg.exp_dir)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

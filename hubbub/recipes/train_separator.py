@@ -27,7 +27,7 @@ import torch
 from hubbub.models.losses import pit_si_snr_loss, si_snr
 from hubbub.models.separator import Separator, SeparatorConfig
 from hubbub.recipes.config import add_config_flags, build_configs, load_yaml
-from hubbub.recipes.trainer import LoopConfig, Trainer
+from hubbub.recipes.trainer import LoopConfig, Trainer, write_card
 
 __all__ = ["SeparatorTask", "SeparatorTrainConfig", "build_parser", "main", "train"]
 
@@ -143,7 +143,7 @@ Dual-path attention separator (learned encoder {model_cfg.kernel_size}/{model_cf
 Test scores (unseen speakers) are in `docs/benchmarks.md` of the hubbub repository.
 Reproduce: `hubbub train separator --config hubbub/recipes/configs/separator-default.yaml`.
 """
-    (directory / "README.md").write_text(text)
+    write_card(directory, text, cfg.exp_dir)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

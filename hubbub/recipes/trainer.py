@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["LoopConfig", "Task", "Trainer", "atomic_torch_save"]
+__all__ = ["LoopConfig", "Task", "Trainer", "atomic_torch_save", "write_card"]
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +187,25 @@ class Trainer:
         if not self.is_main:
             return
         path = self.exp / "metrics.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        rows, fields = [], list(row)
+        if path.exists():
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                old = list(reader.fieldnames or [])
+                if old == fields or set(fields) <= set(old):
+                    fields, rows = old, None  # the header fits: append
+                else:  # a metric was added (a newer recipe resumed an older run): widen the header
+                    rows, fields = list(reader), old + [k for k in fields if k not in old]
+        if rows is None:
+            with path.open("a", newline="") as f:
+                csv.DictWriter(f, fieldnames=fields, restval="").writerow(row)
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, restval="")
+            writer.writeheader()
+            writer.writerows([*rows, row])
+        tmp.replace(path)
 
     def _validate(self, train_loss: float, elapsed: float) -> None:
         if self.is_main:
@@ -334,3 +347,12 @@ class Trainer:
             self._validate(sum(recent) / len(recent), self.wall())
         log.info("stopped at step %d (%s)", self.step, reason)
         return {"step": self.step, "best": self.best, "reason": reason, "config": asdict(cfg)}
+
+
+def write_card(directory: Path, text: str, exp_dir: str | Path) -> None:
+    """Write a model card ``directory/README.md``, followed by ``EXP_DIR/NOTES.md`` when there is one
+    (the experimenter's own notes, such as the phases of a run trained over several sessions)."""
+    notes = Path(exp_dir) / "NOTES.md"
+    if notes.is_file():
+        text = text.rstrip("\n") + "\n\n" + notes.read_text()
+    (Path(directory) / "README.md").write_text(text)
