@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--speakers", type=int, default=None,
                     help="1: transcribe as one voice, no separation (default: the separator's count)")
     tr.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: joint CTC/attention beam search")
+    tr.add_argument("--ctc-weight", type=float, default=None,
+                    help="CTC weight in decoding (default: the model's); with --beam-size 1, 1.0 is CTC best path")
     tr.add_argument("--batch-size", type=int, default=8,
                     help="inputs transcribed together: their speech regions share ASR batches (default: 8)")
     tr.add_argument("--word-timestamps", action="store_true", help="add word timings to the JSON output")
@@ -174,6 +176,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
     try:
         formats = parse_formats(args.output_format)
+        if args.beam_size < 1:
+            raise ValueError(f"--beam-size must be at least 1, got {args.beam_size}")
+        if args.ctc_weight is not None and not 0.0 <= args.ctc_weight <= 1.0:
+            raise ValueError(f"--ctc-weight must be in [0, 1], got {args.ctc_weight}")
     except ValueError as err:
         log.error("%s", err)
         return 2
@@ -187,7 +193,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 names["separator"] = str(args.model or "separator-8k")
             state["pipe"] = Pipeline(sep, load_asr(args.asr, device=args.device), device=args.device,
                                      chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
-                                     beam_size=args.beam_size, max_seconds=args.max_seconds, names=names)
+                                     beam_size=args.beam_size, ctc_weight=args.ctc_weight,
+                                     max_seconds=args.max_seconds, names=names)
             state["pipe"].set_window(args.window)
         return state["pipe"]
 

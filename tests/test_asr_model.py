@@ -23,7 +23,14 @@ from hubbub.models.asr import (
     subsampled_length,
 )
 from hubbub.models.attention import MultiHeadAttention, local_attention_mask
-from hubbub.models.decoding import CTCPrefixScorer, beam_search, ctc_forced_align, ctc_greedy_decode, greedy_decode
+from hubbub.models.decoding import (
+    CTCPrefixScorer,
+    beam_search,
+    ctc_forced_align,
+    ctc_greedy_decode,
+    decode,
+    greedy_decode,
+)
 from hubbub.models.tokenizer import (
     BLANK_ID,
     EOS_ID,
@@ -419,6 +426,18 @@ def test_beam_search_at_least_greedy(overfit):
         assert hyp.cross_attention is not None
     assert beam_search(model, wav, beam=1, ctc_weight=0.0, length_penalty=0.0)[0].tokens == greedy.tokens
     assert model.training is False
+
+
+def test_decode_dispatches_on_beam_and_ctc_weight(overfit):
+    model, wav, _ = overfit
+    tokens = lambda hyps: [h.tokens for h in hyps]  # noqa: E731
+    assert tokens(decode(model, wav)) == tokens(greedy_decode(model, wav))
+    assert tokens(decode(model, wav, ctc_weight=1.0)) == tokens(ctc_greedy_decode(model, wav))
+    beam = beam_search(model, wav, beam=3, ctc_weight=0.3)
+    assert tokens(decode(model, wav, beam_size=3, ctc_weight=0.3)) == tokens(beam)
+    for bad in ({"beam_size": 0}, {"ctc_weight": 1.5}, {"beam_size": 2, "ctc_weight": -0.1}):
+        with pytest.raises(ValueError):
+            decode(model, wav, **bad)
 
 
 def test_save_load_round_trip(overfit, tmp_path):

@@ -76,6 +76,16 @@ def test_transcribe_writes_every_format(tmp_path, tiny_separator_dir, tiny_asr_d
     assert main([*args, "--overwrite"]) == 0 and (out / "mix.txt").read_text() != "old"
 
 
+def test_transcribe_decoding_options(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
+    args = ["transcribe", str(two_voice_mix), "-o", str(tmp_path), "--model", str(tiny_separator_dir),
+            "--asr", str(tiny_asr_dir), "--quiet", "-f", "json"]
+    assert main([*args, "--ctc-weight", "2"]) == 2 and not list(tmp_path.iterdir())
+    assert main([*args, "--beam-size", "0"]) == 2
+    assert main([*args, "--ctc-weight", "1"]) == 0  # CTC best path
+    assert json.loads((tmp_path / "mix.json").read_text())["speakers"]
+    assert main([*args, "--beam-size", "2", "--ctc-weight", "0.5", "--overwrite"]) == 0
+
+
 def test_transcribe_batch_with_a_corrupt_file(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix, caplog):
     bad = tmp_path / "corrupt.flac"
     bad.write_bytes(b"fLaC" + b"\x00" * 100)

@@ -8,7 +8,10 @@
   score computed for every hypothesis and candidate token at once
   (:class:`CTCPrefixScorer`) and a length normalisation of finished hypotheses.
 
-Both return one :class:`Hypothesis` per utterance with word timestamps taken
+:func:`decode` picks one of them from ``beam_size`` and ``ctc_weight``; the
+pipeline, the evaluation and the recipes' validation all decode through it.
+
+All return one :class:`Hypothesis` per utterance with word timestamps taken
 from a CTC forced alignment of the decoded tokens (:func:`ctc_forced_align`),
 or from the decoder's cross-attention when the alignment is impossible, and
 optionally that cross-attention itself (token x time, for display).
@@ -35,6 +38,7 @@ __all__ = [
     "beam_search",
     "ctc_forced_align",
     "ctc_greedy_decode",
+    "decode",
     "greedy_decode",
 ]
 
@@ -199,6 +203,34 @@ def ctc_greedy_decode(
                 )
             )  # fmt: skip
         return hyps
+
+
+def decode(
+    model: SpeechTransformer,
+    wav: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    beam_size: int = 1,
+    ctc_weight: float | None = None,
+    max_len: int | None = None,
+    word_timestamps: bool = True,
+) -> list[Hypothesis]:
+    """Decode a batch the way the options say.
+
+    ``beam_size > 1``: :func:`beam_search` with ``ctc_weight`` (default: the
+    model's training weight). ``beam_size == 1``: :func:`ctc_greedy_decode`
+    when ``ctc_weight == 1``, else :func:`greedy_decode` with the attention
+    decoder (at most ``max_len`` tokens).
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    if beam_size > 1:
+        return beam_search(model, wav, lengths, beam=beam_size, ctc_weight=ctc_weight, max_len=max_len,
+                           word_timestamps=word_timestamps)
+    if ctc_weight is not None and not 0.0 <= ctc_weight <= 1.0:
+        raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+    if ctc_weight == 1.0:
+        return ctc_greedy_decode(model, wav, lengths, word_timestamps=word_timestamps)
+    return greedy_decode(model, wav, lengths, max_len=max_len, word_timestamps=word_timestamps)
 
 
 # --------------------------------------------------------------------------- CTC prefix score

@@ -87,6 +87,9 @@ class Pipeline:
         chunk_seconds, overlap_seconds: windowing of long recordings (see
             :func:`~hubbub.pipeline.separate.separate_long`).
         beam_size: 1 for greedy decoding, more for joint CTC/attention beam search.
+        ctc_weight: weight of the CTC score in decoding (default: the model's
+            training weight); with ``beam_size=1``, 1.0 decodes the CTC best
+            path and anything else the attention decoder greedily.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class Pipeline:
         chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
         overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
         beam_size: int = 1,
+        ctc_weight: float | None = None,
         regions: RegionConfig | None = None,
         max_seconds: float | None = None,
         names: dict[str, str] | None = None,
@@ -107,6 +111,9 @@ class Pipeline:
         self.chunk_seconds = chunk_seconds
         self.overlap_seconds = overlap_seconds
         self.beam_size = beam_size
+        if ctc_weight is not None and not 0.0 <= ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        self.ctc_weight = ctc_weight
         self.regions = regions or RegionConfig()
         self.max_seconds = max_seconds
         self.names = names or {}
@@ -172,7 +179,7 @@ class Pipeline:
     def _decode_spans(self, spans: list[tuple]) -> list[Segment | None]:
         """Decode ``(stream, sample_rate, start, end)`` spans of any streams, ``ASR_BATCH`` at a time in
         order of length (little padding); one Segment per span, None where nothing was said."""
-        from hubbub.models.decoding import beam_search, greedy_decode
+        from hubbub.models.decoding import decode
 
         if self.asr is None or not spans:
             return [None] * len(spans)
@@ -184,10 +191,7 @@ class Pipeline:
             pieces = [resample(_read_span(*spans[j]), spans[j][1], asr_sr) for j in group]
             lengths = torch.tensor([len(p) for p in pieces])
             batch = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device)
-            if self.beam_size > 1:
-                hyps = beam_search(self.asr, batch, lengths, beam=self.beam_size)
-            else:
-                hyps = greedy_decode(self.asr, batch, lengths)
+            hyps = decode(self.asr, batch, lengths, beam_size=self.beam_size, ctc_weight=self.ctc_weight)
             for j, hyp in zip(group, hyps):
                 text = hyp.text.strip()
                 if text:

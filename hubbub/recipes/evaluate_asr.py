@@ -55,7 +55,7 @@ class UtteranceScore:
 
 
 def evaluate_asr(examples, model, beam_size: int = 1, batch_size: int = 1, device: str = "cpu",
-                 progress: bool = True) -> list[UtteranceScore]:
+                 progress: bool = True, ctc_weight: float | None = None) -> list[UtteranceScore]:
     """Transcribe each example (resampled to the model's rate) and count its word errors.
 
     With ``batch_size > 1`` utterances of similar length are decoded together (greedy
@@ -63,7 +63,7 @@ def evaluate_asr(examples, model, beam_size: int = 1, batch_size: int = 1, devic
     """
     from tqdm.auto import tqdm
 
-    from hubbub.models.decoding import beam_search, greedy_decode
+    from hubbub.models.decoding import decode
     from hubbub.pipeline.metrics import wer
     from hubbub.recipes.asr_data import load_waveforms, pad_batch
 
@@ -85,10 +85,7 @@ def evaluate_asr(examples, model, beam_size: int = 1, batch_size: int = 1, devic
         wav, lengths = wav.to(device), lengths.to(device)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            if beam_size > 1:
-                hyps = beam_search(model, wav, lengths, beam=beam_size, word_timestamps=False)
-            else:
-                hyps = greedy_decode(model, wav, lengths, word_timestamps=False)
+            hyps = decode(model, wav, lengths, beam_size=beam_size, ctc_weight=ctc_weight, word_timestamps=False)
         seconds = time.perf_counter() - t0
         total = sum(len(w) for w in wavs)
         for i, ex, w, h in zip(chunk, kept, wavs, hyps):
@@ -135,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="LibriSpeech-layout folder, JSONL manifest or kind:path corpus spec")
     p.add_argument("--model", default=None, help="ASR model folder or embedded name (default: asr-8k)")
     p.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: joint CTC/attention beam search")
+    p.add_argument("--ctc-weight", type=float, default=None,
+                   help="CTC weight in decoding (default: the model's); with --beam-size 1, 1.0 is CTC best path")
     p.add_argument("--batch-size", type=int, default=1, help="utterances decoded together (greedy only)")
     p.add_argument("--csv", default=None, help="per-utterance results CSV")
     p.add_argument("--json", default=None, help="write the summary as JSON")
@@ -171,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s: the model has no tokenizer", args.model)
         return 2
     scores = evaluate_asr(examples, model, args.beam_size, max(1, args.batch_size), args.device,
-                          progress=not args.quiet)
+                          progress=not args.quiet, ctc_weight=args.ctc_weight)
     if not scores:
         log.error("%s: no utterance could be read", args.data)
         return 1
@@ -182,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         from hubbub.pipeline.writers import write_text
 
         write_text(args.json, json.dumps({"data": str(args.data), "model": args.model or DEFAULT_ASR,
-                                          "beam_size": args.beam_size, **summary}, indent=2) + "\n")
+                                          "beam_size": args.beam_size,
+                                          "ctc_weight": args.ctc_weight, **summary}, indent=2) + "\n")
     log.info("%s: %d utterances (%.1f min), WER %.2f %% (%d sub, %d del, %d ins / %d words), RTF %.3f%s",
              args.data, summary["utterances"], summary["audio_seconds"] / 60, 100 * summary["wer"],
              summary["substitutions"], summary["deletions"], summary["insertions"], summary["ref_words"],

@@ -209,7 +209,7 @@ class AsrTask:
     ) -> list[str]:
         """Greedy transcripts of ``wavs`` (batched by length; at most ``max_tokens[i]`` tokens each), from
         the attention decoder or, with ``ctc``, the CTC head's best path."""
-        from hubbub.models.decoding import ctc_greedy_decode, greedy_decode
+        from hubbub.models.decoding import decode
 
         device = next(model.parameters()).device
         order = sorted(range(len(wavs)), key=lambda i: -len(wavs[i]))
@@ -217,11 +217,8 @@ class AsrTask:
         for start in range(0, len(order), self.cfg.val_batch_size):
             chunk = order[start : start + self.cfg.val_batch_size]
             wav, lengths = pad_batch([wavs[i] for i in chunk])
-            if ctc:
-                out = ctc_greedy_decode(model, wav.to(device), lengths.to(device), word_timestamps=False)
-            else:
-                out = greedy_decode(model, wav.to(device), lengths.to(device),
-                                    max_len=max(max_tokens[i] for i in chunk), word_timestamps=False)
+            out = decode(model, wav.to(device), lengths.to(device), ctc_weight=1.0 if ctc else 0.0,
+                         max_len=None if ctc else max(max_tokens[i] for i in chunk), word_timestamps=False)
             for i, h in zip(chunk, out):
                 hyps[i] = h.text
         return hyps
