@@ -29,18 +29,23 @@ log = logging.getLogger("bench_asr")
 
 
 class HubbubASR:
-    name = "hubbub"
+    """hubbub's ASR through :func:`hubbub.models.decoding.decode` (greedy attention by default;
+    ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path)."""
 
-    def __init__(self, path: str | None) -> None:
-        from hubbub.models.decoding import greedy_decode
+    def __init__(self, path: str | None, beam_size: int = 1, ctc_weight: float | None = None,
+                 name: str = "hubbub") -> None:
         from hubbub.pipeline.pipeline import load_asr
 
         self.model = load_asr(path)
-        self.decode = greedy_decode
         self.rate = self.model.sample_rate
+        self.beam_size, self.ctc_weight, self.name = beam_size, ctc_weight, name
 
     def __call__(self, wav: np.ndarray) -> str:
-        return self.decode(self.model, torch.from_numpy(wav), word_timestamps=False)[0].text
+        from hubbub.models.decoding import decode
+
+        hyps = decode(self.model, torch.from_numpy(wav), beam_size=self.beam_size, ctc_weight=self.ctc_weight,
+                      word_timestamps=False)
+        return hyps[0].text
 
 
 class PocketSphinx:
@@ -115,14 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", required=True, help="corpora as `hubbub evaluate asr` reads them")
     p.add_argument("--asr", default=None, help="hubbub ASR folder (default: the embedded model)")
-    p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "whisper"])
+    p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "whisper"],
+                   help="hubbub, hubbub-ctc (CTC best path), pocketsphinx, whisper")
+    p.add_argument("--beam-size", type=int, default=1, help="hubbub's decoding (default: greedy)")
+    p.add_argument("--ctc-weight", type=float, default=None, help="hubbub's decoding (default: the model's)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="N utterances of each corpus, spread evenly over it")
     p.add_argument("--out", default=None)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    builders = {"hubbub": lambda: HubbubASR(args.asr), "pocketsphinx": PocketSphinx,
+    builders = {"hubbub": lambda: HubbubASR(args.asr, args.beam_size, args.ctc_weight),
+                "hubbub-ctc": lambda: HubbubASR(args.asr, 1, 1.0, name="hubbub-ctc"), "pocketsphinx": PocketSphinx,
                 "whisper": lambda: WhisperTiny(args.threads)}
     systems = []
     for name in args.systems:
