@@ -194,3 +194,15 @@ def test_model_card_carries_the_experiment_notes(tmp_path):
     (tmp_path / "NOTES.md").write_text("## history\nphase 1\n")
     write_card(tmp_path / "best", "# card\n", tmp_path)
     assert (tmp_path / "best" / "README.md").read_text() == "# card\n\n## history\nphase 1\n"
+
+
+def test_resume_takes_a_new_learning_rate(tmp_path, caplog):
+    caplog.set_level("INFO")
+    base = dict(exp_dir=str(tmp_path), val_every=100, ckpt_every=4, warmup_steps=2, decay_steps=10, lr_decay=0.5)
+    Trainer(LoopConfig(**base, max_steps=4, lr=1e-3), nn.Linear(4, 4), _NanTask(lambda n: False)).fit()
+    trainer = Trainer(LoopConfig(**base, max_steps=6, lr=4e-3), nn.Linear(4, 4), _NanTask(lambda n: False))
+    assert trainer.load_checkpoint() and trainer.step == 4
+    assert "learning rate 0.004 from the config (the checkpoint had 0.001)" in caplog.text
+    assert trainer.opt.param_groups[0]["lr"] == pytest.approx(4e-3 * 0.5 ** (4 / 10), rel=1e-6)
+    trainer.fit(resume=False)  # the schedule goes on from there at the new rate
+    assert trainer.step == 6 and trainer.sched.get_last_lr()[0] == pytest.approx(4e-3 * 0.5 ** (6 / 10), rel=1e-6)

@@ -171,6 +171,15 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
+        if self.sched.base_lrs != [self.cfg.lr] * len(self.sched.base_lrs):
+            # the checkpoint holds the old rate: an --lr given on resuming wins (warmup and decay follow the
+            # config already, the schedule being a function of the step)
+            log.info("learning rate %g from the config (the checkpoint had %g)", self.cfg.lr, self.sched.base_lrs[0])
+            self.sched.base_lrs = [self.cfg.lr] * len(self.sched.base_lrs)
+            factor = self.sched.lr_lambdas[0](self.sched.last_epoch)
+            for group in self.opt.param_groups:
+                group["initial_lr"], group["lr"] = self.cfg.lr, self.cfg.lr * factor
+            self.sched._last_lr = [group["lr"] for group in self.opt.param_groups]
         self.step, self.epoch = state["step"], state["epoch"]
         self.batch_in_epoch, self.best = state["batch_in_epoch"], state["best"]
         self.wall_before = state.get("wall_s", 0.0)
