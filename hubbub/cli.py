@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="1: transcribe as one voice, no separation (default: the separator's count)")
     tr.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: joint CTC/attention beam search")
     tr.add_argument("--ctc-weight", type=float, default=None,
-                    help="CTC weight in decoding (default: the model's); with --beam-size 1, 1.0 is CTC best path")
+                    help="CTC weight in decoding (default: the model's); with --beam-size 1: 1 is the CTC best path, "
+                         "0 the attention decoder")
     tr.add_argument("--batch-size", type=int, default=8,
                     help="inputs transcribed together: their speech regions share ASR batches (default: 8)")
     tr.add_argument("--word-timestamps", action="store_true", help="add word timings to the JSON output")

@@ -6,6 +6,7 @@ Tiny configs throughout (d_model 32, one layer) so the file runs in seconds.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import itertools
 import json
@@ -268,6 +269,8 @@ def test_config_checks():
         ASRConfig(ctc_weight=1.5)
     with pytest.raises(ValueError):
         ASRConfig(tokenizer="bytes")
+    with pytest.raises(ValueError, match="decoder"):
+        ASRConfig(decoder="rnnt")
     with pytest.raises(ValueError, match="tokenizer has"):
         SpeechTransformer(tiny_config(vocab_size=50), CharTokenizer())
 
@@ -438,6 +441,14 @@ def test_decode_dispatches_on_beam_and_ctc_weight(overfit):
     for bad in ({"beam_size": 0}, {"ctc_weight": 1.5}, {"beam_size": 2, "ctc_weight": -0.1}):
         with pytest.raises(ValueError):
             decode(model, wav, **bad)
+    # without a ctc_weight, greedy decoding follows the model's config.decoder
+    attention = model.config
+    try:
+        model.config = dataclasses.replace(attention, decoder="ctc")
+        assert tokens(decode(model, wav)) == tokens(ctc_greedy_decode(model, wav))
+        assert tokens(decode(model, wav, ctc_weight=0.0)) == tokens(greedy_decode(model, wav))
+    finally:
+        model.config = attention
 
 
 def test_save_load_round_trip(overfit, tmp_path):

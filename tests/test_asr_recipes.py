@@ -234,6 +234,9 @@ def test_train_asr_exports_a_loadable_model(trained_asr, tiny_librispeech):
     assert model.tokenizer is not None and model.tokenizer.kind == "char" and model.config.d_model == 32
     meta = json.loads((best / "config.json").read_text())
     assert meta["training"]["step"] == 3 and meta["training"]["recipe"] == "hubbub train asr"
+    # exported with the greedy decoder that validated better
+    better = "ctc" if meta["training"]["wer_ctc"] < meta["training"]["wer"] else "attention"
+    assert meta["decoder"] == model.config.decoder == better
     card = (best / "README.md").read_text()
     assert "validation WER" in card and "| steps | 3 " in card and "wall time" in card
     rows = list(csv.DictReader((trained_asr / "metrics.csv").open()))

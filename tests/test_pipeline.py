@@ -77,12 +77,13 @@ def test_transcribe_writes_every_format(tmp_path, tiny_separator_dir, tiny_asr_d
 
 
 def test_transcribe_decoding_options(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
-    args = ["transcribe", str(two_voice_mix), "-o", str(tmp_path), "--model", str(tiny_separator_dir),
+    out = tmp_path / "out"
+    args = ["transcribe", str(two_voice_mix), "-o", str(out), "--model", str(tiny_separator_dir),
             "--asr", str(tiny_asr_dir), "--quiet", "-f", "json"]
-    assert main([*args, "--ctc-weight", "2"]) == 2 and not list(tmp_path.iterdir())
+    assert main([*args, "--ctc-weight", "2"]) == 2 and not out.exists()
     assert main([*args, "--beam-size", "0"]) == 2
     assert main([*args, "--ctc-weight", "1"]) == 0  # CTC best path
-    assert json.loads((tmp_path / "mix.json").read_text())["speakers"]
+    assert json.loads((out / "mix.json").read_text())["speakers"]
     assert main([*args, "--beam-size", "2", "--ctc-weight", "0.5", "--overwrite"]) == 0
 
 

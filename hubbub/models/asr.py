@@ -92,8 +92,11 @@ class ASRConfig:
     specaug_time_width: int = 40  # frames before subsampling, at most
     specaug_time_ratio: float = 0.05  # and at most this fraction of the utterance
     dropout: float = 0.1
+    decoder: str = "attention"  # greedy decoding by default: "attention" decoder or "ctc" best path
 
     def __post_init__(self) -> None:
+        if self.decoder not in ("attention", "ctc"):
+            raise ValueError(f"decoder must be 'attention' or 'ctc', got {self.decoder!r}")
         if self.tokenizer not in ("char", "sentencepiece"):
             raise ValueError(f"tokenizer must be 'char' or 'sentencepiece', got {self.tokenizer!r}")
         if not 0.0 <= self.ctc_weight <= 1.0:

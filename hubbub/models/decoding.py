@@ -219,10 +219,14 @@ def decode(
     ``beam_size > 1``: :func:`beam_search` with ``ctc_weight`` (default: the
     model's training weight). ``beam_size == 1``: :func:`ctc_greedy_decode`
     when ``ctc_weight == 1``, else :func:`greedy_decode` with the attention
-    decoder (at most ``max_len`` tokens).
+    decoder (at most ``max_len`` tokens); without a ``ctc_weight``, the one
+    that ``model.config.decoder`` names (the recipe picks the one that
+    validated better).
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    if beam_size == 1 and ctc_weight is None:
+        ctc_weight = 1.0 if model.config.decoder == "ctc" else 0.0
     if beam_size > 1:
         return beam_search(model, wav, lengths, beam=beam_size, ctc_weight=ctc_weight, max_len=max_len,
                            word_timestamps=word_timestamps)

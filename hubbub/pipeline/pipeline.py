@@ -87,9 +87,10 @@ class Pipeline:
         chunk_seconds, overlap_seconds: windowing of long recordings (see
             :func:`~hubbub.pipeline.separate.separate_long`).
         beam_size: 1 for greedy decoding, more for joint CTC/attention beam search.
-        ctc_weight: weight of the CTC score in decoding (default: the model's
-            training weight); with ``beam_size=1``, 1.0 decodes the CTC best
-            path and anything else the attention decoder greedily.
+        ctc_weight: weight of the CTC score in decoding (beam search default: the
+            model's training weight). With ``beam_size=1``, 1.0 decodes the CTC
+            best path, 0.0 the attention decoder, and None the one the model's
+            ``config.decoder`` names.
     """
 
     def __init__(

@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="ASR model folder or embedded name (default: asr-8k)")
     p.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: joint CTC/attention beam search")
     p.add_argument("--ctc-weight", type=float, default=None,
-                   help="CTC weight in decoding (default: the model's); with --beam-size 1, 1.0 is CTC best path")
+                   help="CTC weight in decoding (default: the model's); with --beam-size 1: 1 is the CTC best path, "
+                         "0 the attention decoder")
     p.add_argument("--batch-size", type=int, default=1, help="utterances decoded together (greedy only)")
     p.add_argument("--csv", default=None, help="per-utterance results CSV")
     p.add_argument("--json", default=None, help="write the summary as JSON")

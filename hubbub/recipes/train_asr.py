@@ -238,12 +238,16 @@ class AsrTask:
             metrics[f"wer_{label}"] = wer([refs[i] for i in idx], [hyps[i] for i in idx]).wer
         if model.config.ctc_weight > 0:  # the CTC head alone: it learns to read before the decoder attends
             metrics["wer_ctc"] = wer(refs, self.transcribe(model, self.val_wavs, [], ctc=True)).wer
+            metrics["score"] = min(total, metrics["wer_ctc"])  # the model is exported with the better decoder
         for i in range(min(2, len(refs))):
             log.info("  ref: %s\n  hyp: %s", refs[i], hyps[i])
         return metrics
 
     def export(self, model, directory: Path, info: dict) -> None:
-        model.save_pretrained(directory, extra={"training": {**info, "recipe": "hubbub train asr"}})
+        # greedy decoding by default with whichever of the attention decoder and the CTC head validated better
+        decoder = "ctc" if info.get("wer_ctc", float("inf")) < info["wer"] else "attention"
+        model.save_pretrained(directory, extra={"decoder": decoder,
+                                                "training": {**info, "recipe": "hubbub train asr"}})
         write_model_card(directory, model, self.cfg, self.data, info)
 
 
@@ -261,6 +265,9 @@ def write_model_card(directory: Path, model: SpeechTransformer, cfg: AsrTrainCon
                            if f"wer_{lab}" in info)
     val_wer = f"{100 * info['wer']:.1f} %" + (f" ({per_corpus})" if per_corpus else "")
     ctc_row = f"\n| validation WER, CTC best path | {100 * info['wer_ctc']:.1f} % |" if "wer_ctc" in info else ""
+    if "wer_ctc" in info:
+        better = "the CTC best path" if info["wer_ctc"] < info["wer"] else "the attention decoder"
+        ctc_row += f"\n| greedy decoding by default | {better} (`decoder` in config.json) |"
     aug = []
     if cfg.speed_prob:
         aug.append(f"speed {cfg.speed_range[0]}-{cfg.speed_range[1]} (p={cfg.speed_prob})")
@@ -281,7 +288,7 @@ Speech-Transformer with joint CTC/attention training (CTC weight {mc.ctc_weight}
 | augmentation | SpecAugment{"; " + "; ".join(aug) if aug else ""} |
 | steps | {info["step"]} (batch {cfg.batch_size}, utterances {cfg.min_seconds}-{cfg.max_seconds} s) |
 | wall time | {info["wall_minutes"]} min |
-| validation WER (greedy, {len(data.val)} utterances) | {val_wer} |{ctc_row}
+| validation WER (attention greedy, {len(data.val)} utterances) | {val_wer} |{ctc_row}
 
 Validation: {", ".join(f"`{s}`" for s in data.labels) or "none"}
 ({cfg.val_speakers} speakers of each LibriSpeech training corpus held out, never trained on).
