@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", nargs="+", required=True, help="corpora as `hubbub evaluate asr` reads them")
     p.add_argument("--asr", default=None, help="hubbub ASR folder (default: the embedded model)")
     p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "whisper"],
-                   help="hubbub, hubbub-ctc (CTC best path), pocketsphinx, whisper")
+                   help="hubbub (its model's default decoding), hubbub-ctc (CTC best path), hubbub-att (attention "
+                        "greedy), pocketsphinx, whisper")
     p.add_argument("--beam-size", type=int, default=1, help="hubbub's decoding (default: greedy)")
     p.add_argument("--ctc-weight", type=float, default=None, help="hubbub's decoding (default: the model's)")
     p.add_argument("--threads", type=int, default=2)
@@ -131,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     builders = {"hubbub": lambda: HubbubASR(args.asr, args.beam_size, args.ctc_weight),
-                "hubbub-ctc": lambda: HubbubASR(args.asr, 1, 1.0, name="hubbub-ctc"), "pocketsphinx": PocketSphinx,
+                "hubbub-ctc": lambda: HubbubASR(args.asr, 1, 1.0, name="hubbub-ctc"),
+                "hubbub-att": lambda: HubbubASR(args.asr, 1, 0.0, name="hubbub-att"), "pocketsphinx": PocketSphinx,
                 "whisper": lambda: WhisperTiny(args.threads)}
     systems = []
     for name in args.systems:
