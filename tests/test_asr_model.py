@@ -273,6 +273,18 @@ def test_config_checks():
         ASRConfig(decoder="rnnt")
     with pytest.raises(ValueError, match="tokenizer has"):
         SpeechTransformer(tiny_config(vocab_size=50), CharTokenizer())
+    with pytest.raises(ValueError, match="attn_dropout"):
+        ASRConfig(attn_dropout=1.0)
+
+
+@pytest.mark.parametrize(("attn_dropout", "expected"), [(None, 0.2), (0.0, 0.0)])
+def test_attention_dropout_defaults_to_dropout(attn_dropout, expected):
+    """``attn_dropout`` sets the dropout on attention weights only; the residual and
+    feed-forward dropout stay at ``dropout``."""
+    model = SpeechTransformer(tiny_config(dropout=0.2, attn_dropout=attn_dropout))
+    attn = [m.dropout for m in model.modules() if isinstance(m, (MultiHeadAttention, TwoDAttention))]
+    assert len(attn) == 4 and set(attn) == {expected}  # 2D, encoder, decoder self and cross attention
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.2}
 
 
 # --------------------------------------------------------------------------- CTC scoring and alignment

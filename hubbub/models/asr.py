@@ -92,6 +92,9 @@ class ASRConfig:
     specaug_time_width: int = 40  # frames before subsampling, at most
     specaug_time_ratio: float = 0.05  # and at most this fraction of the utterance
     dropout: float = 0.1
+    # dropout on the attention weights; None: ``dropout``. 0 lets PyTorch's fused CPU attention kernel
+    # run in training (a step of the default model takes about 40 % less time on a CPU)
+    attn_dropout: float | None = None
     decoder: str = "attention"  # greedy decoding by default: "attention" decoder or "ctc" best path
 
     def __post_init__(self) -> None:
@@ -103,8 +106,17 @@ class ASRConfig:
             raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
         if self.vocab_size <= EOS_ID + 2:
             raise ValueError(f"vocab_size={self.vocab_size} leaves no room for tokens")
+        for name in ("dropout", "attn_dropout"):
+            p = getattr(self, name)
+            if p is not None and not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {p}")
         if self.n_fft is not None and self.n_fft < self.win_length:
             raise ValueError(f"n_fft={self.n_fft} is shorter than the window ({self.win_length} samples)")
+
+    @property
+    def attention_dropout(self) -> float:
+        """Dropout on attention weights (``attn_dropout``, or ``dropout`` when that is None)."""
+        return self.dropout if self.attn_dropout is None else self.attn_dropout
 
     @property
     def win_length(self) -> int:
@@ -299,13 +311,16 @@ class TwoDAttention(nn.Module):
     input and normalised per frame.
     """
 
-    def __init__(self, channels: int, n_freq: int, window: int | None = None, dropout: float = 0.0) -> None:
+    def __init__(
+        self, channels: int, n_freq: int, window: int | None = None, dropout: float = 0.0,
+        attn_dropout: float | None = None,
+    ) -> None:
         super().__init__()
         self.qkv = nn.Conv2d(channels, 3 * channels, 3, padding=1)
         self.out = nn.Conv2d(2 * channels, channels, 3, padding=1)
         self.norm = nn.LayerNorm([channels, n_freq])
         self.attend = _SharedKernels(window)
-        self.dropout = dropout
+        self.dropout = dropout if attn_dropout is None else attn_dropout  # on the attention weights
         self.drop = nn.Dropout(dropout)
 
     def forward(
@@ -347,12 +362,15 @@ class ASREncoder(nn.Module):
         super().__init__()
         self.subsample = ConvSubsampling(cfg.twod_channels)
         self.twod = nn.ModuleList(
-            TwoDAttention(cfg.twod_channels, cfg.n_freq, cfg.encoder_window, cfg.dropout)
+            TwoDAttention(cfg.twod_channels, cfg.n_freq, cfg.encoder_window, cfg.dropout, cfg.attention_dropout)
             for _ in range(cfg.twod_blocks)
         )
         self.proj = nn.Linear(cfg.twod_channels * cfg.n_freq, cfg.d_model)
         self.layers = nn.ModuleList(
-            TransformerLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, window=cfg.encoder_window, dropout=cfg.dropout)
+            TransformerLayer(
+                cfg.d_model, cfg.n_heads, cfg.d_ff, window=cfg.encoder_window, dropout=cfg.dropout,
+                attn_dropout=cfg.attention_dropout,
+            )
             for _ in range(cfg.enc_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model)
@@ -387,7 +405,8 @@ class ASRDecoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=PAD_ID)
         self.layers = nn.ModuleList(
-            TransformerDecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.dec_layers)
+            TransformerDecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, cfg.attention_dropout)
+            for _ in range(cfg.dec_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.vocab_size)

@@ -23,6 +23,7 @@ import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -144,21 +145,15 @@ def greedy_decode(
             done |= nxt == EOS_ID
             if bool(done.all()):
                 break
-        ctc_lp = model.ctc_log_probs(memory)
-        hyps = []
+        results = []
         for i in range(b):
             row = ys[i, 1:].tolist()
             tokens = row[: row.index(EOS_ID)] if EOS_ID in row else row
-            n = int(mem_lengths[i])
-            score = float(scores[i])
-            hyps.append(
-                _finish(
-                    model, memory[i : i + 1, :n], ctc_lp[i, :n], tokens,
-                    score=score, att_score=score, ctc_score=None, duration=float(wav_lengths[i]) / model.sample_rate,
-                    word_timestamps=word_timestamps, return_cross_attention=return_cross_attention,
-                )
-            )  # fmt: skip
-        return hyps
+            results.append(_Decoded(tokens, float(scores[i]), float(scores[i])))
+        return _hypotheses(
+            model, memory, mem_lengths, model.ctc_log_probs(memory), wav_lengths, results,
+            word_timestamps, return_cross_attention,
+        )  # fmt: skip
 
 
 def ctc_greedy_decode(
@@ -187,22 +182,17 @@ def ctc_greedy_decode(
         memory, mem_lengths, _ = model.encode(wav, lengths)
         ctc_lp = model.ctc_log_probs(memory)  # (B, T', V)
         best, labels = ctc_lp.max(-1)  # (B, T')
-        hyps = []
+        results = []
         for i in range(memory.shape[0]):
             n = int(mem_lengths[i])
             path = labels[i, :n]
             keep = path != BLANK_ID
             keep[1:] &= path[1:] != path[:-1]
             tokens = [t for t in path[keep].tolist() if t not in (PAD_ID, SOS_ID, EOS_ID)]
-            hyps.append(
-                _finish(
-                    model, memory[i : i + 1, :n], ctc_lp[i, :n], tokens,
-                    score=float(best[i, :n].sum()), att_score=math.nan, ctc_score=None,
-                    duration=float(wav_lengths[i]) / model.sample_rate,
-                    word_timestamps=word_timestamps, return_cross_attention=return_cross_attention,
-                )
-            )  # fmt: skip
-        return hyps
+            results.append(_Decoded(tokens, float(best[i, :n].sum())))
+        return _hypotheses(
+            model, memory, mem_lengths, ctc_lp, wav_lengths, results, word_timestamps, return_cross_attention
+        )
 
 
 def decode(
@@ -356,22 +346,18 @@ def beam_search(
     with inference(model):
         memory, mem_lengths, _ = model.encode(wav, lengths)
         ctc_lp = model.ctc_log_probs(memory)
-        hyps = []
+        results = []
         for i in range(memory.shape[0]):
             n = int(mem_lengths[i])
             limit = n if max_len is None else min(n, max_len)
             best = _beam_one(
                 model, memory[i : i + 1, :n], ctc_lp[i, :n], beam, w, length_penalty, limit, pre_beam_ratio
             )
-            hyps.append(
-                _finish(
-                    model, memory[i : i + 1, :n], ctc_lp[i, :n], best["tokens"],
-                    score=best["norm"], att_score=best["att"] if w < 1 else math.nan,
-                    ctc_score=best["ctc"] if w > 0 else None, duration=float(wav_lengths[i]) / model.sample_rate,
-                    word_timestamps=word_timestamps, return_cross_attention=return_cross_attention,
-                )
-            )  # fmt: skip
-        return hyps
+            att = best["att"] if w < 1 else math.nan
+            results.append(_Decoded(best["tokens"], best["norm"], att, best["ctc"] if w > 0 else None))
+        return _hypotheses(
+            model, memory, mem_lengths, ctc_lp, wav_lengths, results, word_timestamps, return_cross_attention
+        )
 
 
 def _beam_one(model, memory, ctc_lp, beam, w, length_penalty, limit, pre_beam_ratio) -> dict:
@@ -503,6 +489,32 @@ def _attention_spans(cross: torch.Tensor, n_tok: int) -> list[tuple[int, int]]:
     """Fallback alignment: the frame each token's query attends to most."""
     peak = cross[:n_tok].argmax(-1).tolist()
     return [(p, p + 1) for p in peak]
+
+
+class _Decoded(NamedTuple):
+    """One utterance as a search left it: tokens and scores (None ``ctc``: score it afterwards)."""
+
+    tokens: list[int]
+    score: float
+    att: float = math.nan
+    ctc: float | None = None
+
+
+def _hypotheses(
+    model, memory, mem_lengths, ctc_lp, wav_lengths, results: list[_Decoded], word_timestamps, return_cross_attention
+) -> list[Hypothesis]:
+    """:func:`_finish` each utterance of a batch: ``memory (B, T, D)``, ``ctc_lp (B, T, V)``."""
+    hyps = []
+    for i, r in enumerate(results):
+        n = int(mem_lengths[i])
+        hyps.append(
+            _finish(
+                model, memory[i : i + 1, :n], ctc_lp[i, :n], r.tokens, score=r.score, att_score=r.att,
+                ctc_score=r.ctc, duration=float(wav_lengths[i]) / model.sample_rate,
+                word_timestamps=word_timestamps, return_cross_attention=return_cross_attention,
+            )
+        )  # fmt: skip
+    return hyps
 
 
 def _finish(

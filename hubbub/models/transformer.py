@@ -58,11 +58,13 @@ class TransformerLayer(nn.Module):
         window: int | None = None,
         dropout: float = 0.0,
         pos_kernel: int = 7,
+        attn_dropout: float | None = None,
     ) -> None:
         super().__init__()
+        attn_p = dropout if attn_dropout is None else attn_dropout
         self.pos = ConvPositionEncoding(d_model, pos_kernel)
         self.norm1 = nn.LayerNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, n_heads, window=window, dropout=dropout)
+        self.attn = MultiHeadAttention(d_model, n_heads, window=window, dropout=attn_p)
         self.norm2 = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.drop = nn.Dropout(dropout)
@@ -87,12 +89,15 @@ class TransformerDecoderLayer(nn.Module):
     ``(B, H, U, T)`` when asked.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, attn_dropout: float | None = None
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model)
-        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
+        attn_p = dropout if attn_dropout is None else attn_dropout
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=attn_p)
         self.norm2 = nn.LayerNorm(d_model)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=attn_p)
         self.norm3 = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, d_ff, dropout)
         self.drop = nn.Dropout(dropout)
