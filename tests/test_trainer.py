@@ -206,3 +206,24 @@ def test_resume_takes_a_new_learning_rate(tmp_path, caplog):
     assert trainer.opt.param_groups[0]["lr"] == pytest.approx(4e-3 * 0.5 ** (4 / 10), rel=1e-6)
     trainer.fit(resume=False)  # the schedule goes on from there at the new rate
     assert trainer.step == 6 and trainer.sched.get_last_lr()[0] == pytest.approx(4e-3 * 0.5 ** (6 / 10), rel=1e-6)
+
+
+def test_the_last_checkpoint_knows_the_last_validation(tmp_path):
+    """A run that stops between validations validates once more; its final checkpoint
+    must hold that score, or a resumed run would overwrite ``best/`` with a worse model."""
+
+    class Scores(_NanTask):
+        def __init__(self):
+            super().__init__(lambda n: False)
+            self.scores = iter([0.5, 0.9, 0.7])
+
+        def validate(self, model):
+            return {"score": next(self.scores)}
+
+    cfg = LoopConfig(exp_dir=str(tmp_path), max_steps=6, val_every=4, ckpt_every=100, warmup_steps=1,
+                     higher_is_better=True)
+    assert Trainer(cfg, nn.Linear(4, 4), task := Scores()).fit()["best"] == 0.9  # step 4: 0.5, the end: 0.9
+    resumed = Trainer(LoopConfig(**{**cfg.__dict__, "max_steps": 8}), nn.Linear(4, 4), task)
+    assert resumed.load_checkpoint() and resumed.step == 6 and resumed.best == 0.9
+    resumed.fit()  # step 8 scores 0.7: not better, so best/ is not replaced
+    assert resumed.best == 0.9

@@ -348,12 +348,12 @@ class Trainer:
             bar.close()
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
-        self.save_checkpoint()
         if self.world > 1:
             self._check_ranks_agree()
         if self.step % cfg.val_every and reason != "signal":
             recent = losses[-cfg.val_every :] or [math.nan]
             self._validate(sum(recent) / len(recent), self.wall())
+        self.save_checkpoint()  # after the last validation, so a resumed run knows its best score
         log.info("stopped at step %d (%s)", self.step, reason)
         return {"step": self.step, "best": self.best, "reason": reason, "config": asdict(cfg)}
 
