@@ -86,6 +86,17 @@ def add_config_flags(parser: argparse.ArgumentParser, train_cls, model_cls) -> N
         group.add_argument(flag, dest=f"cfgm_{name}", default=None, metavar="V")
 
 
+def recipe_parser(prog: str, description: str | None, train_cls, model_cls,
+                  parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The parser of a training recipe: ``--config``, ``--resume`` and every config key as a flag."""
+    parser = parser or argparse.ArgumentParser(prog=prog, description=description,
+                                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="recipe YAML (training keys, and model keys under `model:`)")
+    parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoint.pt")
+    add_config_flags(parser, train_cls, model_cls)
+    return parser
+
+
 def _build(cls, values: dict, where: str):
     known = dict(_fields(cls))
     unknown = set(values) - set(known)

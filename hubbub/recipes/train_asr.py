@@ -60,7 +60,7 @@ from hubbub.recipes.asr_data import (
     parse_spec,
     read_sentences,
 )
-from hubbub.recipes.config import add_config_flags, build_configs, load_yaml
+from hubbub.recipes.config import build_configs, load_yaml, recipe_parser
 from hubbub.recipes.trainer import LoopConfig, Trainer, write_card
 
 __all__ = ["AsrData", "AsrTask", "AsrTrainConfig", "build_parser", "build_tokenizer", "fit", "main", "prepare",
@@ -299,12 +299,7 @@ Reproduce: `hubbub train asr --config hubbub/recipes/configs/asr-default.yaml`.
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="hubbub train asr", description=__doc__,
-                                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="recipe YAML (training keys, and model keys under `model:`)")
-    parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoint.pt")
-    add_config_flags(parser, AsrTrainConfig, ASRConfig)
-    return parser
+    return recipe_parser("hubbub train asr", __doc__, AsrTrainConfig, ASRConfig, parser)
 
 
 def prepare(cfg: AsrTrainConfig, model_cfg: ASRConfig) -> tuple[SpeechTransformer, AsrTask]:

@@ -26,7 +26,7 @@ import torch
 
 from hubbub.models.losses import pit_si_snr_loss, si_snr
 from hubbub.models.separator import Separator, SeparatorConfig
-from hubbub.recipes.config import add_config_flags, build_configs, load_yaml
+from hubbub.recipes.config import build_configs, load_yaml, recipe_parser
 from hubbub.recipes.trainer import LoopConfig, Trainer, write_card
 
 __all__ = ["SeparatorTask", "SeparatorTrainConfig", "build_parser", "main", "train"]
@@ -147,12 +147,7 @@ Reproduce: `hubbub train separator --config hubbub/recipes/configs/separator-def
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="hubbub train separator", description=__doc__,
-                                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="recipe YAML (training keys, and model keys under `model:`)")
-    parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoint.pt")
-    add_config_flags(parser, SeparatorTrainConfig, SeparatorConfig)
-    return parser
+    return recipe_parser("hubbub train separator", __doc__, SeparatorTrainConfig, SeparatorConfig, parser)
 
 
 def train(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, resume: bool = False) -> dict:
