@@ -64,7 +64,12 @@ def child(args: argparse.Namespace) -> int:
     code = cli_main([args.command, args.input, "-o", args.output, "--quiet", "--overwrite", "--window", args.window,
                      *extra])
     wall = time.perf_counter() - t0
-    print(json.dumps({"code": code, "wall_s": wall, "peak_rss_mb": vm_hwm_mb()}))
+    words = segments = None
+    if args.command == "transcribe" and code == 0:  # what came out: the transcript of every voice
+        speakers = json.loads((Path(args.output) / f"{Path(args.input).stem}.json").read_text())["speakers"]
+        segments = sum(len(s["segments"]) for s in speakers)
+        words = sum(len(s["text"].split()) for s in speakers)
+    print(json.dumps({"code": code, "wall_s": wall, "peak_rss_mb": vm_hwm_mb(), "segments": segments, "words": words}))
     return code
 
 
@@ -96,14 +101,19 @@ def main(argv: list[str] | None = None) -> int:
                 log.error("%g min failed:\n%s", minutes, proc.stderr[-2000:])
                 return 1
             res = json.loads(proc.stdout.strip().splitlines()[-1])
-            rows.append((minutes, res["wall_s"], res["wall_s"] / (minutes * 60), res["peak_rss_mb"]))
-            log.info("%g min: %.1f s wall, RTF %.3f, peak RSS %.0f MiB", *rows[-1])
+            rows.append((minutes, res["wall_s"], res["wall_s"] / (minutes * 60), res["peak_rss_mb"],
+                         res.get("segments"), res.get("words")))
+            log.info("%g min: %.1f s wall, RTF %.3f, peak RSS %.0f MiB", *rows[-1][:4])
             wav.unlink()
     cmdline = "python benchmarks/bench_long.py " + " ".join(argv if argv is not None else sys.argv[1:])
     setup = f"hubbub {args.command}, {args.sample_rate} Hz, {args.threads} threads, {args.window} inter-chunk attention"
+    text_cols = args.command == "transcribe"
     lines = [f"`{cmdline}` ({setup})", "",
-             "| recording | wall time (s) | real-time factor | peak RSS (MiB) |", "|---|---|---|---|"]
-    lines += [f"| {m:g} min | {w:.1f} | {r:.3f} | {rss:.0f} |" for m, w, r, rss in rows]
+             "| recording | wall time (s) | real-time factor | peak RSS (MiB) |"
+             + (" segments | words transcribed |" if text_cols else ""),
+             "|---|---|---|---|" + ("---|---|" if text_cols else "")]
+    lines += [f"| {m:g} min | {w:.1f} | {r:.3f} | {rss:.0f} |" + (f" {seg:,} | {n:,} |" if text_cols else "")
+              for m, w, r, rss, seg, n in rows]
     write_report("\n".join(lines) + "\n", args.out)
     return 0
 

@@ -501,3 +501,16 @@ def test_separator_still_round_trips(tmp_path):
     with torch.inference_mode():
         assert torch.equal(sep(mix), loaded(mix))
     assert not (tmp_path / "sep" / "tokenizer.json").exists()
+
+
+@pytest.mark.parametrize("decoder", ["ctc", "attention"])
+def test_decode_gives_cross_attention_over_its_own_tokens(decoder):
+    """The demo's alignment plot: cross-attention over the tokens the default decoder chose."""
+    model = SpeechTransformer(tiny_config(decoder=decoder), CharTokenizer()).eval()
+    hyp = decode(model, tones(1.0)[None], max_len=8, return_cross_attention=True)[0]
+    if decoder == "ctc":
+        expected = ctc_greedy_decode(model, tones(1.0)[None])[0]
+    else:
+        expected = greedy_decode(model, tones(1.0)[None], max_len=8)[0]
+    assert hyp.tokens == expected.tokens
+    assert hyp.cross_attention is not None and hyp.cross_attention.shape[0] == len(hyp.tokens) + 1

@@ -126,7 +126,7 @@ def test_analyze_one_speaker_local_window_and_no_asr(sep_pipe, two_voice_mix):
     players, texts, timeline, spec, sep, asr, cross, note, result, bundle = _unpack(out)
     assert sep_pipe.separator.masker.blocks[0].inter[0].attn.window == 3
     _check_figure(sep, "local, window 3 chunks")
-    assert asr is None and cross is None and "No ASR model is embedded yet" in note
+    assert asr is None and cross is None and "No ASR model is loaded" in note
     assert "no ASR" in texts[0]["value"] and players[0]["subtitles"] is None
     assert all(s["segments"] == [] for s in result["speakers"])
     _check_figure(timeline, "Who spoke when")
@@ -318,7 +318,7 @@ def test_browser_runs_an_example(pipe, tmp_path):
                 assert ".zip" in page.locator("#download").inner_text()
                 assert '"spk2"' in page.locator("#result-json").inner_text()
                 if pipeline.asr is None:
-                    assert "No ASR model is embedded yet" in page.locator("#asr-note").inner_text()
+                    assert "No ASR model is loaded" in page.locator("#asr-note").inner_text()
                     assert "no ASR model" in transcript
                 else:
                     page.wait_for_selector("#asr-attention img", timeout=60_000)

@@ -60,7 +60,7 @@ ASR_VIEW_SECONDS = 15.0
 #: request folders older than this are removed when a new request starts
 KEEP_SECONDS = 3600.0
 NO_ASR_NOTE = (
-    "**No ASR model is embedded yet**: the demo separates the voices but cannot transcribe them, "
+    "**No ASR model is loaded**: the demo separates the voices but cannot transcribe them, "
     "so there are no transcripts, subtitles or ASR attention maps. Start it with "
     "`hubbub demo --asr DIR` to use a trained Speech-Transformer."
 )
@@ -209,7 +209,7 @@ def analyze(
             label = spk.id if separated else f"{spk.id} (not separated)"
             players.append(gr.update(value=str(wavs[k]), visible=True, label=label, subtitles=_subtitles(spk)))
             if pipeline.asr is None:
-                text = "(no ASR model embedded yet: separation only)"
+                text = "(no ASR model loaded: separation only)"
             else:
                 text = "\n".join(f"[{s.start:6.2f}-{s.end:6.2f}] {s.text}" for s in spk.segments) or "(no speech)"
             transcripts.append(gr.update(value=text, visible=True, label=f"{spk.id} transcript"))
@@ -269,7 +269,7 @@ def build_demo(pipeline=None, max_seconds: float = 600, max_file_size: str | int
         gr.Markdown(
             "# hubbub: separate overlapping talkers, then transcribe each voice\n"
             f"Separator `{sep_name}` ({pipeline.n_speakers} voices)"
-            + (f", ASR `{asr_name}`." if asr_name else ", no ASR model yet (separation only).")
+            + (f", ASR `{asr_name}`." if asr_name else ", no ASR model (separation only).")
             + f" Recordings up to {max_seconds:g} s."
         )
         with gr.Row():

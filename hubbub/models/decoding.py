@@ -203,6 +203,7 @@ def decode(
     ctc_weight: float | None = None,
     max_len: int | None = None,
     word_timestamps: bool = True,
+    return_cross_attention: bool = False,
 ) -> list[Hypothesis]:
     """Decode a batch the way the options say.
 
@@ -211,20 +212,21 @@ def decode(
     when ``ctc_weight == 1``, else :func:`greedy_decode` with the attention
     decoder (at most ``max_len`` tokens); without a ``ctc_weight``, the one
     that ``model.config.decoder`` names (the recipe picks the one that
-    validated better).
+    validated better). ``return_cross_attention``: the decoder's cross-attention
+    over the chosen tokens, whichever search chose them.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}")
     if beam_size == 1 and ctc_weight is None:
         ctc_weight = 1.0 if model.config.decoder == "ctc" else 0.0
+    out = {"word_timestamps": word_timestamps, "return_cross_attention": return_cross_attention}
     if beam_size > 1:
-        return beam_search(model, wav, lengths, beam=beam_size, ctc_weight=ctc_weight, max_len=max_len,
-                           word_timestamps=word_timestamps)
+        return beam_search(model, wav, lengths, beam=beam_size, ctc_weight=ctc_weight, max_len=max_len, **out)
     if ctc_weight is not None and not 0.0 <= ctc_weight <= 1.0:
         raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
     if ctc_weight == 1.0:
-        return ctc_greedy_decode(model, wav, lengths, word_timestamps=word_timestamps)
-    return greedy_decode(model, wav, lengths, max_len=max_len, word_timestamps=word_timestamps)
+        return ctc_greedy_decode(model, wav, lengths, **out)
+    return greedy_decode(model, wav, lengths, max_len=max_len, **out)
 
 
 # --------------------------------------------------------------------------- CTC prefix score

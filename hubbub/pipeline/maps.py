@@ -260,11 +260,12 @@ def asr_details(asr, wav, sample_rate: int, max_seconds: float = 15.0) -> dict:
         sample_rate, seconds, truncated, frame_shift, text
         time_attention (T', T'), times (T',)    first 2D block, averaged over channels
         freq_attention (F', F'), freq_hz (F',)  idem; mel bands after subsampling
-        cross_attention (U + 1, T')             greedy decoder, last layer, mean over heads
+        cross_attention (U + 1, T')             decoder over the greedy result (the model's default
+                                                decoder), last layer, mean over heads
         tokens [U + 1 str]                      emitted pieces, the last one "</s>"
         words [(word, start, end)]
     """
-    from hubbub.models.decoding import greedy_decode
+    from hubbub.models.decoding import decode
 
     cfg = asr.config
     sr = cfg.sample_rate
@@ -275,7 +276,7 @@ def asr_details(asr, wav, sample_rate: int, max_seconds: float = 15.0) -> dict:
     device = next(asr.parameters()).device
     with inference(asr):
         _, _, maps = asr.encode(x.to(device)[None], return_maps=True)
-    hyp = greedy_decode(asr, x.to(device)[None], return_cross_attention=True)[0]
+    hyp = decode(asr, x.to(device)[None], return_cross_attention=True)[0]
     shift = asr.frame_shift
     details = {
         "sample_rate": sr,
