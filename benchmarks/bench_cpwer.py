@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if pipe.asr is None:
         log.error("no ASR model: pass --asr or embed one")
         return 2
-    wants_whisper = any(s.startswith("whisper") or s.endswith("whisper") for s in args.systems)
+    wants_whisper = any("whisper" in s for s in args.systems)
     whisper = WhisperTiny(args.threads).model if wants_whisper else None  # the ASR benchmark's setup
     results = {d: run_set(d, load_set(d, args.limit), args.systems, pipe, whisper) for d in args.data}
     cmd = "python benchmarks/bench_cpwer.py " + " ".join(argv if argv is not None else sys.argv[1:])
