@@ -9,6 +9,7 @@ Usage:
     hubbub data librimix --librispeech-dir /data/LibriSpeech --wham-dir /data/wham_noise \
         --metadata-dir /data/LibriMix/metadata --out /data/Libri2Mix
     hubbub data synth --out data/synth-8k --jobs 2
+    hubbub data separated --mixtures data/train-2mix-max-8k --out data/train-separated-8k
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ COMMANDS = {
     ("data", "mix"): "hubbub.recipes.librimix",
     ("data", "librimix"): "hubbub.recipes.librimix",
     ("data", "synth"): "hubbub.recipes.synth",
+    ("data", "separated"): "hubbub.recipes.separated",
 }
 
 

@@ -702,6 +702,7 @@ def make_test_mixtures(
     noise_dir: str | os.PathLike | None = None,
     snr_db: tuple[float, float] = (10.0, 15.0),
     level_db: tuple[float, float] = (-33.0, -25.0),
+    hold_out: int = 0,
 ) -> list[MixtureItem]:
     """A deterministic LibriMix-layout set of ``n_src``-speaker mixtures from a LibriSpeech-layout folder.
 
@@ -715,7 +716,9 @@ def make_test_mixtures(
     Writes ``<out>/wav<sr/1000>k/<mode>/test/{mix_clean,s1..sN[,noise,mix_both]}/<utt1>_<utt2>.wav``,
     ``<out>/wav<sr/1000>k/<mode>/metadata/mixture_test_mix_clean.csv`` (``_mix_both`` too, with noise;
     absolute paths) and ``<out>/manifest.jsonl`` (paths relative to ``out``; see :func:`read_manifest`).
-    Existing audio files are kept.
+    Existing audio files are kept. ``hold_out`` leaves out the speakers that the training recipes hold
+    out for validation (:func:`~hubbub.recipes.data.split_speakers` with the same count), for a set
+    made of training speech.
 
     Returns:
         the items of the manifest.
@@ -723,10 +726,12 @@ def make_test_mixtures(
     from tqdm import tqdm
 
     from hubbub.pipeline.audio import load_audio
-    from hubbub.recipes.data import load_noises, read_librispeech
+    from hubbub.recipes.data import load_noises, read_librispeech, split_speakers
 
     out = Path(out)
     utts = read_librispeech(librispeech)
+    if hold_out:
+        utts, _ = split_speakers(utts, hold_out)
     picks = _pick_mixtures(utts, n_src, n_mixtures, seed)
     noises = load_noises(noise_dir, sample_rate) if noise_dir else []
     if noise_dir and not noises:
@@ -815,6 +820,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise-dir", help="folder of noise recordings: adds noise/ and mix_both/")
     p.add_argument("--snr", type=float, nargs=2, default=[10.0, 15.0], metavar=("LOW", "HIGH"))
+    p.add_argument("--hold-out", type=int, default=0, metavar="N",
+                   help="leave out the N speakers the training recipes validate on (their val_speakers)")
     return p
 
 
@@ -842,7 +849,7 @@ def main(argv: list[str] | None = None) -> int:
             make_test_mixtures(
                 args.librispeech, args.out, n_src=args.n_src, n_mixtures=args.n_mixtures,
                 sample_rate=args.sample_rate, mode=args.mode, seed=args.seed, noise_dir=args.noise_dir,
-                snr_db=tuple(args.snr),
+                snr_db=tuple(args.snr), hold_out=args.hold_out,
             )
     except (FileNotFoundError, ValueError) as err:
         log.error("%s", err)
