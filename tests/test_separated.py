@@ -22,11 +22,14 @@ def mixset(tiny_librispeech, tmp_path):
     return make_test_mixtures(tiny_librispeech, tmp_path / "mix", n_mixtures=3, mode="max", seed=2, hold_out=2)
 
 
-def test_hold_out_leaves_out_the_validation_speakers(tiny_librispeech, mixset):
+def test_hold_out_leaves_out_the_validation_speakers(tiny_librispeech, mixset, tmp_path):
     _, held = split_speakers(read_librispeech(tiny_librispeech), 2)
     held = {u.speaker for u in held}
     assert len(held) == 2
     assert all(not held & set(item.speakers) for item in mixset)
+    dev = make_test_mixtures(tiny_librispeech, tmp_path / "dev", n_mixtures=3, mode="max", hold_out=2,
+                             held_out_only=True)
+    assert len(dev) == 3 and all(set(item.speakers) == held for item in dev)
 
 
 def test_voices_get_the_transcript_of_the_source_they_match(mixset, tmp_path, monkeypatch):

@@ -703,6 +703,7 @@ def make_test_mixtures(
     snr_db: tuple[float, float] = (10.0, 15.0),
     level_db: tuple[float, float] = (-33.0, -25.0),
     hold_out: int = 0,
+    held_out_only: bool = False,
 ) -> list[MixtureItem]:
     """A deterministic LibriMix-layout set of ``n_src``-speaker mixtures from a LibriSpeech-layout folder.
 
@@ -718,7 +719,8 @@ def make_test_mixtures(
     absolute paths) and ``<out>/manifest.jsonl`` (paths relative to ``out``; see :func:`read_manifest`).
     Existing audio files are kept. ``hold_out`` leaves out the speakers that the training recipes hold
     out for validation (:func:`~hubbub.recipes.data.split_speakers` with the same count), for a set
-    made of training speech.
+    made of training speech; with ``held_out_only`` the set is made of those speakers only (a
+    development set).
 
     Returns:
         the items of the manifest.
@@ -731,7 +733,8 @@ def make_test_mixtures(
     out = Path(out)
     utts = read_librispeech(librispeech)
     if hold_out:
-        utts, _ = split_speakers(utts, hold_out)
+        train, held = split_speakers(utts, hold_out)
+        utts = held if held_out_only else train
     picks = _pick_mixtures(utts, n_src, n_mixtures, seed)
     noises = load_noises(noise_dir, sample_rate) if noise_dir else []
     if noise_dir and not noises:
@@ -822,6 +825,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--snr", type=float, nargs=2, default=[10.0, 15.0], metavar=("LOW", "HIGH"))
     p.add_argument("--hold-out", type=int, default=0, metavar="N",
                    help="leave out the N speakers the training recipes validate on (their val_speakers)")
+    p.add_argument("--held-out-only", action="store_true", help="with --hold-out: only those N speakers")
     return p
 
 
@@ -849,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
             make_test_mixtures(
                 args.librispeech, args.out, n_src=args.n_src, n_mixtures=args.n_mixtures,
                 sample_rate=args.sample_rate, mode=args.mode, seed=args.seed, noise_dir=args.noise_dir,
-                snr_db=tuple(args.snr), hold_out=args.hold_out,
+                snr_db=tuple(args.snr), hold_out=args.hold_out, held_out_only=args.held_out_only,
             )
     except (FileNotFoundError, ValueError) as err:
         log.error("%s", err)
