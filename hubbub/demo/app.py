@@ -121,6 +121,29 @@ def _default_pipeline():
     return _default
 
 
+def _check_request(pipeline, audio_path, n_speakers, window, window_size) -> tuple[str, int, int]:
+    """The request's audio path, speaker count and window size, or :class:`gr.Error` naming what is wrong."""
+    if audio_path is None or (isinstance(audio_path, str) and not audio_path.strip()):
+        raise gr.Error("No audio: upload a file, record with the microphone, or pick an example.",
+                       print_exception=False)
+    audio_path = str(audio_path)
+    try:
+        n_speakers = int(n_speakers) if n_speakers not in (None, "") else pipeline.n_speakers
+        window_size = int(window_size) if window_size not in (None, "") else 16
+    except (TypeError, ValueError):
+        raise gr.Error(f"invalid settings: speakers={n_speakers!r}, window size={window_size!r}",
+                       print_exception=False) from None
+    if n_speakers not in _speaker_choices(pipeline):
+        raise gr.Error(f"speakers must be one of {_speaker_choices(pipeline)}, not {n_speakers}",
+                       print_exception=False)
+    if window not in ("global", "local"):
+        raise gr.Error(f"inter-chunk attention must be 'global' or 'local', not {window!r}",
+                       print_exception=False)
+    if window == "local" and window_size < 1:
+        raise gr.Error(f"the local window must be at least 1 chunk, not {window_size}", print_exception=False)
+    return audio_path, n_speakers, window_size
+
+
 def analyze(
     audio_path,
     n_speakers,
@@ -156,25 +179,8 @@ def analyze(
             except Exception:  # progress is cosmetic; never fail a request on it
                 log.debug("progress update failed", exc_info=True)
 
-    if audio_path is None or (isinstance(audio_path, str) and not audio_path.strip()):
-        raise gr.Error("No audio: upload a file, record with the microphone, or pick an example.",
-                       print_exception=False)
-    audio_path = str(audio_path)
+    audio_path, n_speakers, window_size = _check_request(pipeline, audio_path, n_speakers, window, window_size)
     name = Path(audio_path).name
-    try:
-        n_speakers = int(n_speakers) if n_speakers not in (None, "") else pipeline.n_speakers
-        window_size = int(window_size) if window_size not in (None, "") else 16
-    except (TypeError, ValueError):
-        raise gr.Error(f"invalid settings: speakers={n_speakers!r}, window size={window_size!r}",
-                       print_exception=False) from None
-    if n_speakers not in _speaker_choices(pipeline):
-        raise gr.Error(f"speakers must be one of {_speaker_choices(pipeline)}, not {n_speakers}",
-                       print_exception=False)
-    if window not in ("global", "local"):
-        raise gr.Error(f"inter-chunk attention must be 'global' or 'local', not {window!r}",
-                       print_exception=False)
-    if window == "local" and window_size < 1:
-        raise gr.Error(f"the local window must be at least 1 chunk, not {window_size}", print_exception=False)
 
     report(0.0, "reading and separating")
     pipeline.set_window("global" if window == "global" else window_size)

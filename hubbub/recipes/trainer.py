@@ -271,6 +271,45 @@ class Trainer:
         log.warning("signal %d: checkpointing and stopping after this step", signum)
         self._stop = True
 
+    def _catch_signals(self) -> dict:
+        """SIGINT and SIGTERM stop training after the current step; returns the handlers they replace."""
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[sig] = signal.signal(sig, self._handle_signal)
+            except ValueError:  # not in the main thread
+                pass
+        return old
+
+    def _step(self, model) -> float | None:
+        """One optimiser step on the next batch: its loss, or None when the step was skipped for a
+        non-finite loss or gradient (``max_bad_steps`` of those in a row stop training)."""
+        batch = self.task.batch(self.epoch, self._indices(self.batch_in_epoch), self.step)
+        loss = self.task.loss(model, batch)
+        self.batch_in_epoch += 1
+        self.opt.zero_grad(set_to_none=True)
+        problem = None
+        if not torch.isfinite(loss):
+            problem = ("non-finite loss", "non-finite losses", f" ({loss.item()})")
+        else:
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            if not torch.isfinite(norm):
+                problem = ("non-finite gradient", "non-finite gradients", "")
+        if problem is not None:
+            self._bad += 1
+            log.warning("step %d: %s%s, step skipped (%d in a row)", self.step, problem[0], problem[2], self._bad)
+            self.opt.zero_grad(set_to_none=True)
+            if self._bad >= self.cfg.max_bad_steps:
+                raise RuntimeError(f"{self._bad} {problem[1]} in a row at step {self.step}: stopping. "
+                                   "Lower --lr or check the data; resume from the last checkpoint.")
+            return None
+        self._bad = 0
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        return loss.item()
+
     def fit(self, resume: bool = False) -> dict:
         """Train until ``max_steps``, the time budget, or a signal. Returns a summary."""
         from tqdm.auto import tqdm
@@ -278,18 +317,12 @@ class Trainer:
         cfg = self.cfg
         if resume and not self.load_checkpoint():
             log.info("no checkpoint in %s: starting from scratch", self.exp)
-        old_handlers = {}
-        if self.is_main:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    old_handlers[sig] = signal.signal(sig, self._handle_signal)
-                except ValueError:  # not in the main thread
-                    pass
+        old_handlers = self._catch_signals() if self.is_main else {}
         batches_per_epoch = max(1, cfg.epoch_size // (cfg.batch_size * self.world))
         model = self.ddp or self.model
         model.train()
         t0 = self._t0 = time.monotonic()
-        bad = 0
+        self._bad = 0
         losses: list[float] = []
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.is_main, desc="train", dynamic_ncols=True)
         reason = "max_steps"
@@ -299,35 +332,10 @@ class Trainer:
                     self.epoch += 1
                     self.batch_in_epoch = 0
                     self.save_checkpoint()
-                batch = self.task.batch(self.epoch, self._indices(self.batch_in_epoch), self.step)
-                loss = self.task.loss(model, batch)
-                self.batch_in_epoch += 1
-                if not torch.isfinite(loss):
-                    bad += 1
-                    log.warning("step %d: non-finite loss (%s), step skipped (%d in a row)",
-                                self.step, loss.item(), bad)
-                    self.opt.zero_grad(set_to_none=True)
-                    if bad >= cfg.max_bad_steps:
-                        raise RuntimeError(
-                            f"{bad} non-finite losses in a row at step {self.step}: stopping. "
-                            "Lower --lr or check the data; resume from the last checkpoint."
-                        )
+                loss = self._step(model)
+                if loss is None:
                     continue
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                if not torch.isfinite(norm):
-                    bad += 1
-                    log.warning("step %d: non-finite gradient, step skipped (%d in a row)", self.step, bad)
-                    self.opt.zero_grad(set_to_none=True)
-                    if bad >= cfg.max_bad_steps:
-                        raise RuntimeError(f"{bad} non-finite gradients in a row at step {self.step}: stopping")
-                    continue
-                bad = 0
-                self.opt.step()
-                self.sched.step()
-                self.step += 1
-                losses.append(loss.item())
+                losses.append(loss)
                 bar.update(1)
                 if self.step % cfg.log_every == 0:
                     avg = sum(losses[-cfg.log_every :]) / len(losses[-cfg.log_every :])
