@@ -33,18 +33,18 @@ class HubbubASR:
     ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path)."""
 
     def __init__(self, path: str | None, beam_size: int = 1, ctc_weight: float | None = None,
-                 name: str = "hubbub") -> None:
+                 name: str = "hubbub", lm: bool | None = None) -> None:
         from hubbub.pipeline.pipeline import load_asr
 
         self.model = load_asr(path)
         self.rate = self.model.sample_rate
-        self.beam_size, self.ctc_weight, self.name = beam_size, ctc_weight, name
+        self.beam_size, self.ctc_weight, self.name, self.lm = beam_size, ctc_weight, name, lm
 
     def __call__(self, wav: np.ndarray) -> str:
         from hubbub.models.decoding import decode
 
         hyps = decode(self.model, torch.from_numpy(wav), beam_size=self.beam_size, ctc_weight=self.ctc_weight,
-                      word_timestamps=False)
+                      lm=self.lm, word_timestamps=False)
         return hyps[0].text
 
 
@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", nargs="+", required=True, help="corpora as `hubbub evaluate asr` reads them")
     p.add_argument("--asr", default=None, help="hubbub ASR folder (default: the embedded model)")
     p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "whisper"],
-                   help="hubbub (its model's default decoding), hubbub-ctc (CTC best path), hubbub-att (attention "
-                        "greedy), pocketsphinx, whisper")
+                   help="hubbub (its model's default decoding), hubbub-lm (CTC beam search with its word LM), "
+                        "hubbub-ctc (CTC best path), hubbub-att (attention greedy), pocketsphinx, whisper")
     p.add_argument("--beam-size", type=int, default=1, help="hubbub's decoding (default: greedy)")
     p.add_argument("--ctc-weight", type=float, default=None, help="hubbub's decoding (default: the model's)")
     p.add_argument("--threads", type=int, default=2)
@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     builders = {"hubbub": lambda: HubbubASR(args.asr, args.beam_size, args.ctc_weight),
+                "hubbub-lm": lambda: HubbubASR(args.asr, name="hubbub-lm", lm=True),
                 "hubbub-ctc": lambda: HubbubASR(args.asr, 1, 1.0, name="hubbub-ctc"),
                 "hubbub-att": lambda: HubbubASR(args.asr, 1, 0.0, name="hubbub-att"), "pocketsphinx": PocketSphinx,
                 "whisper": lambda: WhisperTiny(args.threads)}

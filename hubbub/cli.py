@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--ctc-weight", type=float, default=None,
                     help="CTC weight in decoding (default: the model's); with --beam-size 1: 1 is the CTC best path, "
                          "0 the attention decoder")
+    tr.add_argument("--no-lm", action="store_true",
+                    help="decode without the ASR's word language model (its lm/ folder), as fast as greedy")
     tr.add_argument("--batch-size", type=int, default=8,
                     help="inputs transcribed together: their speech regions share ASR batches (default: 8)")
     tr.add_argument("--word-timestamps", action="store_true", help="add word timings to the JSON output")
@@ -195,7 +197,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
             state["pipe"] = Pipeline(sep, load_asr(args.asr, device=args.device), device=args.device,
                                      chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
                                      beam_size=args.beam_size, ctc_weight=args.ctc_weight,
-                                     max_seconds=args.max_seconds, names=names)
+                                     lm=False if args.no_lm else None, max_seconds=args.max_seconds, names=names)
             state["pipe"].set_window(args.window)
         return state["pipe"]
 

@@ -20,6 +20,7 @@ output alone or in a padded batch. Decoding lives in :mod:`hubbub.models.decodin
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from torch import nn
 
 from hubbub.models.attention import MultiHeadAttention, band_to_dense
 from hubbub.models.hub import PretrainedMixin
+from hubbub.models.lm import LM_DIR, NgramLM
 from hubbub.models.tokenizer import (
     BLANK_ID,
     EOS_ID,
@@ -460,6 +462,7 @@ class SpeechTransformer(nn.Module, PretrainedMixin):
         self.tokenizer = None
         if tokenizer is not None:
             self.set_tokenizer(tokenizer)
+        self.lm = None  # an NgramLM for CTC beam search, loaded from the model folder's lm/ when there is one
 
     @property
     def sample_rate(self) -> int:
@@ -489,12 +492,15 @@ class SpeechTransformer(nn.Module, PretrainedMixin):
     def save_extra_files(self, directory: Path) -> None:
         if self.tokenizer is not None:
             self.tokenizer.save(directory)
+        if self.lm is not None and self.lm.directory.resolve() != (directory / LM_DIR).resolve():
+            shutil.copytree(self.lm.directory, directory / LM_DIR, dirs_exist_ok=True)
 
     def load_extra_files(self, directory: Path) -> None:
         if (directory / TOKENIZER_JSON).is_file():
             self.set_tokenizer(load_tokenizer(directory))
         elif self.config.tokenizer == "char" and self.config.vocab_size == CharTokenizer().vocab_size:
             self.set_tokenizer(CharTokenizer())
+        self.lm = NgramLM.from_model_dir(directory, self.tokenizer)
 
     def encode(
         self, wav: torch.Tensor, lengths: torch.Tensor | None = None, return_maps: bool = False

@@ -8,7 +8,10 @@
   score computed for every hypothesis and candidate token at once
   (:class:`CTCPrefixScorer`) and a length normalisation of finished hypotheses.
 
-:func:`decode` picks one of them from ``beam_size`` and ``ctc_weight``; the
+* :func:`ctc_lm_decode`: CTC beam search over the words of a lexicon with a
+  word n-gram language model (``model.lm``, :mod:`hubbub.models.lm`).
+
+:func:`decode` picks one of them from ``beam_size``, ``ctc_weight`` and ``lm``; the
 pipeline, the evaluation and the recipes' validation all decode through it.
 
 All return one :class:`Hypothesis` per utterance with word timestamps taken
@@ -39,6 +42,7 @@ __all__ = [
     "beam_search",
     "ctc_forced_align",
     "ctc_greedy_decode",
+    "ctc_lm_decode",
     "decode",
     "greedy_decode",
 ]
@@ -195,6 +199,32 @@ def ctc_greedy_decode(
         )
 
 
+def ctc_lm_decode(
+    model: SpeechTransformer,
+    wav: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    word_timestamps: bool = True,
+    return_cross_attention: bool = False,
+) -> list[Hypothesis]:
+    """CTC beam search with the model's word n-gram LM and lexicon (``model.lm``, a
+    :class:`~hubbub.models.lm.NgramLM`): batched encoder, one search per utterance.
+
+    Returns:
+        One :class:`Hypothesis` per utterance; ``score`` is the search's (CTC plus
+        weighted LM and word scores), ``att_score`` is nan.
+    """
+    if model.lm is None:
+        raise ValueError("this ASR model has no language model (its folder has no lm/; see `hubbub train lm`)")
+    _, wav_lengths = as_batch(wav, lengths)
+    with inference(model):
+        memory, mem_lengths, _ = model.encode(wav, lengths)
+        ctc_lp = model.ctc_log_probs(memory)  # (B, T', V)
+        results = [_Decoded(*model.lm.search(ctc_lp[i, : int(mem_lengths[i])])) for i in range(memory.shape[0])]
+        return _hypotheses(
+            model, memory, mem_lengths, ctc_lp, wav_lengths, results, word_timestamps, return_cross_attention
+        )
+
+
 def decode(
     model: SpeechTransformer,
     wav: torch.Tensor,
@@ -204,10 +234,14 @@ def decode(
     max_len: int | None = None,
     word_timestamps: bool = True,
     return_cross_attention: bool = False,
+    lm: bool | None = None,
 ) -> list[Hypothesis]:
     """Decode a batch the way the options say.
 
-    ``beam_size > 1``: :func:`beam_search` with ``ctc_weight`` (default: the
+    ``lm``: :func:`ctc_lm_decode` with the model's language model; None (the
+    default) uses it when the model has one and no other search is asked for
+    (``beam_size == 1``, no ``ctc_weight``, ``model.config.decoder == "ctc"``).
+    Otherwise, ``beam_size > 1``: :func:`beam_search` with ``ctc_weight`` (default: the
     model's training weight). ``beam_size == 1``: :func:`ctc_greedy_decode`
     when ``ctc_weight == 1``, else :func:`greedy_decode` with the attention
     decoder (at most ``max_len`` tokens); without a ``ctc_weight``, the one
@@ -217,6 +251,10 @@ def decode(
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    if lm is None:
+        lm = model.lm is not None and beam_size == 1 and ctc_weight is None and model.config.decoder == "ctc"
+    if lm:
+        return ctc_lm_decode(model, wav, lengths, word_timestamps, return_cross_attention)
     if beam_size == 1 and ctc_weight is None:
         ctc_weight = 1.0 if model.config.decoder == "ctc" else 0.0
     out = {"word_timestamps": word_timestamps, "return_cross_attention": return_cross_attention}

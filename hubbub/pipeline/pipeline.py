@@ -91,6 +91,8 @@ class Pipeline:
             model's training weight). With ``beam_size=1``, 1.0 decodes the CTC
             best path, 0.0 the attention decoder, and None the one the model's
             ``config.decoder`` names.
+        lm: decode with the ASR's word language model (``asr.lm``); None: when it has one and
+            the options above ask for nothing else (see :func:`~hubbub.models.decoding.decode`).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class Pipeline:
         overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
         beam_size: int = 1,
         ctc_weight: float | None = None,
+        lm: bool | None = None,
         regions: RegionConfig | None = None,
         max_seconds: float | None = None,
         names: dict[str, str] | None = None,
@@ -115,6 +118,7 @@ class Pipeline:
         if ctc_weight is not None and not 0.0 <= ctc_weight <= 1.0:
             raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
         self.ctc_weight = ctc_weight
+        self.lm = lm
         self.regions = regions or RegionConfig()
         self.max_seconds = max_seconds
         self.names = names or {}
@@ -192,7 +196,8 @@ class Pipeline:
             pieces = [resample(_read_span(*spans[j]), spans[j][1], asr_sr) for j in group]
             lengths = torch.tensor([len(p) for p in pieces])
             batch = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device)
-            hyps = decode(self.asr, batch, lengths, beam_size=self.beam_size, ctc_weight=self.ctc_weight)
+            hyps = decode(self.asr, batch, lengths, beam_size=self.beam_size, ctc_weight=self.ctc_weight,
+                          lm=self.lm)
             for j, hyp in zip(group, hyps):
                 text = hyp.text.strip()
                 if text:

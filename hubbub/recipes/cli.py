@@ -3,6 +3,7 @@
 Usage:
     hubbub train separator --config hubbub/recipes/configs/separator-default.yaml [--resume]
     hubbub train asr --config hubbub/recipes/configs/asr-default.yaml [--resume]
+    hubbub train lm --asr checkpoints/asr-default/best --text sentences.txt [--tune SPEC ...]
     hubbub evaluate separation --data data/test-other-2mix-8k [--model DIR] [--csv results.csv]
     hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model checkpoints/asr-default/best
     hubbub data mix --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-2mix-8k
@@ -21,6 +22,7 @@ import sys
 COMMANDS = {
     ("train", "separator"): "hubbub.recipes.train_separator",
     ("train", "asr"): "hubbub.recipes.train_asr",
+    ("train", "lm"): "hubbub.recipes.train_lm",
     ("evaluate", "separation"): "hubbub.recipes.evaluate",
     ("evaluate", "asr"): "hubbub.recipes.evaluate_asr",
     ("data", "mix"): "hubbub.recipes.librimix",

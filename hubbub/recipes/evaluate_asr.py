@@ -55,7 +55,8 @@ class UtteranceScore:
 
 
 def evaluate_asr(examples, model, beam_size: int = 1, batch_size: int = 1, device: str = "cpu",
-                 progress: bool = True, ctc_weight: float | None = None) -> list[UtteranceScore]:
+                 progress: bool = True, ctc_weight: float | None = None, lm: bool | None = None
+                 ) -> list[UtteranceScore]:
     """Transcribe each example (resampled to the model's rate) and count its word errors.
 
     With ``batch_size > 1`` utterances of similar length are decoded together (greedy
@@ -85,7 +86,8 @@ def evaluate_asr(examples, model, beam_size: int = 1, batch_size: int = 1, devic
         wav, lengths = wav.to(device), lengths.to(device)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            hyps = decode(model, wav, lengths, beam_size=beam_size, ctc_weight=ctc_weight, word_timestamps=False)
+            hyps = decode(model, wav, lengths, beam_size=beam_size, ctc_weight=ctc_weight, lm=lm,
+                          word_timestamps=False)
         seconds = time.perf_counter() - t0
         total = sum(len(w) for w in wavs)
         for i, ex, w, h in zip(chunk, kept, wavs, hyps):
@@ -135,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ctc-weight", type=float, default=None,
                    help="CTC weight in decoding (default: the model's); with --beam-size 1: 1 is the CTC best path, "
                          "0 the attention decoder")
+    p.add_argument("--no-lm", action="store_true", help="decode without the model's word language model")
     p.add_argument("--batch-size", type=int, default=1, help="utterances decoded together (greedy only)")
     p.add_argument("--csv", default=None, help="per-utterance results CSV")
     p.add_argument("--json", default=None, help="write the summary as JSON")
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s: the model has no tokenizer", args.model)
         return 2
     scores = evaluate_asr(examples, model, args.beam_size, max(1, args.batch_size), args.device,
-                          progress=not args.quiet, ctc_weight=args.ctc_weight)
+                          progress=not args.quiet, ctc_weight=args.ctc_weight, lm=False if args.no_lm else None)
     if not scores:
         log.error("%s: no utterance could be read", args.data)
         return 1
@@ -182,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         from hubbub.pipeline.writers import write_text
 
         write_text(args.json, json.dumps({"data": str(args.data), "model": args.model or DEFAULT_ASR,
-                                          "beam_size": args.beam_size,
-                                          "ctc_weight": args.ctc_weight, **summary}, indent=2) + "\n")
+                                          "beam_size": args.beam_size, "ctc_weight": args.ctc_weight,
+                                          "lm": not args.no_lm, **summary}, indent=2) + "\n")
     log.info("%s: %d utterances (%.1f min), WER %.2f %% (%d sub, %d del, %d ins / %d words), RTF %.3f%s",
              args.data, summary["utterances"], summary["audio_seconds"] / 60, 100 * summary["wer"],
              summary["substitutions"], summary["deletions"], summary["insertions"], summary["ref_words"],
