@@ -133,3 +133,21 @@ def test_lexicon_skips_words_the_tokenizer_cannot_spell(tmp_path):
     n = write_lexicon(["HELLO", "ÉTÉ", "IT'S"], CharTokenizer(), tmp_path / "lexicon.txt")
     lines = (tmp_path / "lexicon.txt").read_text().splitlines()
     assert n == len(lines) == 2 and lines[0] == "HELLO\tH E L L O"
+
+
+def test_transcribe_uses_the_lm_unless_told_not_to(tmp_path, monkeypatch, tiny_separator_dir, two_voice_mix):
+    from hubbub.cli import main as cli_main
+
+    folder, text = _char_model(tmp_path)
+    assert main(["--asr", str(folder), "--text", str(text)]) == 0
+    calls = []
+    search = NgramLM.search
+    monkeypatch.setattr(NgramLM, "search", lambda self, lp: calls.append(1) or search(self, lp))
+    args = ["transcribe", str(two_voice_mix), "--model", str(tiny_separator_dir), "--asr", str(folder),
+            "--quiet", "-f", "json"]
+    assert cli_main([*args, "-o", str(tmp_path / "plain"), "--no-lm"]) == 0 and not calls
+    assert cli_main([*args, "-o", str(tmp_path / "lm")]) == 0
+    words = {w for s in CORPUS for w in s.split()}
+    result = json.loads((tmp_path / "lm" / "mix.json").read_text())
+    assert all(set(spk["text"].split()) <= words for spk in result["speakers"])
+    assert calls
