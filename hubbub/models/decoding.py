@@ -181,19 +181,25 @@ def ctc_greedy_decode(
         One :class:`Hypothesis` per utterance; ``score`` is the log-probability
         of the best path, ``att_score`` is nan.
     """
+    return _ctc_search(model, wav, lengths, _best_path, word_timestamps, return_cross_attention)
+
+
+def _best_path(log_probs: torch.Tensor) -> _Decoded:
+    """The argmax label of every frame of ``log_probs (T, V)``, repeats merged and blanks removed."""
+    best, path = log_probs.max(-1)
+    keep = path != BLANK_ID
+    keep[1:] &= path[1:] != path[:-1]
+    tokens = [t for t in path[keep].tolist() if t not in (PAD_ID, SOS_ID, EOS_ID)]
+    return _Decoded(tokens, float(best.sum()))
+
+
+def _ctc_search(model, wav, lengths, search, word_timestamps, return_cross_attention) -> list[Hypothesis]:
+    """Encode a batch, then ``search`` each utterance's CTC log-probabilities ``(T', V) -> _Decoded``."""
     _, wav_lengths = as_batch(wav, lengths)
     with inference(model):
         memory, mem_lengths, _ = model.encode(wav, lengths)
         ctc_lp = model.ctc_log_probs(memory)  # (B, T', V)
-        best, labels = ctc_lp.max(-1)  # (B, T')
-        results = []
-        for i in range(memory.shape[0]):
-            n = int(mem_lengths[i])
-            path = labels[i, :n]
-            keep = path != BLANK_ID
-            keep[1:] &= path[1:] != path[:-1]
-            tokens = [t for t in path[keep].tolist() if t not in (PAD_ID, SOS_ID, EOS_ID)]
-            results.append(_Decoded(tokens, float(best[i, :n].sum())))
+        results = [search(ctc_lp[i, : int(mem_lengths[i])]) for i in range(memory.shape[0])]
         return _hypotheses(
             model, memory, mem_lengths, ctc_lp, wav_lengths, results, word_timestamps, return_cross_attention
         )
@@ -215,14 +221,8 @@ def ctc_lm_decode(
     """
     if model.lm is None:
         raise ValueError("this ASR model has no language model (its folder has no lm/; see `hubbub train lm`)")
-    _, wav_lengths = as_batch(wav, lengths)
-    with inference(model):
-        memory, mem_lengths, _ = model.encode(wav, lengths)
-        ctc_lp = model.ctc_log_probs(memory)  # (B, T', V)
-        results = [_Decoded(*model.lm.search(ctc_lp[i, : int(mem_lengths[i])])) for i in range(memory.shape[0])]
-        return _hypotheses(
-            model, memory, mem_lengths, ctc_lp, wav_lengths, results, word_timestamps, return_cross_attention
-        )
+    return _ctc_search(model, wav, lengths, lambda lp: _Decoded(*model.lm.search(lp)), word_timestamps,
+                       return_cross_attention)
 
 
 def decode(
