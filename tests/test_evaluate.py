@@ -8,7 +8,7 @@ import torch
 
 from conftest import SHARED_DATA
 from hubbub.__main__ import main
-from hubbub.recipes.evaluate import score_mixture
+from hubbub.recipes.evaluate_separation import score_mixture
 
 
 def test_mix_then_evaluate(tmp_path, tiny_librispeech, tiny_separator_dir):

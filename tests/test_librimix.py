@@ -14,17 +14,18 @@ import pytest
 import soundfile as sf
 import torch
 
-from hubbub.recipes import librimix
-from hubbub.recipes.librimix import (
-    LibriMixSource,
-    MixtureItem,
-    MixtureRecord,
-    generate_librimix,
-    load_eval_set,
-    main,
-    make_test_mixtures,
-    read_manifest,
-)
+from hubbub.recipes import librimix_generate
+from hubbub.recipes.cli import main as recipes_main
+from hubbub.recipes.librimix_generate import generate_librimix
+from hubbub.recipes.librimix_reader import LibriMixSource, MixtureRecord, load_eval_set
+from hubbub.recipes.librispeech_mixtures import make_test_mixtures
+from hubbub.recipes.manifest import MixtureItem, read_manifest
+
+
+def main(argv: list[str]) -> int:
+    """``hubbub data <argv>`` through the recipes' dispatcher."""
+    return recipes_main(["data", *argv])
+
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SR = 16000
@@ -154,7 +155,7 @@ def test_generate_rerun_skips_existing(corpus, tmp_path, monkeypatch):
     def no_read(*args):
         raise AssertionError("existing mixture was read again")
 
-    monkeypatch.setattr(librimix, "_read_row", no_read)
+    monkeypatch.setattr(librimix_generate, "_read_row", no_read)
     assert generate_librimix(corpus["ls"], corpus["md"], tmp_path, **kw) == {"test": 2}
     monkeypatch.undo()
     target.unlink()  # an interrupted run: the mixture is made again
@@ -174,7 +175,7 @@ def test_missing_sources_error_or_skip(corpus, tmp_path, caplog):
     argv = ["librimix", "--librispeech-dir", str(corpus["ls"]), "--metadata-dir", str(md), "--no-noise",
             "--out", str(tmp_path / "b"), "--sample-rate", "8000", "--mode", "min"]
     assert main(argv) == 1
-    with caplog.at_level(logging.WARNING, logger="hubbub.recipes.librimix"):
+    with caplog.at_level(logging.WARNING, logger="hubbub.recipes.librimix_generate"):
         assert main([*argv, "--skip-missing"]) == 0
     assert "skipped 1 of 3 mixtures" in caplog.text
     assert len(list((tmp_path / "b" / "wav8k" / "min" / "test" / "mix_clean").glob("*.wav"))) == 2
@@ -307,7 +308,7 @@ def test_official_metadata_over_shared_librispeech(tmp_path, caplog):
     md = SHARED / "LibriMix-metadata" / "Libri2Mix"
     base = ["librimix", "--librispeech-dir", str(SHARED / "LibriSpeech"), "--metadata-dir", str(md),
             "--out", str(tmp_path), "--sample-rate", "8000", "--mode", "min", "--skip-missing", "--no-noise"]
-    with caplog.at_level(logging.WARNING, logger="hubbub.recipes.librimix"):
+    with caplog.at_level(logging.WARNING, logger="hubbub.recipes.librimix_generate"):
         counts = generate_librimix(SHARED / "LibriSpeech", md, tmp_path, splits=["dev"], sample_rates=(8000,),
                                    modes=("min",), skip_missing=True, no_noise=True, limit=2)
         assert counts == {"dev": 0}

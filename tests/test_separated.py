@@ -13,7 +13,7 @@ from hubbub.pipeline.separate import SeparationResult
 from hubbub.recipes.asr_data import read_manifest as read_asr_manifest
 from hubbub.recipes.cli import main as recipes_main
 from hubbub.recipes.data import read_librispeech, split_speakers
-from hubbub.recipes.librimix import make_test_mixtures
+from hubbub.recipes.librispeech_mixtures import make_test_mixtures
 from hubbub.recipes.separated import separate_for_asr
 
 

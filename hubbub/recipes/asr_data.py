@@ -118,7 +118,7 @@ def read_manifest(path: str | os.PathLike, corpus: str = "") -> list[AsrExample]
     Audio paths are found as in ``hubbub evaluate separation``: as written, relative to the
     manifest's folder, or by file stem under it; records without a transcript are skipped.
     """
-    from hubbub.recipes.evaluate import _resolve
+    from hubbub.recipes.evaluate_separation import _resolve
 
     path = Path(path)
     corpus = corpus or f"manifest:{path}"

@@ -23,10 +23,10 @@ COMMANDS = {
     ("train", "separator"): "hubbub.recipes.train_separator",
     ("train", "asr"): "hubbub.recipes.train_asr",
     ("train", "lm"): "hubbub.recipes.train_lm",
-    ("evaluate", "separation"): "hubbub.recipes.evaluate",
+    ("evaluate", "separation"): "hubbub.recipes.evaluate_separation",
     ("evaluate", "asr"): "hubbub.recipes.evaluate_asr",
-    ("data", "mix"): "hubbub.recipes.librimix",
-    ("data", "librimix"): "hubbub.recipes.librimix",
+    ("data", "mix"): "hubbub.recipes.librispeech_mixtures",
+    ("data", "librimix"): "hubbub.recipes.librimix_generate",
     ("data", "synth"): "hubbub.recipes.synth",
     ("data", "separated"): "hubbub.recipes.separated",
 }

@@ -47,7 +47,7 @@ def separate_for_asr(
     from hubbub.pipeline import Pipeline
     from hubbub.pipeline.audio import AudioError, load_audio
     from hubbub.pipeline.writers import write_audio, write_text
-    from hubbub.recipes.librimix import read_manifest
+    from hubbub.recipes.manifest import read_manifest
 
     out = Path(out)
     source = Path(mixtures) / MANIFEST if Path(mixtures).is_dir() else Path(mixtures)

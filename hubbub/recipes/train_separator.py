@@ -74,7 +74,7 @@ class SeparatorTask:
         length = int(cfg.val_seconds * sr)
         self.val = [val_mixer.item(1_000_000, i, length) for i in range(cfg.val_mixtures)]
         if cfg.librimix_dir:
-            from hubbub.recipes.librimix import LibriMixSource
+            from hubbub.recipes.librimix_reader import LibriMixSource
 
             self.source = LibriMixSource(
                 cfg.librimix_dir, sample_rate=sr, n_src=model_cfg.n_src, mode=cfg.librimix_mode,

@@ -97,7 +97,7 @@ def load_mixtures(data: str | Path) -> list[EvalItem]:
         return _read_jsonl(data)
     if (data / "manifest.jsonl").is_file():
         return _read_jsonl(data / "manifest.jsonl")
-    from hubbub.recipes.librimix import load_eval_set
+    from hubbub.recipes.librimix_reader import load_eval_set
 
     return [EvalItem(m.id, str(m.mixture), tuple(str(s) for s in m.sources)) for m in load_eval_set(data)]
 
