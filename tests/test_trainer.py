@@ -1,6 +1,7 @@
 """Training: exact resume after SIGKILL, NaN handling, configs, DDP."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,8 +143,48 @@ def test_ddp_two_processes_hold_identical_weights(tmp_path, tiny_librispeech):
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout + proc.stderr
-    assert text.count("all 2 ranks hold identical weights") == 2, text
+    assert text.count("[rank 0] all 2 ranks hold identical weights") == 1, text
+    assert "[rank 1]" not in text  # rank 1 logs warnings and errors only
+    assert text.count("training utterances") == 1, text  # the data is described once, not once per rank
     assert torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)["step"] == 4
+
+
+def _torchrun(args, port):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "hubbub", *args]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.skipif(not hasattr(torch.distributed, "is_gloo_available") or not torch.distributed.is_gloo_available(),
+                    reason="gloo backend not built")
+def test_sigterm_under_torchrun_checkpoints_exits_0_and_resumes(tmp_path, tiny_librispeech):
+    """SIGTERM to one rank of a 2-process gloo run (a preempted worker): the ranks agree to stop after the
+    same step, rank 0 writes the checkpoint, every process exits 0, and --resume goes on from that step."""
+    psutil = pytest.importorskip("psutil")
+    exp = tmp_path / "ddp"
+    args = [*_args(tiny_librispeech, exp, 100_000), "--ckpt-every", "5", "--val-every", "100000"]
+    proc = _torchrun(args, 29534)
+    ckpt = exp / "checkpoint.pt"
+    deadline = time.monotonic() + 240
+    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    workers = [c for c in psutil.Process(proc.pid).children() if c.environ().get("RANK") == "1"]
+    assert ckpt.exists() and len(workers) == 1, proc.poll()
+    workers[0].send_signal(signal.SIGTERM)  # rank 1 only: rank 0 learns of it through the all-reduce
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out, out
+    assert "[rank 1] SIGTERM: checkpointing and stopping after this step" in out, out
+    stopped = int(re.search(r"\[rank 0\] stopped at step (\d+) \(signal\)", out).group(1))
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == stopped >= 1
+    resumed = _torchrun([*_args(tiny_librispeech, exp, stopped + 4), "--ckpt-every", "5", "--resume"], 29535)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert f"resumed from {ckpt} at step {stopped}" in out, out
+    assert "[rank 0] all 2 ranks hold identical weights" in out
+    assert torch.load(ckpt, weights_only=True)["step"] == stopped + 4
 
 
 class _Evil:

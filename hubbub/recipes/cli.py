@@ -16,6 +16,7 @@ Usage:
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # (group, name) -> module with main(argv)
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     if key not in COMMANDS:
         sys.stderr.write(f"hubbub {group}: unknown {group} target {argv[1]!r}; choose from {names}\n")
         return 2
+    if group == "train" and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: rank 0 logs, with [rank N]
+        from hubbub.recipes.trainer import rank_logging
+
+        rank_logging(int(os.environ.get("RANK", "0")))
     module = importlib.import_module(COMMANDS[key])
     if group == "data":
         return module.main([argv[1], *argv[2:]])

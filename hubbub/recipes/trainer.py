@@ -9,7 +9,14 @@ What it promises:
 * a NaN/Inf loss or gradient skips the step and is logged; ``max_bad_steps`` in
   a row stop the run with a clear message;
 * it runs under ``torchrun`` with DistributedDataParallel (gloo on CPU, NCCL on
-  GPU): each rank takes every ``world``-th item of an epoch;
+  GPU): each rank takes every ``world``-th item of an epoch (``batch_size`` is per
+  process: a step sees ``batch_size * world`` items); under DDP only rank 0 logs
+  below WARNING, and every line carries its ``[rank N]``;
+* SIGINT and SIGTERM (Ctrl-C, a cluster's preemption) stop training cleanly on
+  every rank: each rank's handler sets a flag, the ranks all-reduce it after every
+  step so that all stop after the same step, rank 0 writes the checkpoint and the
+  processes exit 0; ``resume=True`` continues from there. The time budget is
+  agreed on the same way;
 * a metrics CSV, tqdm progress, the best model exported with
   ``save_pretrained`` whenever validation improves, and a wall-clock budget
   (``max_minutes``) after which it checkpoints and stops cleanly.
@@ -32,7 +39,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["LoopConfig", "Task", "Trainer", "atomic_torch_save", "write_card"]
+__all__ = ["LoopConfig", "Task", "Trainer", "atomic_torch_save", "rank_logging", "write_card"]
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +117,13 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.is_main = self.rank == 0
-        if self.world > 1 and not dist.is_initialized():
-            backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
-            dist.init_process_group(backend)
+        self._own_group = False
+        if self.world > 1:
+            rank_logging(self.rank)
+            if not dist.is_initialized():
+                backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
+                dist.init_process_group(backend)
+                self._own_group = True
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -216,12 +227,13 @@ class Trainer:
             writer.writerows([*rows, row])
         tmp.replace(path)
 
-    def _validate(self, train_loss: float, elapsed: float) -> None:
+    def _validate(self, train_loss: float) -> None:
         if self.is_main:
             self.model.eval()
             with torch.inference_mode():
                 metrics = self.task.validate(self.model)
             self.model.train()
+            elapsed = self.wall()  # validation included
             score = metrics["score"]
             better = self.best is None or (score > self.best if self.cfg.higher_is_better else score < self.best)
             if better:
@@ -257,8 +269,7 @@ class Trainer:
         spread = max(float((g - gathered[0]).abs().max()) for g in gathered)
         if spread > 1e-6 * float(gathered[0].abs().max()):
             raise RuntimeError(f"ranks disagree after training (checksum spread {spread:.3g})")
-        log.info("rank %d: all %d ranks hold identical weights (checksum %.9g)", self.rank, self.world,
-                 float(mine[0]))
+        log.info("all %d ranks hold identical weights (checksum %.9g)", self.world, float(mine[0]))
 
     # ---- the loop ------------------------------------------------------------------
     def _indices(self, batch: int) -> list[int]:
@@ -268,8 +279,20 @@ class Trainer:
         return list(range(start, start + self.cfg.batch_size))
 
     def _handle_signal(self, signum, frame) -> None:
-        log.warning("signal %d: checkpointing and stopping after this step", signum)
+        if not self._stop:  # torchrun forwards the signal it gets: a rank may see it twice
+            log.warning("%s: checkpointing and stopping after this step", signal.Signals(signum).name)
         self._stop = True
+
+    def _should_stop(self, elapsed: float) -> str | None:
+        """Why training stops after this step (``signal``, ``time budget``), or None; under DDP the ranks
+        all-reduce their flags, so that all of them stop after the same step."""
+        flags = [float(self._stop), float(self.cfg.max_minutes is not None and elapsed > self.cfg.max_minutes * 60)]
+        if self.world > 1:
+            agreed = torch.tensor(flags, device=self.device if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+            flags = agreed.tolist()
+            self._stop = self._stop or bool(flags[0])
+        return "signal" if flags[0] else "time budget" if flags[1] else None
 
     def _catch_signals(self) -> dict:
         """SIGINT and SIGTERM stop training after the current step; returns the handlers they replace."""
@@ -317,7 +340,7 @@ class Trainer:
         cfg = self.cfg
         if resume and not self.load_checkpoint():
             log.info("no checkpoint in %s: starting from scratch", self.exp)
-        old_handlers = self._catch_signals() if self.is_main else {}
+        old_handlers = self._catch_signals()
         batches_per_epoch = max(1, cfg.epoch_size // (cfg.batch_size * self.world))
         model = self.ddp or self.model
         model.train()
@@ -343,14 +366,12 @@ class Trainer:
                 elapsed = time.monotonic() - t0
                 if self.step % cfg.val_every == 0:
                     recent = losses[-cfg.val_every :]
-                    self._validate(sum(recent) / len(recent), self.wall())
+                    self._validate(sum(recent) / len(recent))
                 if self.step % cfg.ckpt_every == 0:
                     self.save_checkpoint()
-                if self._stop:
-                    reason = "signal"
-                    break
-                if cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60:
-                    reason = "time budget"
+                stop = self._should_stop(elapsed)
+                if stop:
+                    reason = stop
                     break
         finally:
             bar.close()
@@ -360,10 +381,37 @@ class Trainer:
             self._check_ranks_agree()
         if self.step % cfg.val_every and reason != "signal":
             recent = losses[-cfg.val_every :] or [math.nan]
-            self._validate(sum(recent) / len(recent), self.wall())
+            self._validate(sum(recent) / len(recent))
         self.save_checkpoint()  # after the last validation, so a resumed run knows its best score
-        log.info("stopped at step %d (%s)", self.step, reason)
+        log.info("stopped at step %d (%s)%s", self.step, reason,
+                 f"; checkpoint {self.ckpt_path}, continue with --resume" if reason == "signal" else "")
+        if self.world > 1:
+            dist.barrier()  # no rank leaves before rank 0 has written the checkpoint
+            if self._own_group:
+                dist.destroy_process_group()
         return {"step": self.step, "best": self.best, "reason": reason, "config": asdict(cfg)}
+
+
+class _RankFilter(logging.Filter):
+    """Under DDP: rank 0 logs everything, the other ranks warnings and errors; each line says its rank."""
+
+    def __init__(self, rank: int) -> None:
+        super().__init__()
+        self.rank = rank
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.rank and record.levelno < logging.WARNING:
+            return False
+        if not getattr(record, "rank_tagged", False):
+            record.msg, record.rank_tagged = f"[rank {self.rank}] {record.msg}", True
+        return True
+
+
+def rank_logging(rank: int) -> None:
+    """Put a :class:`_RankFilter` on the root logger's handlers (once)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _RankFilter) for f in handler.filters):
+            handler.addFilter(_RankFilter(rank))
 
 
 def write_card(directory: Path, text: str, exp_dir: str | Path) -> None:
