@@ -323,3 +323,82 @@ def test_official_metadata_over_shared_librispeech(tmp_path, caplog):
         s1, s2 = (_read(Path(p))[0] for p in item.sources)
         assert sr == 8000 and len(mix) == len(s1) == len(s2) > sr
         np.testing.assert_allclose(mix, s1 + s2, atol=PCM_TOL)
+
+
+# ------------------------------------------------------------------------------------------- training on LibriMix
+
+
+def _tiny_model_flags() -> list[str]:
+    from conftest import TINY_SEPARATOR
+
+    flags = []
+    for k in ("enc_channels", "kernel_size", "stride", "d_model", "n_heads", "d_ff", "n_blocks", "chunk_size"):
+        flags += [f"--model-{k.replace('_', '-')}", str(getattr(TINY_SEPARATOR, k))]
+    return flags
+
+
+def _with_splits(libri2mix: Path, root: Path, splits: list[str]) -> Path:
+    """A Libri2Mix root whose wav8k/min holds copies of the test split under other split names."""
+    for split in splits:
+        shutil.copytree(libri2mix / "wav8k" / "min" / "test", root / "wav8k" / "min" / split)
+    return root
+
+
+def _train_argv(root: Path, exp: Path, *extra: str) -> list[str]:
+    return ["--librimix-dir", str(root), "--librimix-train-splits", "train-100", "--data-dir", str(exp / "none"),
+            "--exp-dir", str(exp), "--batch-size", "2", "--epoch-size", "4", "--max-steps", "2", "--val-every", "2",
+            "--segment-seconds-start", "0.5", "--segment-seconds", "0.5", "--warmup-steps", "1", "--threads", "1",
+            "--val-mixtures", "0", *_tiny_model_flags(), *extra]
+
+
+def test_train_on_named_splits_validates_on_dev_of_the_same_mixture_type(libri2mix, tmp_path, caplog):
+    from hubbub.recipes import train_separator
+
+    root = _with_splits(libri2mix, tmp_path / "Libri2Mix", ["train-100", "dev"])
+    exp = tmp_path / "exp"
+    argv = _train_argv(root, exp, "--librimix-mixture", "mix_both")
+    args = train_separator.build_parser().parse_args(argv)
+    cfg, model_cfg = train_separator.build_configs(args, train_separator.SeparatorTrainConfig,
+                                                   train_separator.SeparatorConfig)
+    _, task = train_separator.prepare(cfg, model_cfg)
+    assert [d.name for d in task.source.split_dirs] == ["train-100"] and task.n_val == 2
+    assert all("/dev/mix_both/" in r.mixture_path for r in task.val_source.records)  # no LibriSpeech folder read
+    caplog.set_level(logging.INFO)
+    assert train_separator.main(argv) == 0
+    assert "training on train-100 (2 mixtures), validating on dev (2 whole mixtures)" in caplog.text
+    card = (exp / "best" / "README.md").read_text()
+    assert "splits train-100, mix_both" in card and "2 whole mix_both mixtures of dev" in card
+    assert "validation included" in card
+    assert f"Reproduce: `hubbub train separator --librimix-dir {root}" in card
+    assert "1 dual-path blocks x (1 intra + 1 inter) transformer layers, d_model 16, d_ff 32" in card
+
+
+def test_train_on_librimix_without_dev_is_one_line(libri2mix, tmp_path, caplog):
+    from hubbub.recipes import train_separator
+
+    root = _with_splits(libri2mix, tmp_path / "Libri2Mix", ["train-100"])
+    with caplog.at_level(logging.ERROR):
+        assert train_separator.main(_train_argv(root, tmp_path / "exp")) == 2
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "no LibriMix 'dev' split found" in errors[0].getMessage() and errors[0].exc_info is None
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):  # a split named but absent
+        assert train_separator.main(_train_argv(root, tmp_path / "exp", "--librimix-train-splits",
+                                                "[train-100, train-360]")) == 2
+    assert "train-360: LibriMix split folder not found" in caplog.text
+
+
+def test_train_on_librimix_with_a_held_out_stand_in_for_dev(libri2mix, tmp_path):
+    from hubbub.recipes import train_separator
+
+    root = _with_splits(libri2mix, tmp_path / "Libri2Mix", ["train-100"])
+    args = train_separator.build_parser().parse_args(_train_argv(root, tmp_path / "exp", "--librimix-val-hold-out",
+                                                                 "1"))
+    cfg, model_cfg = train_separator.build_configs(args, train_separator.SeparatorTrainConfig,
+                                                   train_separator.SeparatorConfig)
+    _, task = train_separator.prepare(cfg, model_cfg)
+    train_ids = [r.id for r in task.source.records]
+    val_ids = [r.id for r in task.val_source.records]
+    assert train_ids == ["11-100-0000_22-100-0000"] and val_ids == ["33-100-0000_22-100-0001"]
+    assert "held out" in task.describe_data()[1]

@@ -75,25 +75,28 @@ def _fields(cls):
     return [(f.name, hints[f.name]) for f in dataclasses.fields(cls)]
 
 
-def add_config_flags(parser: argparse.ArgumentParser, train_cls, model_cls) -> None:
-    """Add ``--<key>`` for every training key and ``--model-<key>`` for every model key."""
+def add_config_flags(parser: argparse.ArgumentParser, train_cls, model_cls,
+                     model_help: dict[str, str] | None = None) -> None:
+    """Add ``--<key>`` for every training key and ``--model-<key>`` for every model key (with the
+    ``model_help`` text of the key)."""
     group = parser.add_argument_group("training config overrides")
     for name, _ in _fields(train_cls):
         group.add_argument("--" + name.replace("_", "-"), dest=f"cfg_{name}", default=None, metavar="V")
-    group = parser.add_argument_group("model config overrides")
+    group = parser.add_argument_group("model config overrides (each sets that key only)")
     for name, _ in _fields(model_cls):
         flag = "--" + MODEL_PREFIX + name.replace("_", "-")
-        group.add_argument(flag, dest=f"cfgm_{name}", default=None, metavar="V")
+        group.add_argument(flag, dest=f"cfgm_{name}", default=None, metavar="V", help=(model_help or {}).get(name))
 
 
 def recipe_parser(prog: str, description: str | None, train_cls, model_cls,
-                  parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+                  parser: argparse.ArgumentParser | None = None,
+                  model_help: dict[str, str] | None = None) -> argparse.ArgumentParser:
     """The parser of a training recipe: ``--config``, ``--resume`` and every config key as a flag."""
     parser = parser or argparse.ArgumentParser(prog=prog, description=description,
                                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="recipe YAML (training keys, and model keys under `model:`)")
     parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoint.pt")
-    add_config_flags(parser, train_cls, model_cls)
+    add_config_flags(parser, train_cls, model_cls, model_help)
     return parser
 
 

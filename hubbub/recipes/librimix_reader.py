@@ -28,7 +28,7 @@ import torch
 from hubbub.recipes.librimix_layout import MIXTURE_TYPES, speakers_from_id, split_names
 from hubbub.recipes.manifest import MANIFEST, MixtureItem, read_manifest
 
-__all__ = ["LibriMixSource", "MixtureRecord", "load_eval_set"]
+__all__ = ["LibriMixSource", "MixtureRecord", "librimix_eval_set", "load_eval_set"]
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +55,22 @@ def _wav_names(folder: Path) -> set[str]:
 
 
 def _find_split_dirs(
-    root: Path, sample_rate: int, mode: str, split: str, mixture: str, n_src: int | None
+    root: Path, sample_rate: int, mode: str, split: str | Sequence[str], mixture: str, n_src: int | None
 ) -> list[Path]:
-    """The ``<split>`` folders of ``root`` (a LibriMix root, a ``wav*/<mode>`` folder or a split folder)."""
+    """The ``<split>`` folders of ``root`` (a LibriMix root, a ``wav*/<mode>`` folder or a split folder).
+
+    Every split named is needed, except that ``train`` stands for whichever of train-100 and train-360
+    exist."""
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: LibriMix folder not found")
     if (root / mixture).is_dir() or (root / "s1").is_dir():
         if not (root / mixture).is_dir():
             raise FileNotFoundError(f"{root / mixture}: mixture folder not found")
         return [root]
-    names = split_names(split)
+    splits = [split] if isinstance(split, str) else list(split)
+    names = [n for s in splits for n in split_names(s)]
+    required = {n for s in splits if s != "train" for n in split_names(s)}
+    split = "+".join(splits)
     candidates = [root]
     if n_src and (root / f"Libri{n_src}Mix").is_dir():
         root = root / f"Libri{n_src}Mix"
@@ -76,6 +82,9 @@ def _find_split_dirs(
         found = [mode_dir / s for s in names if (mode_dir / s).is_dir()]
         if not found:
             continue
+        lacking = [mode_dir / s for s in names if s in required and not (mode_dir / s).is_dir()]
+        if lacking:
+            raise FileNotFoundError(f"{lacking[0]}: LibriMix split folder not found")
         if mode_dir in others:
             log.info("no %s; reading %s and resampling to %d Hz", wanted, mode_dir, sample_rate)
         for d in found:
@@ -87,8 +96,9 @@ def _find_split_dirs(
 
 
 def _read_split(split_dir: Path, mixture: str, n_src: int) -> list[MixtureRecord]:
-    """Records of one split folder, sorted by id; ids missing a source are dropped with a warning."""
-    src_dirs = [split_dir / f"s{k + 1}" for k in range(n_src)]
+    """Records of one split folder, sorted by id; ids missing a source are dropped with a warning.
+    ``mix_single`` mixtures (s1 + noise) have one source, s1, whatever ``n_src``."""
+    src_dirs = [split_dir / f"s{k + 1}" for k in range(1 if mixture == "mix_single" else n_src)]
     for d in src_dirs:
         if not d.is_dir():
             raise FileNotFoundError(f"{d}: source folder not found")
@@ -132,10 +142,13 @@ class LibriMixSource:
             preferred when present).
         n_src: number of sources (``s1..sN``); None counts the ``s*`` folders.
         mode: ``min`` or ``max``.
-        split: ``train`` (train-100 and/or train-360, whichever exist), ``train-100``, ``train-360``, ``dev``
-            or ``test``; ignored when ``root`` is a split folder.
-        mixture: ``mix_clean``, ``mix_both`` or ``mix_single``; the targets are always ``s1..sN``.
+        split: ``train-100``, ``train-360``, ``dev`` or ``test``, or a list of them (each must exist);
+            ``train`` is train-100 and/or train-360, whichever exist; ignored when ``root`` is a split folder.
+        mixture: ``mix_clean``, ``mix_both`` (the targets are ``s1..sN``) or ``mix_single`` (speech
+            enhancement: the target is ``s1``, and ``n_src`` is 1).
         seed: base seed of the permutations and crops.
+        hold_out: leave the last ``hold_out`` mixtures (in id order) out of this source ...
+        held_out: ... or keep only them (a stand-in validation set when ``dev`` is not there).
     """
 
     def __init__(
@@ -144,9 +157,11 @@ class LibriMixSource:
         sample_rate: int = 8000,
         n_src: int | None = 2,
         mode: str = "min",
-        split: str = "train",
+        split: str | Sequence[str] = "train",
         mixture: str = "mix_clean",
         seed: int = 0,
+        hold_out: int = 0,
+        held_out: bool = False,
     ) -> None:
         if mixture not in MIXTURE_TYPES:
             raise ValueError(f"unknown mixture type {mixture!r}; choose from {MIXTURE_TYPES}")
@@ -155,10 +170,17 @@ class LibriMixSource:
         self.mixture = mixture
         self.seed = seed
         self.split_dirs = _find_split_dirs(Path(root), sample_rate, mode, split, mixture, n_src)
-        self.n_src = n_src or _count_sources(self.split_dirs[0])
+        self.n_src = 1 if mixture == "mix_single" else n_src or _count_sources(self.split_dirs[0])
+        if n_src and self.n_src != n_src:
+            raise ValueError(f"{mixture} has one source (s1 + noise: speech enhancement), not {n_src}")
         if self.n_src < 1:
             raise FileNotFoundError(f"{self.split_dirs[0] / 's1'}: source folder not found")
-        self.records = [r for d in self.split_dirs for r in _read_split(d, mixture, self.n_src)]
+        records = [r for d in self.split_dirs for r in _read_split(d, mixture, self.n_src)]
+        if hold_out:
+            if not 0 < hold_out < len(records):
+                raise ValueError(f"cannot hold out {hold_out} of {len(records)} mixtures")
+            records = records[-hold_out:] if held_out else records[:-hold_out]
+        self.records = records
         self._perm: tuple[int, np.ndarray] | None = None
         self._info: dict[str, tuple[int, int]] = {}
         log.info("LibriMix: %d mixtures from %s", len(self.records), ", ".join(map(str, self.split_dirs)))
@@ -206,6 +228,18 @@ class LibriMixSource:
         items = [self.item(epoch, i, length) for i in indices]
         return torch.stack([m for m, _ in items]), torch.stack([s for _, s in items])
 
+    def read(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole of mixture ``records[index]``: ``(T,)`` and sources ``(n_src, T)``, float32."""
+        rec = self.records[index]
+        wavs = [sf.read(p, dtype="float32", always_2d=True)[0][:, 0] for p in (rec.mixture_path, *rec.source_paths)]
+        n = min(len(w) for w in wavs)
+        stack = torch.from_numpy(np.stack([w[:n] for w in wavs]))
+        file_sr = self._frames_and_rate(rec.mixture_path)[1]
+        if file_sr != self.sample_rate:
+            from hubbub.pipeline.audio import resample
+
+            stack = resample(stack, file_sr, self.sample_rate)
+        return stack[0], stack[1:]
 
 
 def load_eval_set(
@@ -214,18 +248,31 @@ def load_eval_set(
     mode: str = "min",
     split: str = "test",
     mixture: str = "mix_clean",
+    n_src: int | None = None,
 ) -> list[MixtureItem]:
-    """An evaluation set from a ``manifest.jsonl``, a folder holding one, or a LibriMix-layout folder.
-
-    For a LibriMix folder (root or split folder; ``sample_rate``/``mode``/``split``/``mixture`` pick the
-    part) the texts are None and the speakers come from the ``<utt>_<utt>`` ids.
-    """
+    """An evaluation set from a ``manifest.jsonl``, a folder holding one, or a LibriMix-layout folder
+    (see :func:`librimix_eval_set`)."""
     path = Path(path)
     if path.is_file():
         return read_manifest(path)
     if (path / MANIFEST).is_file():
         return read_manifest(path / MANIFEST)
-    source = LibriMixSource(path, sample_rate=sample_rate, n_src=None, mode=mode, split=split, mixture=mixture)
+    return librimix_eval_set(path, sample_rate, mode, split, mixture, n_src)
+
+
+def librimix_eval_set(
+    root: str | os.PathLike,
+    sample_rate: int = 8000,
+    mode: str = "min",
+    split: str = "test",
+    mixture: str = "mix_clean",
+    n_src: int | None = None,
+) -> list[MixtureItem]:
+    """The mixtures of one part of a LibriMix-layout folder (a root, ``Libri<n>Mix`` under it with
+    ``n_src``, a ``wav8k/min`` folder or a split folder): ``wav<sample_rate/1000>k/<mode>/<split>/<mixture>``
+    (another rate's folder when that one is absent). Texts are None; speakers come from the
+    ``<utt>_<utt>`` ids."""
+    source = LibriMixSource(root, sample_rate=sample_rate, n_src=n_src, mode=mode, split=split, mixture=mixture)
     rate = source._frames_and_rate(source.records[0].mixture_path)[1]
     return [
         MixtureItem(r.id, r.mixture_path, r.source_paths, None, speakers_from_id(r.id, source.n_src), rate, None,

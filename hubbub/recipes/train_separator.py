@@ -7,11 +7,16 @@ Usage:
     # resume after an interruption, or train on for a longer budget
     hubbub train separator --config hubbub/recipes/configs/separator-default.yaml --resume --max-minutes 120
 
-    # real Libri2Mix (8 kHz, min) on GPUs, 4 processes
+    # real Libri2Mix (8 kHz, min, mix_clean) on GPUs, 4 processes: trains on train-360, validates on dev
     torchrun --nproc_per_node 4 -m hubbub train separator \
         --config hubbub/recipes/configs/separator-libri2mix-8k.yaml --librimix-dir /data/Libri2Mix --device cuda
 
+    # the noisy task (mix_both) on train-100 and train-360; validation is on dev/mix_both too
+    hubbub train separator --config hubbub/recipes/configs/separator-libri2mix-8k.yaml \
+        --librimix-dir /data/Libri2Mix --librimix-mixture mix_both --librimix-train-splits "[train-100, train-360]"
+
     # any config key can be overridden: --batch-size 8 --lr 5e-4 --model-d-model 96 --model-n-src 3
+    # (--batch-size is per process: under torchrun a step sees batch_size x nproc mixtures)
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
+import shlex
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +38,7 @@ from hubbub.models.separator import Separator, SeparatorConfig
 from hubbub.recipes.config import build_configs, load_yaml, recipe_parser
 from hubbub.recipes.trainer import LoopConfig, Trainer, write_card
 
-__all__ = ["SeparatorTask", "SeparatorTrainConfig", "build_parser", "main", "train"]
+__all__ = ["SeparatorTask", "SeparatorTrainConfig", "build_parser", "describe_model", "main", "prepare", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +49,17 @@ class SeparatorTrainConfig(LoopConfig):
 
     exp_dir: str = "exp/separator"
     data_dir: str = "../shared/data/LibriSpeech/train-clean-100"  # LibriSpeech layout, dynamic mixing
-    librimix_dir: str | None = None  # a Libri2Mix/Libri3Mix root: train on its mixtures instead
+    librimix_dir: str | None = None  # a Libri2Mix/Libri3Mix root: train on its mixtures instead (data_dir unused)
     librimix_mode: str = "min"
-    librimix_mixture: str = "mix_clean"
+    librimix_mixture: str = "mix_clean"  # or mix_both; validation uses the same type
+    librimix_train_splits: tuple[str, ...] = ("train-360",)  # train-100, train-360 or both
+    librimix_val_split: str = "dev"  # LibriMix validation: whole mixtures of this split
+    librimix_val_hold_out: int = 0  # N > 0: validate on the last N training mixtures instead (a dev stand-in)
     noise_dir: str | None = None
     noise_prob: float = 0.0
-    val_speakers: int = 12  # held out of data_dir, never trained on
-    val_mixtures: int = 48
-    val_seconds: float = 4.0
+    val_speakers: int = 12  # dynamic mixing: held out of data_dir, never trained on
+    val_mixtures: int = 48  # LibriMix: 0 = the whole validation split
+    val_seconds: float = 4.0  # dynamic mixing only: LibriMix validates on whole mixtures
     segment_seconds_start: float = 1.5  # curriculum: segment length grows ...
     segment_seconds: float = 3.0  # ... to this over `curriculum_steps`
     curriculum_steps: int = 4000
@@ -57,12 +69,43 @@ class SeparatorTrainConfig(LoopConfig):
 class SeparatorTask:
     """Dynamic mixing (or LibriMix) batches, PIT SI-SNR loss, SI-SNRi validation."""
 
-    def __init__(self, cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig) -> None:
-        from hubbub.recipes.data import DynamicMixer, load_noises, load_speaker_audio, read_librispeech, split_speakers
-
+    def __init__(self, cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, command: str | None = None) -> None:
         self.cfg = cfg
         self.model_cfg = model_cfg
-        sr = model_cfg.sample_rate
+        self.command = command
+        self.val_source = None  # LibriMix: validation reads whole mixtures from here
+        self.val: list[tuple[torch.Tensor, torch.Tensor]] = []  # dynamic mixing: fixed crops
+        if cfg.librimix_dir:
+            self._librimix_data()
+        else:
+            self._dynamic_mixing_data()
+
+    def _librimix_data(self) -> None:
+        """Train on the named splits; validate on whole mixtures of ``librimix_val_split`` of the same mode
+        and mixture type (or on mixtures held out of the training splits)."""
+        from hubbub.recipes.librimix_reader import LibriMixSource
+
+        cfg = self.cfg
+        common = dict(sample_rate=self.model_cfg.sample_rate, n_src=self.model_cfg.n_src, mode=cfg.librimix_mode,
+                      mixture=cfg.librimix_mixture, seed=cfg.seed)
+        hold = cfg.librimix_val_hold_out
+        self.source = LibriMixSource(cfg.librimix_dir, split=cfg.librimix_train_splits, hold_out=hold, **common)
+        if hold:
+            self.val_source = LibriMixSource(cfg.librimix_dir, split=cfg.librimix_train_splits, hold_out=hold,
+                                             held_out=True, **common)
+            self.val_name = f"the last {hold} mixtures of {'+'.join(cfg.librimix_train_splits)} (held out)"
+        else:
+            self.val_source = LibriMixSource(cfg.librimix_dir, split=cfg.librimix_val_split, **common)
+            self.val_name = cfg.librimix_val_split
+        self.n_val = min(cfg.val_mixtures or len(self.val_source), len(self.val_source))
+        log.info("LibriMix %s/%s: training on %s (%d mixtures), validating on %s (%d whole mixtures)",
+                 cfg.librimix_mode, cfg.librimix_mixture, "+".join(cfg.librimix_train_splits), len(self.source),
+                 self.val_name, self.n_val)
+
+    def _dynamic_mixing_data(self) -> None:
+        from hubbub.recipes.data import DynamicMixer, load_noises, load_speaker_audio, read_librispeech, split_speakers
+
+        cfg, sr = self.cfg, self.model_cfg.sample_rate
         noises = load_noises(cfg.noise_dir, sr) if cfg.noise_prob > 0 else []
         utts = read_librispeech(cfg.data_dir)
         train_utts, val_utts = split_speakers(utts, cfg.val_speakers)
@@ -70,21 +113,13 @@ class SeparatorTask:
             "%d training utterances (%d speakers), %d validation utterances (%d speakers)",
             len(train_utts), len({u.speaker for u in train_utts}), len(val_utts), len({u.speaker for u in val_utts}),
         )
-        val_mixer = DynamicMixer(load_speaker_audio(val_utts, sr), model_cfg.n_src, seed=cfg.seed + 1)
+        val_mixer = DynamicMixer(load_speaker_audio(val_utts, sr), self.model_cfg.n_src, seed=cfg.seed + 1)
         length = int(cfg.val_seconds * sr)
         self.val = [val_mixer.item(1_000_000, i, length) for i in range(cfg.val_mixtures)]
-        if cfg.librimix_dir:
-            from hubbub.recipes.librimix_reader import LibriMixSource
-
-            self.source = LibriMixSource(
-                cfg.librimix_dir, sample_rate=sr, n_src=model_cfg.n_src, mode=cfg.librimix_mode,
-                split="train", mixture=cfg.librimix_mixture, seed=cfg.seed,
-            )
-        else:
-            self.source = DynamicMixer(
-                load_speaker_audio(train_utts, sr), model_cfg.n_src, seed=cfg.seed,
-                noises=noises, noise_prob=cfg.noise_prob,
-            )
+        self.source = DynamicMixer(
+            load_speaker_audio(train_utts, sr), self.model_cfg.n_src, seed=cfg.seed,
+            noises=noises, noise_prob=cfg.noise_prob,
+        )
 
     def segment_samples(self, step: int) -> int:
         cfg = self.cfg
@@ -102,56 +137,112 @@ class SeparatorTask:
         return pit_si_snr_loss(model(mix), sources).mean()
 
     def validate(self, model) -> dict[str, float]:
-        gains = []
-        for i in range(0, len(self.val), 8):
-            mix = torch.stack([m for m, _ in self.val[i : i + 8]])
-            src = torch.stack([s for _, s in self.val[i : i + 8]])
-            device = next(model.parameters()).device
+        """Mean SI-SNRi (dB) over the validation mixtures, as the published LibriMix tables compute it
+        (best permutation, improvement over the mixture itself, ``mix_both`` included)."""
+        device = next(model.parameters()).device
+        if self.val_source is not None:  # whole mixtures, one at a time, with progress in the log
+            batches = ([self.val_source.read(i)] for i in range(self.n_val))
+            total = self.n_val
+        else:
+            batches = (self.val[i : i + 8] for i in range(0, len(self.val), 8))
+            total = len(self.val)
+        gains: list[float] = []
+        t0 = last = time.monotonic()
+        for items in batches:
+            mix = torch.stack([m for m, _ in items])
+            src = torch.stack([s for _, s in items])
             est = model(mix.to(device)).cpu()
             sisnr = -pit_si_snr_loss(est, src)
             base = si_snr(mix[:, None, :].expand_as(src), src).mean(-1)
             gains.extend((sisnr - base).tolist())
+            if time.monotonic() - last > 30 and len(gains) < total:
+                last = time.monotonic()
+                log.info("validation: %d/%d mixtures, SI-SNRi so far %.2f dB (%.0f s)", len(gains), total,
+                         sum(gains) / len(gains), last - t0)
         score = sum(gains) / len(gains)
         return {"score": score, "si_snri": score}
 
     def export(self, model, directory: Path, info: dict) -> None:
         model.save_pretrained(directory, extra={"training": {**info, "recipe": "hubbub train separator"}})
-        write_model_card(directory, model.config, self.cfg, info)
+        write_model_card(directory, model.config, self.cfg, info, self.describe_data(), self.command)
+
+    def describe_data(self) -> tuple[str, str]:
+        """(training data, validation data) in words, for the model card."""
+        cfg, mc = self.cfg, self.model_cfg
+        if cfg.librimix_dir:
+            part = f"`{cfg.librimix_dir}` wav{mc.sample_rate // 1000}k/{cfg.librimix_mode}"
+            train = f"LibriMix {part}, splits {', '.join(cfg.librimix_train_splits)}, {cfg.librimix_mixture}"
+            if cfg.librimix_val_hold_out:
+                train += f" (less the {cfg.librimix_val_hold_out} held out)"
+            return train, f"{self.n_val} whole {cfg.librimix_mixture} mixtures of {self.val_name}"
+        train = (f"dynamic {mc.n_src}-speaker mixing of `{cfg.data_dir}`"
+                 + (f", real noise from `{cfg.noise_dir}` with p={cfg.noise_prob}" if cfg.noise_prob else ""))
+        return train, f"{len(self.val)} x {cfg.val_seconds} s mixtures of {cfg.val_speakers} held-out speakers"
 
 
-def write_model_card(directory: Path, model_cfg: SeparatorConfig, cfg: SeparatorTrainConfig, info: dict) -> None:
-    """A README.md stating the data, steps, wall time and validation score."""
+def describe_model(model_cfg: SeparatorConfig) -> str:
+    """The architecture and size in one line (what the ``model`` keys made)."""
     n_params = sum(p.numel() for p in Separator(model_cfg).parameters())
-    data = f"LibriMix at `{cfg.librimix_dir}`" if cfg.librimix_dir else (
-        f"dynamic {model_cfg.n_src}-speaker mixing of `{cfg.data_dir}` "
-        f"({cfg.val_speakers} speakers held out for validation)"
-        + (f", real noise from `{cfg.noise_dir}` with p={cfg.noise_prob}" if cfg.noise_prob else "")
-    )
+    return (f"{model_cfg.n_blocks} dual-path blocks x ({model_cfg.intra_layers} intra + {model_cfg.inter_layers} "
+            f"inter) transformer layers, d_model {model_cfg.d_model}, d_ff {model_cfg.d_ff}, {model_cfg.n_heads} "
+            f"heads, encoder {model_cfg.enc_channels} filters {model_cfg.kernel_size}/{model_cfg.stride}, chunk "
+            f"{model_cfg.chunk_size}: {n_params / 1e6:.2f} M parameters")
+
+
+def write_model_card(directory: Path, model_cfg: SeparatorConfig, cfg: SeparatorTrainConfig, info: dict,
+                     data: tuple[str, str], command: str | None = None) -> None:
+    """A README.md stating the data (splits, mixture type), steps, wall time, validation score and the
+    command that trained it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    batch = f"{cfg.batch_size} per process x {world} processes" if world > 1 else str(cfg.batch_size)
+    command = command or "hubbub train separator --config hubbub/recipes/configs/separator-default.yaml"
     text = f"""# hubbub separator ({model_cfg.sample_rate // 1000} kHz, {model_cfg.n_src} speakers)
 
-Dual-path attention separator (learned encoder {model_cfg.kernel_size}/{model_cfg.stride},
-{model_cfg.n_blocks} dual-path blocks, d_model {model_cfg.d_model}, chunk {model_cfg.chunk_size}),
-{n_params / 1e6:.2f} M parameters.
+Dual-path attention separator: {describe_model(model_cfg)}.
 
 | | |
 |---|---|
-| training data | {data} |
-| steps | {info["step"]} (batch {cfg.batch_size}, segments {cfg.segment_seconds_start}-{cfg.segment_seconds} s) |
-| wall time | {info["wall_minutes"]} min |
-| validation SI-SNRi ({cfg.val_mixtures} x {cfg.val_seconds} s, held-out speakers) | {info["si_snri"]:.2f} dB |
+| training data | {data[0]} |
+| validation data | {data[1]} |
+| steps | {info["step"]} (batch {batch}, segments {cfg.segment_seconds_start}-{cfg.segment_seconds} s) |
+| wall time | {info["wall_minutes"]} min to this step, validation included |
+| validation SI-SNRi | {info["si_snri"]:.2f} dB |
 
-Test scores (unseen speakers) are in `docs/benchmarks.md` of the hubbub repository.
-Reproduce: `hubbub train separator --config hubbub/recipes/configs/separator-default.yaml`.
+Test scores are in `docs/benchmarks.md` of the hubbub repository (`hubbub evaluate separation`).
+Reproduce: `{command}`.
 """
     write_card(directory, text, cfg.exp_dir)
 
 
+#: what each ``--model-*`` flag sets (the separator's architecture)
+MODEL_KEYS = {
+    "sample_rate": "audio rate (Hz)",
+    "n_src": "speakers separated (1 for mix_single)",
+    "enc_channels": "learned encoder filters",
+    "kernel_size": "encoder window (samples)",
+    "stride": "encoder hop (samples)",
+    "d_model": "transformer width",
+    "n_heads": "attention heads",
+    "d_ff": "feed-forward width (not scaled with d_model: set it too)",
+    "n_blocks": "dual-path blocks, each of intra_layers + inter_layers transformer layers",
+    "intra_layers": "intra-chunk layers per block",
+    "inter_layers": "inter-chunk layers per block",
+    "chunk_size": "frames per chunk (even)",
+    "intra_window": "local window of intra-chunk attention (none: whole chunk)",
+    "inter_window": "local window of inter-chunk attention (none: global)",
+    "dropout": "dropout rate",
+}
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    return recipe_parser("hubbub train separator", __doc__, SeparatorTrainConfig, SeparatorConfig, parser)
+    return recipe_parser("hubbub train separator", __doc__, SeparatorTrainConfig, SeparatorConfig, parser,
+                         model_help=MODEL_KEYS)
 
 
-def train(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, resume: bool = False) -> dict:
-    """Build the model and task from configs and run the loop."""
+def prepare(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, command: str | None = None
+            ) -> tuple[Separator, SeparatorTask]:
+    """The model and the task (its data) from configs; ``command`` (the command line) goes into the
+    model card. Missing data raises FileNotFoundError, before any training."""
     if cfg.init_from:
         model = Separator.from_pretrained(cfg.init_from)
         model_cfg = model.config
@@ -159,14 +250,41 @@ def train(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, resume: bool = 
     else:
         torch.manual_seed(cfg.seed)
         model = Separator(model_cfg)
-    task = SeparatorTask(cfg, model_cfg)
-    full = {"train": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg)}
+    log.info("separator: %s", describe_model(model_cfg))
+    if cfg.librimix_dir is None and not Path(cfg.data_dir).is_dir():
+        raise FileNotFoundError(f"{cfg.data_dir}: LibriSpeech folder (data_dir) not found; "
+                                "set --data-dir, or --librimix-dir to train on LibriMix")
+    return model, SeparatorTask(cfg, model_cfg, command)
+
+
+def train(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, resume: bool = False,
+          command: str | None = None) -> dict:
+    """Build the model and task from configs and run the loop."""
+    model, task = prepare(cfg, model_cfg, command)
+    return fit(cfg, model, task, resume)
+
+
+def fit(cfg: SeparatorTrainConfig, model: Separator, task: SeparatorTask, resume: bool = False) -> dict:
+    full = {"train": dataclasses.asdict(cfg), "model": dataclasses.asdict(model.config)}
     return Trainer(cfg, model, task, full_config=full).fit(resume=resume)
 
 
+def _command(argv: list[str]) -> str:
+    """The command line that trains this, for the model card (``torchrun`` included)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    launcher = f"torchrun --nproc_per_node {world} -m hubbub" if world > 1 else "hubbub"
+    return f"{launcher} train separator {shlex.join(a for a in argv if a != '--resume')}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    cfg, model_cfg = build_configs(args, SeparatorTrainConfig, SeparatorConfig, load_yaml(args.config))
-    summary = train(cfg, model_cfg, resume=args.resume)
+    try:
+        cfg, model_cfg = build_configs(args, SeparatorTrainConfig, SeparatorConfig, load_yaml(args.config))
+        model, task = prepare(cfg, model_cfg, _command(argv))
+    except (FileNotFoundError, ValueError) as err:  # bad config or missing data: one line, no traceback
+        log.error("%s", err)
+        return 2
+    summary = fit(cfg, model, task, resume=args.resume)
     log.info("done: step %d, best validation SI-SNRi %s", summary["step"], summary["best"])
     return 0
