@@ -24,7 +24,9 @@ def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="audio files, folders or glob patterns")
     p.add_argument("-o", "--output-dir", default=".", help="where to write outputs (default: .)")
     p.add_argument("--ext", nargs="+", default=["wav", "flac", "ogg", "mp3"], help="extensions searched in folders")
-    p.add_argument("--model", default=None, help="separator folder or embedded name (default: separator-8k)")
+    p.add_argument("--model", default=None,
+                   help="separator: a model folder, a training experiment (its best/) or an embedded name "
+                        "(default: separator-8k)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--window", choices=["global", "local"], default="global",
                    help="inter-chunk attention: global, or local for very long windows (linear memory)")
@@ -245,6 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "quiet", False):
         pkg_logger.setLevel(logging.ERROR)
     try:
+        if args.model is not None and not (args.command == "transcribe" and args.speakers == 1):
+            from hubbub.models.hub import resolve_model_dir
+
+            try:  # a bad --model is one line, before any input is read
+                args.model = str(resolve_model_dir(args.model))
+            except FileNotFoundError as err:
+                log.error("--model %s", err)
+                return 2
         if args.command == "separate":
             return run_separate(args)
         return run_transcribe(args)

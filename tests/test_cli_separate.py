@@ -87,3 +87,25 @@ def test_version_and_help(capsys):
     assert main(["--help"]) == 0
     assert "separate" in capsys.readouterr().out
     assert main(["no-such-command"]) == 2
+
+
+def test_model_may_be_an_experiment_folder_and_a_bad_one_is_one_line(tmp_path, tiny_separator_dir, caplog):
+    import logging
+    import shutil
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(3):
+        sf.write(src / f"m{k}.wav", voice(120 + 40 * k, 0.5, 8000, k) + voice(260, 0.5, 8000, 9), 8000)
+    exp = tmp_path / "exp"
+    shutil.copytree(tiny_separator_dir, exp / "best")
+    assert main(["separate", str(src), "-o", str(tmp_path / "out"), "--model", str(exp), "--quiet"]) == 0
+    assert len(list((tmp_path / "out").glob("m*/spk*.wav"))) == 6
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        for bad in (tmp_path / "in", tmp_path / "nowhere"):  # a folder without a model; a path that is not there
+            assert main(["separate", str(src), "-o", str(tmp_path / "x"), "--model", str(bad), "--quiet"]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"--model {tmp_path / 'in'}: not a model folder (no config.json) nor a training experiment "
+                      "(no best/config.json)", f"--model {tmp_path / 'nowhere'}: no such model folder"]
+    assert not (tmp_path / "x").exists()

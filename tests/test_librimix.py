@@ -402,3 +402,34 @@ def test_train_on_librimix_with_a_held_out_stand_in_for_dev(libri2mix, tmp_path)
     val_ids = [r.id for r in task.val_source.records]
     assert train_ids == ["11-100-0000_22-100-0000"] and val_ids == ["33-100-0000_22-100-0001"]
     assert "held out" in task.describe_data()[1]
+
+
+# ------------------------------------------------------------------------------------------- evaluation by part
+
+
+def test_evaluate_separation_by_split_mode_and_mixture(libri2mix, tmp_path, tiny_separator_dir, caplog):
+    from hubbub.__main__ import main as hubbub
+
+    base = ["evaluate", "separation", "--data", str(libri2mix), "--model", str(tiny_separator_dir), "--quiet"]
+    results = {}
+    for mixture in ("mix_clean", "mix_both"):
+        out = tmp_path / f"{mixture}.json"
+        assert hubbub([*base, "--split", "test", "--mode", "min", "--mixture", mixture, "--json", str(out)]) == 0
+        results[mixture] = json.loads(out.read_text())
+        assert results[mixture]["part"].endswith(f"wav8k/min/test/{mixture}") and results[mixture]["mixtures"] == 2
+    assert results["mix_clean"]["si_snri"] != results["mix_both"]["si_snri"]  # not the clean set scored twice
+    exp = tmp_path / "exp"  # a training experiment: its best/ is used
+    shutil.copytree(tiny_separator_dir, exp / "best")
+    out = tmp_path / "exp.json"
+    assert hubbub([*base[:-3], "--model", str(exp), "--mixture", "mix_both", "--json", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text())["si_snri"] == pytest.approx(results["mix_both"]["si_snri"])
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):  # a missing split, a 1-source mixture type, a bad model: one line each
+        assert hubbub([*base, "--split", "dev"]) == 2
+        assert hubbub([*base, "--mixture", "mix_single"]) == 2
+        assert hubbub([*base[:-3], "--model", str(tmp_path / "nowhere"), "--quiet"]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 3 and all(r.exc_info is None for r in caplog.records), errors
+    assert "no LibriMix 'dev' split found" in errors[0]
+    assert "1 sources a mixture, but the model" in errors[1]
+    assert errors[2] == f"--model {tmp_path / 'nowhere'}: no such model folder"

@@ -5,14 +5,22 @@ Usage:
     hubbub data mix --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-2mix-8k
     hubbub evaluate separation --data data/test-other-2mix-8k --csv results/test-other-2mix-8k.csv
 
-    # real Libri2Mix test set, or a JSONL manifest ({"mix", "s1", "s2"} or {"mixture", "sources"} records)
-    hubbub evaluate separation --data /data/Libri2Mix/wav8k/min/test --model path/to/separator
+    # the standard Libri2Mix results (8 kHz min test; clean, noisy) of a trained experiment (its best/)
+    hubbub evaluate separation --data /data/Libri2Mix --split test --mode min --mixture mix_clean --model exp/sep
+    hubbub evaluate separation --data /data/Libri2Mix --split test --mode min --mixture mix_both --model exp/sep
+    # Libri3Mix (a root holding Libri3Mix/, or the Libri3Mix root itself), with a 3-speaker model
+    hubbub evaluate separation --data /data --n-src 3 --split test --mixture mix_clean --model exp/sep3
+
+    # a JSONL manifest ({"mix", "s1", "s2"} or {"mixture", "sources"} records)
     hubbub evaluate separation --data ../shared/data/speechbrain-samples/separation_manifest.jsonl
 
     # the same mixtures with real noise added at 10 dB SNR
     hubbub evaluate separation --data data/test-other-2mix-8k --noise-dir ../shared/data/noise --snr 10
 
-Prints SI-SNRi and SDRi (means) and writes one CSV row per mixture.
+Prints SI-SNRi and SDRi (means over mixtures, as the published LibriMix tables give them) and writes one
+CSV row per mixture. A LibriMix folder is read at the model's rate (``wav8k`` for an 8 kHz model); without
+``--split``/``--mode``/``--mixture``/``--n-src`` a folder holding a ``manifest.jsonl`` is read from that,
+and other folders default to ``test``/``min``/``mix_clean`` (the log line says which part was scored).
 """
 
 from __future__ import annotations
@@ -89,17 +97,20 @@ def _read_jsonl(path: Path) -> list[EvalItem]:
     return items
 
 
-def load_mixtures(data: str | Path) -> list[EvalItem]:
-    """Mixtures with their sources from a manifest, a folder with ``manifest.jsonl``,
-    or a LibriMix-layout folder."""
-    data = Path(data)
-    if data.is_file():
-        return _read_jsonl(data)
-    if (data / "manifest.jsonl").is_file():
-        return _read_jsonl(data / "manifest.jsonl")
-    from hubbub.recipes.librimix_reader import load_eval_set
+def load_mixtures(data: str | Path, sample_rate: int = 8000, librimix: dict | None = None) -> list[EvalItem]:
+    """Mixtures with their sources from a manifest, a folder with ``manifest.jsonl``, or a LibriMix-layout
+    folder (read at ``sample_rate``); ``librimix`` (``split``, ``mode``, ``mixture``, ``n_src``) reads the
+    LibriMix layout even where a manifest is."""
+    from hubbub.recipes.librimix_reader import librimix_eval_set
 
-    return [EvalItem(m.id, str(m.mixture), tuple(str(s) for s in m.sources)) for m in load_eval_set(data)]
+    data = Path(data)
+    if librimix is None:
+        if data.is_file():
+            return _read_jsonl(data)
+        if (data / "manifest.jsonl").is_file():
+            return _read_jsonl(data / "manifest.jsonl")
+    items = librimix_eval_set(data, sample_rate=sample_rate, **(librimix or {}))
+    return [EvalItem(m.id, str(m.mixture), tuple(str(s) for s in m.sources)) for m in items]
 
 
 def _sdr(refs: np.ndarray, ests: np.ndarray) -> np.ndarray:
@@ -190,7 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hubbub evaluate separation", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="manifest.jsonl, a folder holding one, or a LibriMix-layout folder")
-    p.add_argument("--model", default=None, help="separator folder or embedded name (default: separator-8k)")
+    p.add_argument("--split", choices=["test", "dev", "train-100", "train-360"], default=None,
+                   help="LibriMix split (default: test)")
+    p.add_argument("--mode", choices=["min", "max"], default=None, help="LibriMix mode (default: min)")
+    p.add_argument("--mixture", choices=["mix_clean", "mix_both", "mix_single"], default=None,
+                   help="LibriMix mixture type (default: mix_clean); the targets are s1..sN (s1 for mix_single)")
+    p.add_argument("--n-src", type=int, default=None, help="speakers: 3 reads Libri3Mix (default: the s* folders)")
+    p.add_argument("--model", default=None,
+                   help="separator: a model folder, a training experiment (its best/) or an embedded name "
+                        "(default: separator-8k)")
     p.add_argument("--csv", default=None, help="per-mixture results CSV")
     p.add_argument("--json", default=None, help="write the summary as JSON")
     p.add_argument("--limit", type=int, default=None, help="only the first N mixtures")
@@ -206,20 +225,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from hubbub.models.hub import resolve_model_dir
     from hubbub.pipeline.audio import AudioError
-    from hubbub.pipeline.separate import load_separator
+    from hubbub.pipeline.separate import DEFAULT_SEPARATOR, load_separator
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        items = load_mixtures(args.data)[: args.limit]
+        model_dir = resolve_model_dir(args.model or DEFAULT_SEPARATOR)
+    except FileNotFoundError as err:
+        log.error("--model %s", err)
+        return 2
+    model = load_separator(str(model_dir), device=args.device)
+    part = {"split": args.split, "mode": args.mode, "mixture": args.mixture, "n_src": args.n_src}
+    librimix = None
+    if any(v is not None for v in part.values()):
+        defaults = {"split": "test", "mode": "min", "mixture": "mix_clean", "n_src": None}
+        librimix = {k: defaults[k] if v is None else v for k, v in part.items()}
+    try:
+        items = load_mixtures(args.data, model.config.sample_rate, librimix)[: args.limit]
     except (FileNotFoundError, ValueError, KeyError, json.JSONDecodeError) as err:
         log.error("%s: cannot read evaluation data (%s)", args.data, err)
         return 2
     if not items:
         log.error("%s: no mixtures found", args.data)
         return 2
-    model = load_separator(args.model, device=args.device)
+    if len(items[0].sources) != model.config.n_src:
+        log.error("%s: %d sources a mixture, but the model %s separates %d", args.data, len(items[0].sources),
+                  model_dir, model.config.n_src)
+        return 2
+    log.info("%s: %d mixtures from %s, model %s", args.data, len(items), Path(items[0].mixture).parent, model_dir)
     if args.window == "local":
         model.set_inter_window(16)
     noises = []
@@ -239,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         from hubbub.pipeline.writers import write_text
 
-        write_text(args.json, json.dumps({"data": str(args.data), "model": args.model or "separator-8k",
-                                          "noise_snr": args.snr if noises else None, **summary}, indent=2) + "\n")
+        write_text(args.json, json.dumps({"data": str(args.data), "part": str(Path(items[0].mixture).parent),
+                                          "model": str(model_dir), "noise_snr": args.snr if noises else None,
+                                          **summary}, indent=2) + "\n")
     log.info(
         "%s: %d mixtures, SI-SNRi %.2f dB (median %.2f), SDRi %.2f dB, RTF %.3f%s",
         args.data, summary["mixtures"], summary["si_snri"], summary["si_snri_median"], summary["sdri"],
