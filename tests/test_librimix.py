@@ -433,3 +433,19 @@ def test_evaluate_separation_by_split_mode_and_mixture(libri2mix, tmp_path, tiny
     assert "no LibriMix 'dev' split found" in errors[0]
     assert "1 sources a mixture, but the model" in errors[1]
     assert errors[2] == f"--model {tmp_path / 'nowhere'}: no such model folder"
+
+
+def test_generate_warns_when_loud_noise_clips(corpus, tmp_path, caplog):
+    md = tmp_path / "md"
+    loud = [(*ROWS[0][:6], 30.0), ROWS[1]]  # the first mixture's noise far above full scale
+    _write_metadata(md, loud)
+    with caplog.at_level(logging.WARNING, logger="hubbub.recipes.librimix_generate"):
+        generate_librimix(corpus["ls"], md, tmp_path / "out", wham_dir=corpus["wham"], sample_rates=(8000,),
+                          modes=("min",))
+    clip = [r.getMessage() for r in caplog.records if "clip" in r.getMessage()]
+    assert len(clip) == 1 and clip[0].startswith("test: 1 of 2 mixtures clip") and "11-100-0000_22-100-0000" in clip[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hubbub.recipes.librimix_generate"):
+        generate_librimix(corpus["ls"], corpus["md"], tmp_path / "quiet", wham_dir=corpus["wham"],
+                          sample_rates=(8000,), modes=("min",))
+    assert "clip" not in caplog.text

@@ -218,9 +218,15 @@ def generate_librimix(
                  "/".join(map(str, sample_rates)), "/".join(modes))
         csv_rows: dict[tuple[int, str, str], list[dict]] = {}
         written = 0
+        peaks: dict[str, float] = {}  # mixture id -> peak of a mixture written above full scale
         for row in tqdm(rows, desc=f"librimix {split}", unit="mix", disable=None):
             written += _generate_row(row, librispeech_dir, wham, out, split, sample_rates, modes, mixtypes,
-                                     n_src, csv_rows)
+                                     n_src, csv_rows, peaks)
+        if peaks:
+            worst = max(peaks, key=peaks.get)
+            log.warning("%s: %d of %d mixtures clip (a mixture above full scale, cut at +-1 in the 16-bit WAV; "
+                        "loudest %s at %.2f): their mix_both/mix_single is not the sum of its parts there", split,
+                        len(peaks), len(rows), worst, peaks[worst])
         for (sr, mode, mixtype), entries in csv_rows.items():
             md = out / f"wav{sr // 1000}k" / mode / "metadata" / f"mixture_{split}_{mixtype}.csv"
             write_mixture_csv(md, csv_columns(mixtype, n_src), entries)
@@ -239,8 +245,10 @@ def _generate_row(
     mixtypes: list[str],
     n_src: int,
     csv_rows: dict[tuple[int, str, str], list[dict]],
+    peaks: dict[str, float],
 ) -> int:
-    """Write every file of one mixture (all rates and modes) unless all exist; 1 if anything was written."""
+    """Write every file of one mixture (all rates and modes) unless all exist; 1 if anything was written.
+    A mixture whose peak is above full scale (it clips in the WAV) is noted in ``peaks``."""
     name = f"{row.id}.wav"
     folders = [f"s{k + 1}" for k in range(n_src)] + (["noise"] if wham is not None else []) + mixtypes
     targets = {(sr, m): out / f"wav{sr // 1000}k" / m / split for sr in sample_rates for m in modes}
@@ -256,6 +264,8 @@ def _generate_row(
                 write_audio(split_dir / "noise" / name, noise, sr)
             for mixtype, mix in mix_sources(sources, noise).items():
                 write_audio(split_dir / mixtype / name, mix, sr)
+                if (peak := float(np.abs(mix).max(initial=0.0))) > 1.0:
+                    peaks[row.id] = max(peaks.get(row.id, 0.0), peak)
             length = len(sources[0])
         else:
             length = sf.info(str(split_dir / "mix_clean" / name)).frames
