@@ -365,7 +365,7 @@ def test_train_on_named_splits_validates_on_dev_of_the_same_mixture_type(libri2m
     assert all("/dev/mix_both/" in r.mixture_path for r in task.val_source.records)  # no LibriSpeech folder read
     caplog.set_level(logging.INFO)
     assert train_separator.main(argv) == 0
-    assert "training on train-100 (2 mixtures), validating on dev (2 whole mixtures)" in caplog.text
+    assert "training on train-100 (2 mixtures), validating on 2 whole mixtures of dev" in caplog.text
     card = (exp / "best" / "README.md").read_text()
     assert "splits train-100, mix_both" in card and "2 whole mix_both mixtures of dev" in card
     assert "validation included" in card

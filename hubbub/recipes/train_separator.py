@@ -93,14 +93,14 @@ class SeparatorTask:
         if hold:
             self.val_source = LibriMixSource(cfg.librimix_dir, split=cfg.librimix_train_splits, hold_out=hold,
                                              held_out=True, **common)
-            self.val_name = f"the last {hold} mixtures of {'+'.join(cfg.librimix_train_splits)} (held out)"
+            self.val_where = f"held out of {'+'.join(cfg.librimix_train_splits)} (the last in id order)"
         else:
             self.val_source = LibriMixSource(cfg.librimix_dir, split=cfg.librimix_val_split, **common)
-            self.val_name = cfg.librimix_val_split
+            self.val_where = f"of {cfg.librimix_val_split}"
         self.n_val = min(cfg.val_mixtures or len(self.val_source), len(self.val_source))
-        log.info("LibriMix %s/%s: training on %s (%d mixtures), validating on %s (%d whole mixtures)",
+        log.info("LibriMix %s/%s: training on %s (%d mixtures), validating on %d whole mixtures %s",
                  cfg.librimix_mode, cfg.librimix_mixture, "+".join(cfg.librimix_train_splits), len(self.source),
-                 self.val_name, self.n_val)
+                 self.n_val, self.val_where)
 
     def _dynamic_mixing_data(self) -> None:
         from hubbub.recipes.data import DynamicMixer, load_noises, load_speaker_audio, read_librispeech, split_speakers
@@ -174,7 +174,7 @@ class SeparatorTask:
             train = f"LibriMix {part}, splits {', '.join(cfg.librimix_train_splits)}, {cfg.librimix_mixture}"
             if cfg.librimix_val_hold_out:
                 train += f" (less the {cfg.librimix_val_hold_out} held out)"
-            return train, f"{self.n_val} whole {cfg.librimix_mixture} mixtures of {self.val_name}"
+            return train, f"{self.n_val} whole {cfg.librimix_mixture} mixtures {self.val_where}"
         train = (f"dynamic {mc.n_src}-speaker mixing of `{cfg.data_dir}`"
                  + (f", real noise from `{cfg.noise_dir}` with p={cfg.noise_prob}" if cfg.noise_prob else ""))
         return train, f"{len(self.val)} x {cfg.val_seconds} s mixtures of {cfg.val_speakers} held-out speakers"
@@ -243,18 +243,18 @@ def prepare(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, command: str 
             ) -> tuple[Separator, SeparatorTask]:
     """The model and the task (its data) from configs; ``command`` (the command line) goes into the
     model card. Missing data raises FileNotFoundError, before any training."""
-    if cfg.init_from:
-        model = Separator.from_pretrained(cfg.init_from)
-        model_cfg = model.config
-        model.train()
-    else:
-        torch.manual_seed(cfg.seed)
-        model = Separator(model_cfg)
-    log.info("separator: %s", describe_model(model_cfg))
     if cfg.librimix_dir is None and not Path(cfg.data_dir).is_dir():
         raise FileNotFoundError(f"{cfg.data_dir}: LibriSpeech folder (data_dir) not found; "
                                 "set --data-dir, or --librimix-dir to train on LibriMix")
-    return model, SeparatorTask(cfg, model_cfg, command)
+    model = Separator.from_pretrained(cfg.init_from) if cfg.init_from else None
+    model_cfg = model.config if model is not None else model_cfg
+    task = SeparatorTask(cfg, model_cfg, command)  # the data first: a missing split is found at once
+    if model is None:
+        torch.manual_seed(cfg.seed)
+        model = Separator(model_cfg)
+    model.train()
+    log.info("separator: %s", describe_model(model_cfg))
+    return model, task
 
 
 def train(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, resume: bool = False,

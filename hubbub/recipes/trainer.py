@@ -365,6 +365,9 @@ class Trainer:
                     bar.set_postfix(loss=f"{avg:.3f}", lr=f"{self.sched.get_last_lr()[0]:.2e}")
                 elapsed = time.monotonic() - t0
                 if self.step % cfg.val_every == 0:
+                    # a long validation may outlast the grace a preempting scheduler (or torchrun's 30 s before
+                    # SIGKILL) gives: checkpoint first, so that a stop during it loses nothing
+                    self.save_checkpoint()
                     recent = losses[-cfg.val_every :]
                     self._validate(sum(recent) / len(recent))
                 if self.step % cfg.ckpt_every == 0:
