@@ -5,6 +5,7 @@ Usage:
     hubbub train asr --config hubbub/recipes/configs/asr-default.yaml [--resume]
     hubbub train lm --asr checkpoints/asr-default/best --text sentences.txt [--tune SPEC ...]
     hubbub evaluate separation --data data/test-other-2mix-8k [--model DIR] [--csv results.csv]
+    hubbub evaluate separation --data /data/Libri2Mix --split test --mode min --mixture mix_both --model exp/sep
     hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model checkpoints/asr-default/best
     hubbub data mix --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-2mix-8k
     hubbub data librimix --librispeech-dir /data/LibriSpeech --wham-dir /data/wham_noise \

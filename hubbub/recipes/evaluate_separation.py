@@ -254,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s: %d sources a mixture, but the model %s separates %d", args.data, len(items[0].sources),
                   model_dir, model.config.n_src)
         return 2
-    log.info("%s: %d mixtures from %s, model %s", args.data, len(items), Path(items[0].mixture).parent, model_dir)
+    part = Path(items[0].mixture).parent  # the folder scored, relative to --data when inside it
+    if part.is_relative_to(Path(args.data).resolve()):
+        part = part.relative_to(Path(args.data).resolve())
+    log.info("%s: %d mixtures from %s, model %s", args.data, len(items), part, model_dir)
     if args.window == "local":
         model.set_inter_window(16)
     noises = []
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         from hubbub.pipeline.writers import write_text
 
-        write_text(args.json, json.dumps({"data": str(args.data), "part": str(Path(items[0].mixture).parent),
+        write_text(args.json, json.dumps({"data": str(args.data), "part": str(part),
                                           "model": str(model_dir), "noise_snr": args.snr if noises else None,
                                           **summary}, indent=2) + "\n")
     log.info(
