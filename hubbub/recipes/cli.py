@@ -49,7 +49,4 @@ def main(argv: list[str] | None = None) -> int:
         from hubbub.recipes.trainer import rank_logging
 
         rank_logging(int(os.environ.get("RANK", "0")))
-    module = importlib.import_module(COMMANDS[key])
-    if group == "data":
-        return module.main([argv[1], *argv[2:]])
-    return module.main(argv[2:])
+    return importlib.import_module(COMMANDS[key]).main(argv[2:])

@@ -18,7 +18,6 @@ import csv
 import logging
 import math
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,14 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``hubbub data librimix ...`` (a leading ``librimix`` in ``argv`` is skipped)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["librimix"]:
-        argv = argv[1:]
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    """``hubbub data librimix ...``."""
+    args = build_parser().parse_args(argv)
     try:
         counts = generate_librimix(
             args.librispeech_dir, args.metadata_dir, args.out, wham_dir=args.wham_dir,

@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -197,14 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``hubbub data mix ...`` (a leading ``mix`` in ``argv`` is skipped)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["mix"]:
-        argv = argv[1:]
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    """``hubbub data mix ...``."""
+    args = build_parser().parse_args(argv)
     try:
         make_test_mixtures(
             args.librispeech, args.out, n_src=args.n_src, n_mixtures=args.n_mixtures,
