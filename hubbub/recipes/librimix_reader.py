@@ -242,22 +242,15 @@ class LibriMixSource:
         return stack[0], stack[1:]
 
 
-def load_eval_set(
-    path: str | os.PathLike,
-    sample_rate: int = 8000,
-    mode: str = "min",
-    split: str = "test",
-    mixture: str = "mix_clean",
-    n_src: int | None = None,
-) -> list[MixtureItem]:
+def load_eval_set(path: str | os.PathLike, **part) -> list[MixtureItem]:
     """An evaluation set from a ``manifest.jsonl``, a folder holding one, or a LibriMix-layout folder
-    (see :func:`librimix_eval_set`)."""
+    (``part``: the keywords of :func:`librimix_eval_set`)."""
     path = Path(path)
     if path.is_file():
         return read_manifest(path)
     if (path / MANIFEST).is_file():
         return read_manifest(path / MANIFEST)
-    return librimix_eval_set(path, sample_rate, mode, split, mixture, n_src)
+    return librimix_eval_set(path, **part)
 
 
 def librimix_eval_set(
