@@ -164,7 +164,7 @@ def test_sigterm_under_torchrun_checkpoints_exits_0_and_resumes(tmp_path, tiny_l
     psutil = pytest.importorskip("psutil")
     exp = tmp_path / "ddp"
     args = [*_args(tiny_librispeech, exp, 100_000), "--ckpt-every", "5", "--val-every", "100000"]
-    proc = _torchrun(args, 29534)
+    proc = _torchrun(args, 29536)
     ckpt = exp / "checkpoint.pt"
     deadline = time.monotonic() + 240
     while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -179,7 +179,7 @@ def test_sigterm_under_torchrun_checkpoints_exits_0_and_resumes(tmp_path, tiny_l
     stopped = int(re.search(r"\[rank 0\] stopped at step (\d+) \(signal\)", out).group(1))
     state = torch.load(ckpt, weights_only=True)
     assert state["step"] == stopped >= 1
-    resumed = _torchrun([*_args(tiny_librispeech, exp, stopped + 4), "--ckpt-every", "5", "--resume"], 29535)
+    resumed = _torchrun([*_args(tiny_librispeech, exp, stopped + 4), "--ckpt-every", "5", "--resume"], 29537)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
     assert f"resumed from {ckpt} at step {stopped}" in out, out
