@@ -76,12 +76,13 @@ def _fields(cls):
 
 
 def add_config_flags(parser: argparse.ArgumentParser, train_cls, model_cls,
-                     model_help: dict[str, str] | None = None) -> None:
+                     model_help: dict[str, str] | None = None, train_help: dict[str, str] | None = None) -> None:
     """Add ``--<key>`` for every training key and ``--model-<key>`` for every model key (with the
-    ``model_help`` text of the key)."""
+    ``train_help`` / ``model_help`` text of the key)."""
     group = parser.add_argument_group("training config overrides")
     for name, _ in _fields(train_cls):
-        group.add_argument("--" + name.replace("_", "-"), dest=f"cfg_{name}", default=None, metavar="V")
+        group.add_argument("--" + name.replace("_", "-"), dest=f"cfg_{name}", default=None, metavar="V",
+                           help=(train_help or {}).get(name))
     group = parser.add_argument_group("model config overrides (each sets that key only)")
     for name, _ in _fields(model_cls):
         flag = "--" + MODEL_PREFIX + name.replace("_", "-")
@@ -89,14 +90,14 @@ def add_config_flags(parser: argparse.ArgumentParser, train_cls, model_cls,
 
 
 def recipe_parser(prog: str, description: str | None, train_cls, model_cls,
-                  parser: argparse.ArgumentParser | None = None,
-                  model_help: dict[str, str] | None = None) -> argparse.ArgumentParser:
+                  parser: argparse.ArgumentParser | None = None, model_help: dict[str, str] | None = None,
+                  train_help: dict[str, str] | None = None) -> argparse.ArgumentParser:
     """The parser of a training recipe: ``--config``, ``--resume`` and every config key as a flag."""
     parser = parser or argparse.ArgumentParser(prog=prog, description=description,
                                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="recipe YAML (training keys, and model keys under `model:`)")
     parser.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoint.pt")
-    add_config_flags(parser, train_cls, model_cls, model_help)
+    add_config_flags(parser, train_cls, model_cls, model_help, train_help)
     return parser
 
 

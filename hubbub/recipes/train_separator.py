@@ -234,9 +234,21 @@ MODEL_KEYS = {
 }
 
 
+#: help of the training flags that need one
+TRAIN_KEYS = {
+    "batch_size": "mixtures a step, per process: under torchrun a step sees batch_size x processes",
+    "librimix_dir": "a Libri2Mix/Libri3Mix root: train on it (data_dir is then not read)",
+    "librimix_mixture": "mix_clean, mix_both or mix_single (1 source); validation uses the same",
+    "librimix_train_splits": "train-100, train-360, or a list: \"[train-100, train-360]\"",
+    "librimix_val_split": "LibriMix validation split (whole mixtures; default dev)",
+    "librimix_val_hold_out": "N > 0: validate on the last N training mixtures instead (a stand-in for dev)",
+    "val_mixtures": "validation mixtures (LibriMix: 0 = the whole split)",
+}
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     return recipe_parser("hubbub train separator", __doc__, SeparatorTrainConfig, SeparatorConfig, parser,
-                         model_help=MODEL_KEYS)
+                         model_help=MODEL_KEYS, train_help=TRAIN_KEYS)
 
 
 def prepare(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, command: str | None = None
