@@ -387,6 +387,11 @@ def test_train_on_librimix_without_dev_is_one_line(libri2mix, tmp_path, caplog):
         assert train_separator.main(_train_argv(root, tmp_path / "exp", "--librimix-train-splits",
                                                 "[train-100, train-360]")) == 2
     assert "train-360: LibriMix split folder not found" in caplog.text
+    caplog.clear()
+    config = Path(train_separator.__file__).parent / "configs" / "separator-libri2mix-8k.yaml"
+    with caplog.at_level(logging.ERROR):  # the README's cluster command, where the data is not
+        assert train_separator.main(["--config", str(config), "--librimix-dir", str(tmp_path / "none")]) == 2
+    assert caplog.records[-1].getMessage() == f"{tmp_path / 'none'}: LibriMix folder not found"
 
 
 def test_train_on_librimix_with_a_held_out_stand_in_for_dev(libri2mix, tmp_path):
@@ -428,11 +433,13 @@ def test_evaluate_separation_by_split_mode_and_mixture(libri2mix, tmp_path, tiny
         assert hubbub([*base, "--split", "dev"]) == 2
         assert hubbub([*base, "--mixture", "mix_single"]) == 2
         assert hubbub([*base[:-3], "--model", str(tmp_path / "nowhere"), "--quiet"]) == 2
+        assert hubbub([*base, "--n-src", "3"]) == 2  # no Libri3Mix here
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 3 and all(r.exc_info is None for r in caplog.records), errors
+    assert len(errors) == 4 and all(r.exc_info is None for r in caplog.records), errors
     assert "no LibriMix 'dev' split found" in errors[0]
     assert "1 sources a mixture, but the model" in errors[1]
     assert errors[2] == f"--model {tmp_path / 'nowhere'}: no such model folder"
+    assert "s3: source folder not found" in errors[3]
 
 
 def test_generate_warns_when_loud_noise_clips(corpus, tmp_path, caplog):
