@@ -155,7 +155,7 @@ def write_ctranslate2(path: str | os.PathLike, name: str, variables: dict[str, n
     string(name)
     out.extend(struct.pack("<II", 1, len(variables)))
     for key, value in variables.items():
-        value = np.ascontiguousarray(value)
+        value = np.array(value, order="C")  # (ascontiguousarray would make a 0-d flag 1-d)
         string(key)
         out.extend(struct.pack("<B", value.ndim) + struct.pack(f"<{value.ndim}I", *value.shape))
         out.extend(struct.pack("<BI", ids[value.dtype], value.nbytes))
