@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_ASR", "Pipeline", "load_asr"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ASR = "asr-8k"
+DEFAULT_ASR = "whisper-base"
 #: regions decoded together in one ASR batch
 ASR_BATCH = 8
 
