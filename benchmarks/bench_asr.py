@@ -38,11 +38,12 @@ class HubbubASR:
     ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path). ``int8``: None, the
     pipeline's default (int8 for Whisper on a CPU)."""
 
-    def __init__(self, path: str | None, name: str = "hubbub", int8: bool | None = None, **options) -> None:
+    def __init__(self, path: str | None, name: str = "hubbub", int8: bool | None = None,
+                 encoder_window: int | None = None, **options) -> None:
         from hubbub.models.decoding import DecodingOptions
         from hubbub.pipeline.pipeline import load_asr
 
-        self.model = load_asr(path, int8=int8)
+        self.model = load_asr(path, int8=int8, **({"encoder_window": encoder_window} if encoder_window else {}))
         self.rate = self.model.sample_rate
         self.name = name
         self.options = DecodingOptions(word_timestamps=False, **options)
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                         "input), hubbub-lm (CTC beam search with its word LM), hubbub-ctc (CTC best path), "
                         "hubbub-att (attention greedy), pocketsphinx, fw-MODEL-COMPUTE (faster-whisper, MODEL "
                         "base or tiny.en, COMPUTE int8 or float32, e.g. fw-base-float32)")
+    p.add_argument("--encoder-window", type=int, default=64,
+                   help="hubbub-local: the Whisper encoder's local attention window, in 20-ms frames")
     p.add_argument("--same-text", nargs=2, metavar=("A", "B"), default=None,
                    help="also report the share of utterances that systems A and B transcribe identically")
     p.add_argument("--input-padding", type=float, default=None,
@@ -189,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     builders = {"hubbub": lambda: HubbubASR(args.asr, **search),
                 "hubbub-fp32": lambda: HubbubASR(args.asr, name="hubbub-fp32", int8=False, **search),
                 "hubbub-full": lambda: HubbubASR(args.asr, name="hubbub-full", **{**search, "input_padding": None}),
+                "hubbub-local": lambda: HubbubASR(args.asr, name="hubbub-local", encoder_window=args.encoder_window,
+                                                  **search),
                 "hubbub-lm": lambda: HubbubASR(args.asr, name="hubbub-lm", lm=True),
                 "hubbub-ctc": lambda: HubbubASR(args.asr, name="hubbub-ctc", ctc_weight=1.0),
                 "hubbub-att": lambda: HubbubASR(args.asr, name="hubbub-att", ctc_weight=0.0),

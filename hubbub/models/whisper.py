@@ -273,6 +273,10 @@ class WhisperTokenizer:
     def decode(self, ids) -> str:
         return self._tok.decode([int(i) for i in ids if int(i) < self.eot])
 
+    def id_to_piece(self, token: int) -> str:
+        """The text of one token (byte pieces of a split character show as ``\ufffd``)."""
+        return self._tok.decode([int(token)], skip_special_tokens=False)
+
     def words(self, ids) -> list[tuple[str, list[int]]]:
         """Split text tokens into words (a word starts at a token that starts with
         a space): ``[(word, [token positions]), ...]``; punctuation stays with the
