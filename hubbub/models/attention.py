@@ -94,6 +94,7 @@ class MultiHeadAttention(nn.Module):
         key_padding_mask: torch.Tensor | None = None,
         attn_mask: torch.Tensor | None = None,
         need_weights: bool = False,
+        cache: dict | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from ``x`` to ``memory`` (or to ``x`` itself).
 
@@ -104,6 +105,10 @@ class MultiHeadAttention(nn.Module):
             attn_mask: ``(T, S)`` bool, True where attention is allowed (global
                 path only; e.g. a causal mask for a decoder).
             need_weights: also return the attention weights.
+            cache: a key/value cache for incremental decoding, shared by the
+                layers of a model (keyed by module). Cross-attention projects
+                ``memory`` once and reuses it; self-attention appends the keys
+                and values of the new frames ``x`` to those cached before.
 
         Returns:
             ``(out, weights)``: ``out`` is ``(B, T, D)``. ``weights`` is None unless
@@ -111,9 +116,8 @@ class MultiHeadAttention(nn.Module):
             ``(B, H, T, 2 * (W // 2) + 1)`` for local attention (see
             :func:`band_to_dense`).
         """
-        src = x if memory is None else memory
         q = self._heads(self.q_proj(x))
-        k, v = (self._heads(t) for t in self.kv_proj(src).chunk(2, dim=-1))
+        k, v = self._keys_values(x, memory, cache)
         p = self.dropout if self.training else 0.0
         if self.window is None:
             out, weights = self._global(q, k, v, key_padding_mask, attn_mask, p, need_weights)
@@ -124,6 +128,18 @@ class MultiHeadAttention(nn.Module):
         b, _, t, _ = out.shape
         out = out.transpose(1, 2).reshape(b, t, self.d_model)
         return self.out_proj(out), weights
+
+    def _keys_values(self, x, memory, cache):
+        """Keys and values ``(B, H, S, D/H)``, through ``cache`` when one is given."""
+        if cache is not None and memory is not None and self in cache:
+            return cache[self]
+        k, v = (self._heads(t) for t in self.kv_proj(x if memory is None else memory).chunk(2, dim=-1))
+        if cache is not None:
+            if memory is None and self in cache:
+                past_k, past_v = cache[self]
+                k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+            cache[self] = (k, v)
+        return k, v
 
     @staticmethod
     def _attend(q, k, v, mask, p, need_weights):

@@ -23,6 +23,7 @@ optionally that cross-attention itself (token x time, for display).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from hubbub.models.tokenizer import BLANK_ID, EOS_ID, PAD_ID, SOS_ID
 
 __all__ = [
     "CTCPrefixScorer",
+    "DecodingOptions",
     "Hypothesis",
     "WordTiming",
     "inference",
@@ -225,46 +227,89 @@ def ctc_lm_decode(
                        return_cross_attention)
 
 
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How to decode, given once (Whisper's pattern): the CLI, the demo, the
+    evaluation and the recipes build one and pass it down to the search.
+
+    beam_size: 1 for greedy search, more for beam search.
+    ctc_weight: Speech-Transformer only: ``w`` in ``(1 - w) * att + w * ctc``
+        (beam search); with ``beam_size=1``, 1.0 is the CTC best path and 0.0
+        the attention decoder; None: the model's own choice.
+    lm: Speech-Transformer only: CTC beam search with the model's word language
+        model; None: when it has one and nothing else is asked for.
+    max_len: most tokens per utterance (None: the model's limit).
+    length_penalty: finished beam hypotheses are ranked by
+        ``score / length ** length_penalty`` (0: raw score).
+    word_timestamps: time each word.
+    return_cross_attention: keep the decoder's cross-attention (token x time) for display.
+    input_padding: Whisper only: seconds of zero log-mel after the longest
+        utterance of a batch in the encoder input; None pads to 30 s, as
+        Whisper was trained.
+    """
+
+    beam_size: int = 1
+    ctc_weight: float | None = None
+    lm: bool | None = None
+    max_len: int | None = None
+    length_penalty: float = 1.0
+    word_timestamps: bool = True
+    return_cross_attention: bool = False
+    input_padding: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
+        if self.ctc_weight is not None and not 0.0 <= self.ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
+        if self.input_padding is not None and self.input_padding < 0:
+            raise ValueError(f"input_padding must be >= 0 seconds, got {self.input_padding}")
+        if self.max_len is not None and self.max_len < 1:
+            raise ValueError(f"max_len must be at least 1, got {self.max_len}")
+
+
 def decode(
-    model: SpeechTransformer,
+    model: torch.nn.Module,
     wav: torch.Tensor,
     lengths: torch.Tensor | None = None,
-    beam_size: int = 1,
-    ctc_weight: float | None = None,
-    max_len: int | None = None,
-    word_timestamps: bool = True,
-    return_cross_attention: bool = False,
-    lm: bool | None = None,
+    options: DecodingOptions | None = None,
+    **fields,
 ) -> list[Hypothesis]:
-    """Decode a batch the way the options say.
+    """Decode a batch ``(B, T)`` (or ``(T,)``) the way ``options`` say; keyword
+    ``fields`` replace fields of ``options`` (``decode(m, wav, beam_size=5)``).
 
-    ``lm``: :func:`ctc_lm_decode` with the model's language model; None (the
-    default) uses it when the model has one and no other search is asked for
-    (``beam_size == 1``, no ``ctc_weight``, ``model.config.decoder == "ctc"``).
-    Otherwise, ``beam_size > 1``: :func:`beam_search` with ``ctc_weight`` (default: the
-    model's training weight). ``beam_size == 1``: :func:`ctc_greedy_decode`
-    when ``ctc_weight == 1``, else :func:`greedy_decode` with the attention
-    decoder (at most ``max_len`` tokens); without a ``ctc_weight``, the one
-    that ``model.config.decoder`` names (the recipe picks the one that
-    validated better). ``return_cross_attention``: the decoder's cross-attention
-    over the chosen tokens, whichever search chose them.
+    A :class:`~hubbub.models.whisper.WhisperASR` decodes with
+    :func:`hubbub.models.whisper_decoding.whisper_decode`. A
+    :class:`SpeechTransformer`: ``lm``: :func:`ctc_lm_decode` with the model's
+    language model; None (the default) uses it when the model has one and no
+    other search is asked for (``beam_size == 1``, no ``ctc_weight``,
+    ``model.config.decoder == "ctc"``). Otherwise, ``beam_size > 1``:
+    :func:`beam_search` with ``ctc_weight`` (default: the model's training
+    weight). ``beam_size == 1``: :func:`ctc_greedy_decode` when ``ctc_weight ==
+    1``, else :func:`greedy_decode` with the attention decoder; without a
+    ``ctc_weight``, the one that ``model.config.decoder`` names.
+    ``return_cross_attention``: the decoder's cross-attention over the chosen
+    tokens, whichever search chose them.
     """
-    if beam_size < 1:
-        raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    options = dataclasses.replace(options or DecodingOptions(), **fields)
+    if not isinstance(model, SpeechTransformer):
+        from hubbub.models.whisper_decoding import whisper_decode
+
+        return whisper_decode(model, wav, lengths, options)
+    beam_size, ctc_weight, lm = options.beam_size, options.ctc_weight, options.lm
     if lm is None:
         lm = model.lm is not None and beam_size == 1 and ctc_weight is None and model.config.decoder == "ctc"
+    out = {"word_timestamps": options.word_timestamps, "return_cross_attention": options.return_cross_attention}
     if lm:
-        return ctc_lm_decode(model, wav, lengths, word_timestamps, return_cross_attention)
+        return ctc_lm_decode(model, wav, lengths, **out)
     if beam_size == 1 and ctc_weight is None:
         ctc_weight = 1.0 if model.config.decoder == "ctc" else 0.0
-    out = {"word_timestamps": word_timestamps, "return_cross_attention": return_cross_attention}
     if beam_size > 1:
-        return beam_search(model, wav, lengths, beam=beam_size, ctc_weight=ctc_weight, max_len=max_len, **out)
-    if ctc_weight is not None and not 0.0 <= ctc_weight <= 1.0:
-        raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        return beam_search(model, wav, lengths, beam=beam_size, ctc_weight=ctc_weight, max_len=options.max_len,
+                           length_penalty=options.length_penalty, **out)
     if ctc_weight == 1.0:
         return ctc_greedy_decode(model, wav, lengths, **out)
-    return greedy_decode(model, wav, lengths, max_len=max_len, **out)
+    return greedy_decode(model, wav, lengths, max_len=options.max_len, **out)
 
 
 # --------------------------------------------------------------------------- CTC prefix score

@@ -47,7 +47,8 @@ class TransformerLayer(nn.Module):
     """Self-attention encoder layer: ``(B, T, D) -> (B, T, D)``.
 
     ``window`` selects global (None) or local attention, see
-    :class:`~hubbub.models.attention.MultiHeadAttention`.
+    :class:`~hubbub.models.attention.MultiHeadAttention`. ``pos_kernel=0``
+    leaves out the position convolution (for models with position tables).
     """
 
     def __init__(
@@ -62,7 +63,7 @@ class TransformerLayer(nn.Module):
     ) -> None:
         super().__init__()
         attn_p = dropout if attn_dropout is None else attn_dropout
-        self.pos = ConvPositionEncoding(d_model, pos_kernel)
+        self.pos = ConvPositionEncoding(d_model, pos_kernel) if pos_kernel else nn.Identity()
         self.norm1 = nn.LayerNorm(d_model)
         self.attn = MultiHeadAttention(d_model, n_heads, window=window, dropout=attn_p)
         self.norm2 = nn.LayerNorm(d_model)
@@ -110,11 +111,16 @@ class TransformerDecoderLayer(nn.Module):
         tgt_padding_mask: torch.Tensor | None = None,
         memory_padding_mask: torch.Tensor | None = None,
         need_weights: bool = False,
+        cache: dict | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, _ = self.self_attn(self.norm1(y), key_padding_mask=tgt_padding_mask, attn_mask=causal_mask)
+        """``cache``: keys and values for incremental decoding (see
+        :class:`~hubbub.models.attention.MultiHeadAttention`); ``causal_mask`` is
+        then ``(U, cached + U)``."""
+        a, _ = self.self_attn(self.norm1(y), key_padding_mask=tgt_padding_mask, attn_mask=causal_mask, cache=cache)
         y = y + self.drop(a)
         a, weights = self.cross_attn(
-            self.norm2(y), memory=memory, key_padding_mask=memory_padding_mask, need_weights=need_weights
+            self.norm2(y), memory=memory, key_padding_mask=memory_padding_mask, need_weights=need_weights,
+            cache=cache,
         )
         y = y + self.drop(a)
         y = y + self.drop(self.ff(self.norm3(y)))

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hubbub.models.hub import pretrained_dir
 from hubbub.pipeline.audio import AudioError, check_waveform, load_audio, probe_audio, resample
 from hubbub.pipeline.regions import RegionConfig, file_levels, regions_from_levels, speech_regions
 from hubbub.pipeline.result import Result, Segment, SpeakerResult, Word
@@ -34,20 +33,24 @@ __all__ = ["DEFAULT_ASR", "Pipeline", "load_asr"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ASR = "asr-8k"
+DEFAULT_ASR = "whisper-base"
 #: regions decoded together in one ASR batch
 ASR_BATCH = 8
 
 
-def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu"):
-    """The embedded default ASR (None), an embedded name, or a saved model folder."""
-    from hubbub.models.asr import SpeechTransformer
+def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu", int8: bool | None = None,
+             **overrides):
+    """The default ASR (None), an embedded name, a Whisper name (``whisper-base``,
+    ``whisper-tiny.en``) or a model folder. ``int8`` (default: on for Whisper on
+    a CPU): dynamic int8 quantisation of a Whisper model's linear layers.
+    ``overrides``: config fields set when the model is built (Whisper's
+    ``encoder_window``)."""
+    from hubbub.models.loading import load_model, model_type, resolve_model_dir
 
-    name = name_or_path or DEFAULT_ASR
-    path = Path(name)
-    if not (path / "config.json").is_file():
-        path = pretrained_dir(str(name))
-    return SpeechTransformer.from_pretrained(path, device=device)
+    directory = resolve_model_dir(name_or_path or DEFAULT_ASR)
+    if int8 is None:
+        int8 = model_type(directory) == "hubbub-whisper" and str(device) == "cpu"
+    return load_model(directory, device=device, int8=int8, **overrides)
 
 
 def _read_span(stream, sample_rate: int, start: float, end: float) -> torch.Tensor:

@@ -12,6 +12,7 @@ Usage:
         --metadata-dir /data/LibriMix/metadata --out /data/Libri2Mix
     hubbub data synth --out data/synth-8k --jobs 2
     hubbub data separated --mixtures data/train-2mix-max-8k --out data/train-separated-8k
+    hubbub models import /models/faster-whisper-small -o models/whisper-small
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ COMMANDS = {
     ("data", "librimix"): "hubbub.recipes.librimix_generate",
     ("data", "synth"): "hubbub.recipes.synth",
     ("data", "separated"): "hubbub.recipes.separated",
+    ("models", "import"): "hubbub.recipes.import_model",
 }
 
 

@@ -4,6 +4,9 @@ Usage:
     # every train-clean-100 sentence, one voice each, 8 kHz (what the separator writes), 2 processes
     hubbub data synth --out data/synth-8k --jobs 2
 
+    # only the held-out test split of the first 11,000 sentences (220 utterances): the ASR benchmark's
+    hubbub data synth --out data/synth-8k --limit 11000 --test-only --jobs 2
+
     # a quick look: the first 10 sentences
     hubbub data synth --out data/synth-smoke --limit 10
 
@@ -401,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-dir", default=DEFAULT_NOISE, help="real noise recordings ('' for none)")
     p.add_argument("--no-augment", action="store_true", help="write the renderings as they are (level only)")
     p.add_argument("--clean-test", action="store_true", help="do not augment the test split")
+    p.add_argument("--test-only", action="store_true",
+                   help="render only the test split (the same audio a full run writes there): an evaluation set")
     p.add_argument("--speed-prob", type=float, default=0.5)
     p.add_argument("--speed", type=float, nargs=2, default=[0.9, 1.1], metavar=("MIN", "MAX"))
     p.add_argument("--pitch-prob", type=float, default=0.3)
@@ -471,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = SynthSettings(args.out, tuple(args.sample_rate), args.seed, aug, noise_dir, args.clean_test,
                              args.timeout)
     jobs = plan_jobs(sentences, train_voices, held_out, args.test_every, args.seed)
+    if args.test_only:  # the same test split (sentences, voices, augmentation) without rendering train
+        jobs = [job for job in jobs if job.split == "test"]
     log.info("voices: train %s; held out (test) %s",
              ", ".join(f"{v.key}:{v.weight:g}" for v in train_voices), ", ".join(v.key for v in held_out) or "-")
     summary = synthesize(jobs, settings, max(1, args.jobs), progress=not args.quiet)

