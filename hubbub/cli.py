@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         pkg_logger.setLevel(logging.ERROR)
     try:
         if args.model is not None and not (args.command == "transcribe" and args.speakers == 1):
-            from hubbub.models.hub import resolve_model_dir
+            from hubbub.models.loading import resolve_model_dir
 
             try:  # a bad --model is one line, before any input is read
                 args.model = str(resolve_model_dir(args.model))

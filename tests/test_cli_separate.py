@@ -106,6 +106,6 @@ def test_model_may_be_an_experiment_folder_and_a_bad_one_is_one_line(tmp_path, t
         for bad in (tmp_path / "in", tmp_path / "nowhere"):  # a folder without a model; a path that is not there
             assert main(["separate", str(src), "-o", str(tmp_path / "x"), "--model", str(bad), "--quiet"]) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == [f"--model {tmp_path / 'in'}: not a model folder (no config.json) nor a training experiment "
-                      "(no best/config.json)", f"--model {tmp_path / 'nowhere'}: no such model folder"]
+    assert errors == [f"--model {tmp_path / 'in'}: not a model folder (no config.json, nor best/config.json)",
+                      f"--model {tmp_path / 'nowhere'}: no such model folder"]
     assert not (tmp_path / "x").exists()

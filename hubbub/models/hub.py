@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["PretrainedMixin", "pretrained_dir", "resolve_model_dir"]
+__all__ = ["PretrainedMixin", "pretrained_dir"]
 
 PRETRAINED_ROOT = Path(__file__).parent / "pretrained"
 
@@ -28,26 +28,6 @@ def pretrained_dir(name: str) -> Path:
         available = sorted(p.name for p in PRETRAINED_ROOT.iterdir() if (p / "config.json").is_file())
         raise FileNotFoundError(f"no embedded model {name!r}; available: {available}")
     return path
-
-
-def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
-    """The model folder that ``--model`` names: a saved model folder (``config.json``), a training
-    experiment folder (its ``best/``), or the name of an embedded model.
-
-    Raises:
-        FileNotFoundError: one line saying what was looked for.
-    """
-    path = Path(name_or_path)
-    if (path / "config.json").is_file():
-        return path
-    if (path / "best" / "config.json").is_file():
-        return path / "best"
-    if path.is_dir():
-        raise FileNotFoundError(f"{path}: not a model folder (no config.json) nor a training experiment "
-                                "(no best/config.json)")
-    if path.exists() or os.sep in str(name_or_path) or str(name_or_path).startswith("."):
-        raise FileNotFoundError(f"{path}: no such model folder")
-    return pretrained_dir(str(name_or_path))
 
 
 def _umask() -> int:

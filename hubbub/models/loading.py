@@ -42,6 +42,8 @@ def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
         return ensure_whisper(str(name_or_path))
     if path.exists():
         raise FileNotFoundError(f"{path}: not a model folder (no config.json, nor best/config.json)")
+    if os.sep in str(name_or_path) or str(name_or_path).startswith("."):  # a path, not a name
+        raise FileNotFoundError(f"{path}: no such model folder")
     return pretrained_dir(str(name_or_path))
 
 

@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from hubbub.models.hub import resolve_model_dir
+    from hubbub.models.loading import resolve_model_dir
     from hubbub.pipeline.audio import AudioError
     from hubbub.pipeline.separate import DEFAULT_SEPARATOR, load_separator
 
