@@ -5,7 +5,7 @@ Usage:
     # the port is exact: hubbub's imported Whisper base against faster-whisper on the same weights, greedy,
     # both float32, 60 test-other utterances; --same-text reports the share of identical transcripts
     python benchmarks/bench_asr.py --data ../shared/data/LibriSpeech/test-other --limit 60 --asr whisper-base \
-        --systems hubbub-fp32 fw-base-fp32 --same-text hubbub-fp32 fw-base-fp32 --threads 2
+        --systems hubbub-full fw-base-float32 --same-text hubbub-full fw-base-float32 --threads 1
     # LibriSpeech test-other (real speech, unseen speakers) and FSDD test digits (index 0-4)
     python benchmarks/bench_asr.py --data ../shared/data/LibriSpeech/test-other \
         fsdd-test:../shared/data/fsdd/recordings --threads 2 --out benchmarks/asr-bench.md
@@ -35,10 +35,9 @@ log = logging.getLogger("bench_asr")
 class HubbubASR:
     """hubbub's ASR through :func:`hubbub.models.decoding.decode` with the given
     :class:`~hubbub.models.decoding.DecodingOptions` fields (a Speech-Transformer:
-    ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path). ``int8``: None, the
-    pipeline's default (int8 for Whisper on a CPU)."""
+    ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path). ``int8``: Whisper's linear layers in int8."""
 
-    def __init__(self, path: str | None, name: str = "hubbub", int8: bool | None = None,
+    def __init__(self, path: str | None, name: str = "hubbub", int8: bool = False,
                  encoder_window: int | None = None, **options) -> None:
         from hubbub.models.decoding import DecodingOptions
         from hubbub.pipeline.pipeline import load_asr
@@ -168,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", required=True, help="corpora as `hubbub evaluate asr` reads them")
     p.add_argument("--asr", default=None, help="hubbub ASR folder (default: the embedded model)")
-    p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "fw-tiny.en-int8"],
-                   help="hubbub (its model's default decoding), hubbub-fp32 (no int8), hubbub-full (30-s encoder "
-                        "input), hubbub-lm (CTC beam search with its word LM), hubbub-ctc (CTC best path), "
+    p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "fw-base-int8"],
+                   help="hubbub (its model's default decoding), hubbub-int8 (Whisper in int8), "
+                        "hubbub-full (30-s encoder input), hubbub-lm (CTC beam search with its word LM), "
+                        "hubbub-ctc (CTC best path), "
                         "hubbub-att (attention greedy), pocketsphinx, fw-MODEL-COMPUTE (faster-whisper, MODEL "
                         "base or tiny.en, COMPUTE int8 or float32, e.g. fw-base-float32)")
     p.add_argument("--encoder-window", type=int, default=64,
@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--same-text", nargs=2, metavar=("A", "B"), default=None,
                    help="also report the share of utterances that systems A and B transcribe identically")
     p.add_argument("--input-padding", type=float, default=None,
-                   help="hubbub Whisper: seconds of padding after the speech in the encoder input (None: the "
-                        "model's default)")
+                   help="hubbub Whisper: seconds of padding after the speech in the encoder input (default: "
+                        "DecodingOptions's)")
     p.add_argument("--beam-size", type=int, default=1, help="hubbub's decoding (default: greedy)")
     p.add_argument("--ctc-weight", type=float, default=None, help="hubbub's decoding (default: the model's)")
     p.add_argument("--threads", type=int, default=2)
@@ -188,9 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    search = {"beam_size": args.beam_size, "ctc_weight": args.ctc_weight, "input_padding": args.input_padding}
+    search = {"beam_size": args.beam_size, "ctc_weight": args.ctc_weight}
+    if args.input_padding is not None:
+        search["input_padding"] = args.input_padding
     builders = {"hubbub": lambda: HubbubASR(args.asr, **search),
-                "hubbub-fp32": lambda: HubbubASR(args.asr, name="hubbub-fp32", int8=False, **search),
+                "hubbub-int8": lambda: HubbubASR(args.asr, name="hubbub-int8", int8=True, **search),
                 "hubbub-full": lambda: HubbubASR(args.asr, name="hubbub-full", **{**search, "input_padding": None}),
                 "hubbub-local": lambda: HubbubASR(args.asr, name="hubbub-local", encoder_window=args.encoder_window,
                                                   **search),

@@ -38,18 +38,16 @@ DEFAULT_ASR = "whisper-base"
 ASR_BATCH = 8
 
 
-def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu", int8: bool | None = None,
+def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu", int8: bool = False,
              **overrides):
     """The default ASR (None), an embedded name, a Whisper name (``whisper-base``,
-    ``whisper-tiny.en``) or a model folder. ``int8`` (default: on for Whisper on
-    a CPU): dynamic int8 quantisation of a Whisper model's linear layers.
+    ``whisper-tiny.en``) or a model folder. ``int8``: dynamic int8 quantisation
+    of a Whisper model's linear layers (faster on a CPU, a little less accurate).
     ``overrides``: config fields set when the model is built (Whisper's
     ``encoder_window``)."""
-    from hubbub.models.loading import load_model, model_type, resolve_model_dir
+    from hubbub.models.loading import load_model, resolve_model_dir
 
     directory = resolve_model_dir(name_or_path or DEFAULT_ASR)
-    if int8 is None:
-        int8 = model_type(directory) == "hubbub-whisper" and str(device) == "cpu"
     return load_model(directory, device=device, int8=int8, **overrides)
 
 
