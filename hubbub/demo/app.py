@@ -323,6 +323,8 @@ def build_demo(pipeline=None, max_seconds: float = 600, max_file_size: str | int
                      result_json, bundle],
             api_name="analyze",
             concurrency_limit=1,
+            # progress, and the one "Error" badge of a refused input, on the timeline only: not on every panel
+            show_progress_on=[timeline],
         )
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     # safe defaults for any launch of this app: loopback, size limit, no SSR (node), the examples readable
