@@ -43,8 +43,13 @@ def _mix(path: Path, seconds: float = 1.5, sr: int = 8000) -> Path:
 
 # --------------------------------------------------------------------------- help (items 4, 7)
 
+#: recipes whose parser is built from a model's config dataclass (in a torch module) or whose module
+#: imports the audio front-end at the top: their --help still starts torch (issue 17, left open)
+HEAVY_HELP = {("train", "separator"), ("train", "asr"), ("data", "synth")}
 HELP_COMMANDS = [["--help"], ["separate", "--help"], ["transcribe", "--help"], ["demo", "--help"],
-                 ["train", "--help"], ["evaluate", "--help"], ["data", "--help"]]
+                 ["train", "--help"], ["evaluate", "--help"], ["data", "--help"]] + [
+    pytest.param([g, n, "--help"], marks=pytest.mark.xfail(strict=True, reason="imports torch at the top"))
+    if (g, n) in HEAVY_HELP else [g, n, "--help"] for g, n in RECIPES]
 
 
 @pytest.mark.parametrize("args", HELP_COMMANDS, ids=" ".join)

@@ -42,13 +42,15 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
-import torch
 
 from hubbub.pipeline.writers import write_audio, write_text
-from hubbub.recipes.data import rms_db
+
+if TYPE_CHECKING:  # torch is imported where it is used, so that --help stays light
+    import torch
 
 __all__ = [
     "LibriMixSource",
@@ -265,6 +267,8 @@ class LibriMixSource:
 
     def item(self, epoch: int, index: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Mixture ``(length,)`` and sources ``(n_src, length)``, float32."""
+        import torch
+
         rec = self.records[int(self._permutation(epoch)[index % len(self.records)])]
         rng = np.random.default_rng([self.seed, epoch, index])
         frames, file_sr = self._frames_and_rate(rec.mixture_path)
@@ -285,6 +289,8 @@ class LibriMixSource:
 
     def batch(self, epoch: int, indices: Sequence[int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Stacked mixtures ``(B, length)`` and sources ``(B, n_src, length)``."""
+        import torch
+
         items = [self.item(epoch, i, length) for i in indices]
         return torch.stack([m for m, _ in items]), torch.stack([s for _, s in items])
 
@@ -675,6 +681,8 @@ def _render_mixture(
     peak: float = 0.9,
 ) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Sources set to random levels, cut/padded, noise at a random SNR; all scaled if a mix peaks > ``peak``."""
+    from hubbub.recipes.data import rms_db
+
     levels = rng.uniform(*level_db, size=len(wavs))
     fitted = _fit_lengths(wavs, mode)
     sources = [w * 10 ** ((lvl - rms_db(w)) / 20) for w, lvl in zip(fitted, levels)]
