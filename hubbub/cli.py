@@ -370,8 +370,6 @@ def _terminate_cleanly():
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hubbub.pipeline.writers import remove_partial
-
     args = build_parser().parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -387,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
                 return run_separate(args)
             return run_transcribe(args)
     except (KeyboardInterrupt, Interrupted) as stop:
+        from hubbub.pipeline.writers import remove_partial
+
         left = remove_partial()
         sig = signal.SIGTERM if isinstance(stop, Interrupted) else signal.SIGINT
         log.error("interrupted by %s: finished outputs are kept, %d partial one(s) removed; run the same command "

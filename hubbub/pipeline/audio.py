@@ -7,6 +7,7 @@ it and go on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import struct
@@ -99,7 +100,7 @@ def probe_audio(path: str | os.PathLike, allow_truncated: bool = False) -> Audio
     if info.sample_rate <= 0:
         raise AudioError(path, f"invalid sample rate {info.sample_rate}")
     if declared is not None:
-        decodable = info.frames if info.format.startswith("WAV") else _count_decodable(p)
+        decodable = info.frames if info.format.startswith("WAV") else copy_decodable(p, None)
         if not allow_truncated:
             raise TruncatedAudio(path, declared, decodable, info.sample_rate)
         info = dataclasses.replace(info, frames=decodable, truncated=True)
@@ -154,34 +155,25 @@ def _wav_data_frames(path: Path) -> int | None:
                 fh.seek(size + size % 2, 1)
 
 
-def _count_decodable(path: Path, block: int = 4096) -> int:
-    """How many frames of ``path`` decode before it ends or breaks."""
-    count = 0
-    with sf.SoundFile(str(path)) as f:
-        try:
-            while True:
-                n = len(f.read(block, dtype="float32"))
-                if n == 0:
-                    break
-                count += n
-        except (sf.LibsndfileError, RuntimeError):
-            pass
-    return count
+def copy_decodable(path: str | os.PathLike, dest: str | os.PathLike | None, block: int = 4096) -> int:
+    """Write what decodes of ``path`` (e.g. a truncated file) to ``dest`` as a float WAV; returns the frames.
 
-
-def copy_decodable(path: str | os.PathLike, dest: str | os.PathLike, block: int = 4096) -> int:
-    """Write what decodes of ``path`` (e.g. a truncated file) to ``dest`` as a float WAV; returns the frames."""
+    With ``dest=None`` it only counts them.
+    """
     count = 0
-    with sf.SoundFile(str(path)) as f, sf.SoundFile(str(dest), "w", samplerate=f.samplerate, channels=f.channels,
-                                                     subtype="FLOAT", format="WAV") as out:
+    with contextlib.ExitStack() as stack:
+        f = stack.enter_context(sf.SoundFile(str(path)))
+        out = None if dest is None else stack.enter_context(
+            sf.SoundFile(str(dest), "w", samplerate=f.samplerate, channels=f.channels, subtype="FLOAT", format="WAV"))
         try:
             while True:
                 data = f.read(block, dtype="float32", always_2d=True)
                 if not len(data):
                     break
-                out.write(data)
+                if out is not None:
+                    out.write(data)
                 count += len(data)
-        except (sf.LibsndfileError, RuntimeError):
+        except (sf.LibsndfileError, RuntimeError):  # where a truncated file breaks off
             pass
     return count
 
