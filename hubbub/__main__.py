@@ -15,11 +15,11 @@ after the command's name, and apply to whatever runs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 import os
 import sys
-from dataclasses import dataclass
 
 from hubbub import __version__
 
@@ -71,13 +71,15 @@ def usage() -> str:
     )
 
 
-@dataclass
+@dataclasses.dataclass
 class Common:
     """The common options, wherever they were given."""
 
     verbosity: int = 0
     quiet: bool = False
     threads: int | None = None
+    #: ``--quiet`` written after the command's name: that command's own flag where it has one
+    quiet_after: bool = False
 
 
 def split_common(argv: list[str]) -> tuple[Common, list[str]]:
@@ -94,6 +96,8 @@ def split_common(argv: list[str]) -> tuple[Common, list[str]]:
             break
         if arg in ("-v", "--verbose") or (len(arg) > 2 and arg.startswith("-v") and set(arg[1:]) == {"v"}):
             common.verbosity += max(1, len(arg) - 1) if arg.startswith("-v") else 1
+        elif arg == "--quiet" and rest:
+            common.quiet_after = True
         elif arg in ("-q", "--quiet", "--quiet-logs") or (arg.startswith("-q") and set(arg[1:]) == {"q"}):
             common.quiet = True
             common.verbosity -= len(arg) - 1 if not arg.startswith("--") else 1
@@ -109,12 +113,25 @@ def split_common(argv: list[str]) -> tuple[Common, list[str]]:
     return common, rest
 
 
+def _own(rest: list[str]) -> tuple[int, set[str]]:
+    """How many words name the command in ``rest``, and which common options its own parser defines."""
+    words = 2 if rest[0] in ("train", "evaluate", "data") and len(rest) > 1 else 1
+    return words, OWN_OPTIONS.get(" ".join(rest[:words]), set())
+
+
+def _settle_quiet(common: Common, rest: list[str]) -> Common:
+    """A ``--quiet`` after a command that has its own keeps that command's meaning (for
+    ``evaluate``: no progress bar, the scores still logged); elsewhere it is ``-q``."""
+    if common.quiet_after and "--quiet" not in _own(rest)[1] and not common.quiet:
+        common = dataclasses.replace(common, quiet=True, verbosity=common.verbosity - 1)
+    return common
+
+
 def _pass_on(common: Common, rest: list[str]) -> list[str]:
     """``rest`` plus the common options the command's own parser defines too, after its name(s)."""
-    words = 2 if rest[0] in ("train", "evaluate", "data") and len(rest) > 1 else 1
-    own = OWN_OPTIONS.get(" ".join(rest[:words]), set())
+    words, own = _own(rest)
     extra = []
-    if common.quiet and "--quiet" in own:
+    if (common.quiet or common.quiet_after) and "--quiet" in own:
         extra.append("--quiet")
     if common.threads and "--threads" in own:
         extra += ["--threads", str(common.threads)]
@@ -176,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"hubbub: unknown command {name!r}\n\n{usage()}")
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    common = _settle_quiet(common, argv)
     with _applied(common):
         module = importlib.import_module(COMMANDS[name][0])
         return module.main(_pass_on(common, argv))

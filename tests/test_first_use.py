@@ -86,6 +86,7 @@ def test_help_text_is_plain_and_lists_every_target():
 def test_common_options_are_taken_anywhere_before_a_double_dash():
     common, rest = split_common(["-q", "transcribe", "a.wav", "--threads", "2", "-v", "-o", "out", "--", "-q"])
     assert (common.quiet, common.threads, common.verbosity) == (True, 2, 0)
+    assert split_common(["evaluate", "asr", "--quiet"])[0].quiet_after  # evaluate's own --quiet: no bar only
     assert rest == ["transcribe", "a.wav", "-o", "out", "--", "-q"]
     assert split_common(["demo", "--threads=3", "-vv"])[0].threads == 3
     with pytest.raises(ValueError, match="--threads"):
