@@ -11,7 +11,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,6 +21,27 @@ from pathlib import Path
 __all__ = ["build_parser", "main", "run_separate", "run_transcribe"]
 
 log = logging.getLogger("hubbub.cli")
+
+SEPARATE_HELP = """Separate the voices of each input into OUT/<stem>/spk1.wav, spk2.wav, ... at the input's rate.
+
+examples:
+  hubbub separate mix.wav -o out/                 # out/mix/spk1.wav, out/mix/spk2.wav
+  hubbub separate recordings/ "more/*.flac" -o out/ --window local --chunk-seconds 60
+  hubbub separate corpus/ -o out/ --shard 3/8     # machine 3 of 8 takes every 8th file
+"""
+
+TRANSCRIBE_HELP = """Separate each input, find where each voice speaks and transcribe it: OUT/<stem>.<fmt>
+(lines prefixed [spk1]:, [spk2]: ...) and the voices in OUT/<stem>/spkN.wav.
+
+examples:
+  hubbub transcribe meeting.wav -o out/ -f srt,json   # out/meeting.srt, out/meeting.json, out/meeting/spkN.wav
+  hubbub transcribe interview.flac --speakers 1 -f txt # one voice: no separation
+"""
+
+AFTER_HELP = """Inputs whose outputs exist are skipped (unless --overwrite); outputs are written atomically;
+a bad input gets one line naming it and the rest go on; the exit status is 1 if any input failed.
+A file of digital silence gives an empty result; a truncated WAV or FLAC is an error unless --allow-truncated.
+"""
 
 def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="audio files, folders or glob patterns")
@@ -36,18 +59,22 @@ def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-seconds", type=float, default=None, help="refuse inputs longer than this")
     p.add_argument("--shard", default=None, metavar="I/N", help="process only shard I of N (1-based)")
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs exist")
-    p.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="use what decodes of a file that ends before its header says (default: an error)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug log lines")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hubbub", description="separate and transcribe overlapping speech")
     sub = parser.add_subparsers(dest="command", required=True)
-    sep = sub.add_parser("separate", help="write OUT/<stem>/spkN.wav for each input",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sep = sub.add_parser("separate", help="write OUT/<stem>/spkN.wav for each input", description=SEPARATE_HELP,
+                         epilog=AFTER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common_args(sep)
     tr = sub.add_parser("transcribe", help="who said what and when: OUT/<stem>.<fmt> and OUT/<stem>/spkN.wav",
-                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                        description=TRANSCRIBE_HELP, epilog=AFTER_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _common_args(tr)
     tr.add_argument("-f", "--output-format", default="txt,srt,json",
                     help="comma list of txt,srt,vtt,tsv,json,rttm, or all (default: txt,srt,json)")
@@ -68,18 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_batch(args: argparse.Namespace, verb: str, outputs, process, group_size: int = 1) -> int:
+def _run_batch(args: argparse.Namespace, verb: str, outputs, process, group_size: int = 1,
+               suffixes: tuple[str, ...] = ()) -> int:
     """Shared batch loop: expand inputs, skip finished ones, process, report.
 
     ``outputs(out_dir, name)`` lists the paths an input produces (all must exist
     to skip it); ``process(group, out_dir)`` does a list of ``(path, name)`` (at
     most ``group_size``) and returns, for each, None or the error that stopped it.
+    What a killed run left for these inputs (``.<name>[.<suffix>].<random>.part``)
+    is removed first. Log lines go through the progress bar, each on its own line.
     """
     import torch
     from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from hubbub.pipeline.audio import AudioError
+    from hubbub.pipeline.audio import AudioError, TruncatedAudio
     from hubbub.pipeline.inputs import expand_inputs, shard, unique_stems
+    from hubbub.pipeline.writers import sweep_partial
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -92,40 +124,79 @@ def _run_batch(args: argparse.Namespace, verb: str, outputs, process, group_size
         log.error("%s", err)
         return 2
     out_dir = Path(args.output_dir)
+    names = unique_stems(files)
+    for stale in sweep_partial(out_dir, names, (*suffixes, INPUT_COPY)):
+        log.info("removed %s, left by an interrupted run", stale)
     counts = {"done": 0, "skipped": 0, "failed": len(found.problems)}
     t0 = time.monotonic()
-    bar = tqdm(total=len(files), desc=verb, unit="file", disable=args.quiet, file=sys.stderr)
+    quiet = args.quiet or not log.isEnabledFor(logging.INFO)
     pending: list[tuple[Path, str]] = []
 
-    def flush() -> None:
+    def report(path: Path, err: Exception) -> None:
+        hint = " (--allow-truncated keeps what decodes)" if isinstance(err, TruncatedAudio) else ""
+        log.error("%s%s", err if isinstance(err, AudioError) else f"{path}: {err}", hint)
+
+    def flush(bar) -> None:
         for (path, _), err in zip(pending, process(list(pending), out_dir)):
             if err is None:
                 counts["done"] += 1
             else:
                 counts["failed"] += 1
-                log.error("%s", err if isinstance(err, AudioError) else f"{path}: {err}")
+                report(path, err)
         bar.update(len(pending))
         pending.clear()
 
-    for path, name in zip(files, unique_stems(files)):
-        expected = outputs(out_dir, name)
-        if expected and all(p.exists() for p in expected) and not args.overwrite:
-            counts["skipped"] += 1
-            bar.update(1)
-            log.debug("%s: outputs exist, skipped", path)
-            continue
-        pending.append((path, name))
-        if len(pending) >= group_size:
-            flush()
-    if pending:
-        flush()
-    bar.close()
+    with logging_redirect_tqdm(), tqdm(total=len(files), desc=verb, unit="file", disable=quiet,
+                                       file=sys.stderr) as bar:
+        for path, name in zip(files, names):
+            expected = outputs(out_dir, name)
+            if expected and all(p.exists() for p in expected) and not args.overwrite:
+                counts["skipped"] += 1
+                bar.update(1)
+                log.debug("%s: outputs exist, skipped", path)
+                continue
+            pending.append((path, name))
+            if len(pending) >= group_size:
+                flush(bar)
+        if pending:
+            flush(bar)
     failed = counts["failed"]
     log.log(logging.WARNING if failed else logging.INFO,
             "%s %d, skipped %d (outputs exist), failed %d in %.1f s -> %s",
             {"separate": "separated", "transcribe": "transcribed"}[verb], counts["done"], counts["skipped"], failed,
             time.monotonic() - t0, out_dir)
     return 1 if failed else 0
+
+
+#: ``.<stem>.input.<random>.part``: where what decodes of a truncated input is copied (``--allow-truncated``)
+INPUT_COPY = "input"
+
+
+def _readable(path: Path, out_dir: Path, name: str, allow_truncated: bool) -> Path:
+    """The file to process for ``path``: itself, or (``allow_truncated``) a copy of what decodes of it.
+
+    Raises :class:`~hubbub.pipeline.audio.TruncatedAudio` for a truncated file
+    unless ``allow_truncated``; the copy lives in a temporary folder beside the
+    outputs, removed with the other temporaries.
+    """
+    from hubbub.pipeline.audio import copy_decodable, probe_audio
+    from hubbub.pipeline.writers import temp_dir_for
+
+    info = probe_audio(path, allow_truncated=allow_truncated)
+    if not info.truncated:
+        return path
+    log.warning("%s: truncated: using the first %.3f s that decode (--allow-truncated)", path, info.duration)
+    copy = temp_dir_for(out_dir / f"{name}.{INPUT_COPY}") / f"{name}.wav"
+    copy_decodable(path, copy)
+    return copy
+
+
+def _drop_copy(used: Path, path: Path) -> None:
+    """Remove the copy :func:`_readable` made, if it made one."""
+    if used != path:
+        from hubbub.pipeline.writers import remove_partial
+
+        remove_partial([used.parent])
 
 
 def _one_by_one(process_one):
@@ -145,13 +216,30 @@ def _one_by_one(process_one):
     return process
 
 
+def _silent_voices(path: Path, outs: list[Path], block: int = 1 << 20) -> None:
+    """The voices of digital silence: silent WAVs as long as ``path``, at its rate."""
+    import numpy as np
+    import soundfile as sf
+
+    from hubbub.pipeline.audio import probe_audio
+
+    info = probe_audio(path)
+    zeros = np.zeros(min(block, info.frames), dtype=np.float32)
+    for out in outs:
+        with sf.SoundFile(str(out), "w", samplerate=info.sample_rate, channels=1, subtype="PCM_16",
+                          format="WAV") as f:
+            for start in range(0, info.frames, block):
+                f.write(zeros[: min(block, info.frames - start)])
+
+
 def run_separate(args: argparse.Namespace) -> int:
     """The ``separate`` command; returns the exit code.
 
     Files are streamed window by window (see
     :func:`~hubbub.pipeline.separate.separate_to_files`): memory does not grow
-    with the length of a recording.
+    with the length of a recording. Digital silence gives silent voices.
     """
+    from hubbub.pipeline.audio import SilentAudio
     from hubbub.pipeline.pipeline import Pipeline
     from hubbub.pipeline.separate import load_separator, separate_to_files
     from hubbub.pipeline.writers import atomic_dir
@@ -164,9 +252,17 @@ def run_separate(args: argparse.Namespace) -> int:
             state["pipe"].set_window(args.window)
         model = state["pipe"].separator
         chunk = args.chunk_seconds or 1e9  # 0: one window for the whole file
-        with atomic_dir(out_dir / name, overwrite=True) as tmp:
-            outs = [tmp / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
-            separate_to_files(model, path, outs, chunk, args.overlap_seconds, args.device, args.max_seconds)
+        used = _readable(path, out_dir, name, args.allow_truncated)
+        try:
+            with atomic_dir(out_dir / name, overwrite=True) as tmp:
+                outs = [tmp / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
+                try:
+                    separate_to_files(model, used, outs, chunk, args.overlap_seconds, args.device, args.max_seconds)
+                except SilentAudio:
+                    log.info("%s: digital silence: its voices are silent", path)
+                    _silent_voices(used, outs)
+        finally:
+            _drop_copy(used, path)
 
     def outputs(out_dir: Path, name: str) -> list[Path]:
         target = out_dir / name
@@ -176,9 +272,14 @@ def run_separate(args: argparse.Namespace) -> int:
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    """The ``transcribe`` command; returns the exit code."""
+    """The ``transcribe`` command; returns the exit code.
+
+    Digital silence gives an empty result: no speakers, empty transcripts.
+    """
+    from hubbub.pipeline.audio import AudioError, SilentAudio, probe_audio
     from hubbub.pipeline.formats import parse_formats, write_outputs
     from hubbub.pipeline.pipeline import DEFAULT_ASR, Pipeline, load_asr
+    from hubbub.pipeline.result import Result
     from hubbub.pipeline.separate import load_separator
 
     try:
@@ -205,39 +306,71 @@ def run_transcribe(args: argparse.Namespace) -> int:
             state["pipe"].set_window(args.window)
         return state["pipe"]
 
+    def silent(path: Path) -> Result:
+        log.info("%s: digital silence: no speakers", path)
+        info = probe_audio(path)
+        return Result(str(path), info.duration, info.sample_rate, dict(pipeline().names), [])
+
     def process(group: list[tuple[Path, str]], out_dir: Path) -> list[Exception | None]:
         """Transcribe a group of inputs together (their speech regions share ASR batches)."""
-        import shutil
+        from hubbub.pipeline.writers import commit_dir, remove_partial, temp_dir_for
 
-        from hubbub.pipeline.writers import commit_dir, temp_dir_for
-
-        tmps = [temp_dir_for(out_dir / name) for _, name in group]
-        errors: list[Exception | None] = []
+        errors: list[Exception | None] = [None] * len(group)
+        used: dict[int, Path] = {}
+        for i, (path, name) in enumerate(group):
+            try:
+                used[i] = _readable(path, out_dir, name, args.allow_truncated)
+            except (AudioError, OSError) as err:
+                errors[i] = err
+        tmps = {i: temp_dir_for(out_dir / group[i][1]) for i in used}
         try:
-            results = pipeline().transcribe_many([(path, tmp) for (path, _), tmp in zip(group, tmps)],
-                                                 speakers=args.speakers)
-            for (_, name), tmp, result in zip(group, tmps, results):
+            results = pipeline().transcribe_many([(used[i], tmps[i]) for i in used], speakers=args.speakers)
+            for i, result in zip(used, results):
+                path, name = group[i]
+                if isinstance(result, SilentAudio):
+                    result = silent(used[i])
                 if isinstance(result, Exception):
-                    errors.append(result)
+                    errors[i] = result
                     continue
                 try:
                     target = out_dir / name
-                    commit_dir(tmp, target, overwrite=True)
+                    if result.speakers:
+                        commit_dir(tmps[i], target, overwrite=True)
                     for speaker in result.speakers:
                         speaker.audio = str(target / Path(speaker.audio).name)
+                    result.audio = str(path)
                     write_outputs(result, out_dir, name, formats, words=args.word_timestamps)
-                    errors.append(None)
                 except OSError as err:
-                    errors.append(err)
+                    errors[i] = err
         finally:
-            for tmp in tmps:
-                shutil.rmtree(tmp, ignore_errors=True)
+            remove_partial([*tmps.values(), *(used[i].parent for i in used if used[i] != group[i][0])])
         return errors
 
     def outputs(out_dir: Path, name: str) -> list[Path]:
         return [out_dir / f"{name}.{fmt}" for fmt in formats]
 
-    return _run_batch(args, "transcribe", outputs, process, group_size=max(1, args.batch_size))
+    return _run_batch(args, "transcribe", outputs, process, group_size=max(1, args.batch_size), suffixes=tuple(formats))
+
+
+class Interrupted(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl+C, so that every temporary is removed on the way out."""
+
+
+@contextlib.contextmanager
+def _terminate_cleanly():
+    """SIGTERM raises :class:`Interrupted` while a command runs (in the main thread only)."""
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,8 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     pkg_logger = logging.getLogger("hubbub")
     old_level = pkg_logger.level
-    if getattr(args, "quiet", False):
+    if args.quiet:
         pkg_logger.setLevel(logging.ERROR)
+    elif args.verbose:
+        pkg_logger.setLevel(logging.DEBUG)
     try:
         if args.model is not None and not (args.command == "transcribe" and args.speakers == 1):
             from hubbub.models.loading import resolve_model_dir
@@ -257,8 +392,17 @@ def main(argv: list[str] | None = None) -> int:
             except FileNotFoundError as err:
                 log.error("--model %s", err)
                 return 2
-        if args.command == "separate":
-            return run_separate(args)
-        return run_transcribe(args)
+        with _terminate_cleanly():
+            if args.command == "separate":
+                return run_separate(args)
+            return run_transcribe(args)
+    except (KeyboardInterrupt, Interrupted) as stop:
+        from hubbub.pipeline.writers import remove_partial
+
+        left = remove_partial()
+        sig = signal.SIGTERM if isinstance(stop, Interrupted) else signal.SIGINT
+        log.error("interrupted by %s: finished outputs are kept, %d partial one(s) removed; run the same command "
+                  "again to go on", sig.name, len(left))
+        return 128 + sig
     finally:
         pkg_logger.setLevel(old_level)

@@ -28,11 +28,11 @@ def _bad_inputs(tmp: os.PathLike):
     cases.append(("zero-length", tmp / "zero.wav", "no audio samples"))
     good = _wav(tmp / "good.wav", voice(150, 1.0, 16000))
     (tmp / "header.wav").write_bytes(good.read_bytes()[:44])
-    cases.append(("header-only", tmp / "header.wav", "no audio samples"))
+    cases.append(("header-only", tmp / "header.wav", "truncated: the header says 1.000 s"))
     flac = tmp / "good.flac"
     sf.write(flac, voice(150, 2.0, 16000), 16000)
     (tmp / "trunc.flac").write_bytes(flac.read_bytes()[: len(flac.read_bytes()) // 3])
-    cases.append(("truncated flac", tmp / "trunc.flac", ""))
+    cases.append(("truncated flac", tmp / "trunc.flac", "truncated: the header says 2.000 s"))
     (tmp / "text.wav").write_text("this is not audio\n" * 20)
     cases.append(("text named .wav", tmp / "text.wav", "not a readable audio file"))
     nan = voice(150, 1.0, 16000)

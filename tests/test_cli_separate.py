@@ -50,12 +50,15 @@ def test_batch_with_bad_files_goes_on_and_fails_at_the_end(tmp_path, tiny_separa
                  "-o", str(out), "--model", str(tiny_separator_dir)])
     assert code == 1
     assert (out / "good1" / "spk2.wav").is_file() and (out / "good2" / "spk2.wav").is_file()
-    assert not (out / "broken").exists() and not (out / "silent").exists()
+    assert not (out / "broken").exists()
+    for k in (1, 2):  # digital silence is valid audio: its voices are silent, and it is no failure
+        data, sr = sf.read(out / "silent" / f"spk{k}.wav")
+        assert sr == 8000 and data.shape == (8000,) and not data.any()
     text = caplog.text
     assert f"{bad}: not a readable audio file" in text
-    assert f"{silent}: is silent" in text
+    assert f"{silent}: digital silence" in text
     assert "nope.wav: no such file" in text
-    assert "failed 3" in text
+    assert "separated 3" in text and "failed 2" in text
 
 
 def test_folders_globs_dedup_and_shards(tmp_path, tiny_separator_dir):

@@ -277,6 +277,10 @@ def _browser_ready() -> str | None:
     return None
 
 
+#: drive a demo that is already running there (``hubbub demo`` from an install) instead of serving one here
+DEMO_URL = os.environ.get("HUBBUB_DEMO_URL")
+
+
 @pytest.mark.skipif(_browser_ready() is not None, reason=str(_browser_ready()))
 def test_browser_runs_an_example(pipe, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -284,7 +288,10 @@ def test_browser_runs_an_example(pipe, tmp_path):
     screenshot = os.environ.get("HUBBUB_SCREENSHOT") == "1"
     pipeline = Pipeline.from_pretrained() if screenshot else pipe
     shot = ROOT / "docs" / "demo.png" if screenshot else tmp_path / "demo.png"
-    demo = _serve(pipeline)
+    demo = None if DEMO_URL else _serve(pipeline)
+    url = DEMO_URL or demo.local_url
+    bad = tmp_path / "not-audio.wav"
+    bad.write_text("hello, I am not audio\n" * 50)
     start = time.monotonic()
     try:
         with sync_playwright() as p:
@@ -292,7 +299,7 @@ def test_browser_runs_an_example(pipe, tmp_path):
                 "chromium"), headless=True, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(demo.local_url, wait_until="domcontentloaded")
+                page.goto(url, wait_until="domcontentloaded")
                 page.wait_for_selector("#run", timeout=60_000)
                 example = page.locator("#examples button.gallery-item").first
                 if example.count():
@@ -301,7 +308,7 @@ def test_browser_runs_an_example(pipe, tmp_path):
                     page.locator("#audio-in input[type=file]").set_input_files(app.examples()[0]["path"])
                 page.wait_for_selector("#audio-in audio", state="attached", timeout=30_000)
                 page.locator("#run").click()
-                page.wait_for_selector("#timeline img", timeout=180_000)
+                page.wait_for_selector("#timeline img", timeout=300_000)
                 page.wait_for_selector("#spectrograms img", timeout=60_000)
                 page.wait_for_selector("#separator-attention img", timeout=60_000)
 
@@ -317,19 +324,45 @@ def test_browser_runs_an_example(pipe, tmp_path):
                 assert width > 500
                 assert ".zip" in page.locator("#download").inner_text()
                 assert '"spk2"' in page.locator("#result-json").inner_text()
-                if pipeline.asr is None:
-                    assert "No ASR model is loaded" in page.locator("#asr-note").inner_text()
+                if "No ASR model is loaded" in page.locator("#asr-note").inner_text():
+                    assert DEMO_URL or pipeline.asr is None
                     assert "no ASR model" in transcript
                 else:
+                    assert DEMO_URL or pipeline.asr is not None
                     page.wait_for_selector("#asr-attention img", timeout=60_000)
                     page.wait_for_selector("#cross-attention img", timeout=60_000)
                     assert "CC" in page.locator("#player-1").inner_text()  # the transcript as subtitles
                 page.wait_for_timeout(500)  # let the waveforms settle before the picture
                 shot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(shot), full_page=True)
+
+                # a bad upload: its message, and one "Error" badge (where progress shows), not one per panel
+                page.locator("#audio-in button[aria-label='Clear']").first.click()
+                page.locator("#audio-in input[type=file]").set_input_files(str(bad))
+                page.locator("#run").click()
+                page.get_by_text(f"{bad.name}: not a readable audio file").first.wait_for(timeout=60_000)
+                page.wait_for_timeout(500)
+                badges = page.locator("[data-testid='status-tracker'] span.error")
+                shown = [badges.nth(i) for i in range(badges.count()) if badges.nth(i).is_visible()]
+                assert len(shown) <= 1, f"{len(shown)} error badges"
+                assert all(b.evaluate("e => !!e.closest('#timeline')") for b in shown)
             finally:
                 browser.close()
     finally:
-        demo.close()
+        if demo is not None:
+            demo.close()
     assert shot.stat().st_size > 10_000
-    print(f"browser test: {time.monotonic() - start:.1f} s, screenshot {shot}")
+    print(f"browser test: {time.monotonic() - start:.1f} s ({url}), screenshot {shot}")
+
+
+def test_start_up_lines_speak_of_the_command_line(sep_pipe, caplog, capsys):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="hubbub")
+    demo = app.launch(port=_free_port(), pipeline=sep_pipe, prevent_thread_lock=True)
+    try:
+        said = capsys.readouterr().out + caplog.text
+        assert demo.local_url in said and "--share" in said
+        assert "share=True" not in said and "launch()" not in said
+    finally:
+        demo.close()

@@ -14,6 +14,8 @@ listens on the loopback interface unless told otherwise; analytics are off.
 
     hubbub demo [--host 127.0.0.1] [--port 7860] [--share] [--max-seconds 600]
                 [--separator DIR] [--asr DIR]
+
+(the command line is parsed in :mod:`hubbub.demo.cli`, which imports this module only to launch).
 """
 
 from __future__ import annotations
@@ -22,13 +24,11 @@ import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
-import argparse  # noqa: E402
 import atexit  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -39,6 +39,7 @@ import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
 from hubbub.demo import plots  # noqa: E402
+from hubbub.demo.cli import main  # noqa: E402  (``hubbub demo``: parsed without gradio)
 from hubbub.pipeline.audio import AudioError, load_audio  # noqa: E402
 from hubbub.pipeline.formats import write_outputs  # noqa: E402
 from hubbub.pipeline.maps import asr_details, separator_details, spectrogram  # noqa: E402
@@ -322,6 +323,8 @@ def build_demo(pipeline=None, max_seconds: float = 600, max_file_size: str | int
                      result_json, bundle],
             api_name="analyze",
             concurrency_limit=1,
+            # progress, and the one "Error" badge of a refused input, on the timeline only: not on every panel
+            show_progress_on=[timeline],
         )
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     # safe defaults for any launch of this app: loopback, size limit, no SSR (node), the examples readable
@@ -350,31 +353,14 @@ def launch(
 
         pipeline = Pipeline.from_pretrained(separator=separator, asr=asr)
     demo = build_demo(pipeline, max_seconds=max_seconds, max_file_size=max_file_size)
-    demo.launch(server_name=host, server_port=port, share=share, quiet=quiet, prevent_thread_lock=prevent_thread_lock)
+    # gradio's own start-up lines speak of launch(share=True); say it in this command's words instead
+    demo.launch(server_name=host, server_port=port, share=share, quiet=True, prevent_thread_lock=True)
+    if not quiet:
+        log.info("the demo runs on %s (Ctrl+C stops it)", demo.local_url)
+        if not share:
+            log.info("hubbub demo --share would also make a public gradio.live link")
+        elif demo.share_url is None:
+            log.warning("no public link could be made (--share needs the internet); the local address still works")
+    if not prevent_thread_lock:
+        demo.block_thread()
     return demo
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``hubbub demo [...]``; ``argv[0]`` may be the command name."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "demo":
-        argv = argv[1:]
-    parser = argparse.ArgumentParser(prog="hubbub demo", description="Launch the Gradio demo in the browser.")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    parser.add_argument("--share", action="store_true", help="also make a public gradio.live link")
-    parser.add_argument("--max-seconds", type=float, default=600, help="longest recording accepted (default: 600)")
-    parser.add_argument("--max-file-size", default="50mb", help="largest upload (default: 50mb)")
-    parser.add_argument("--separator", default=None, help="separator folder or embedded name (default: embedded)")
-    parser.add_argument("--asr", default=None, help="ASR folder or embedded name (default: embedded, if any)")
-    args = parser.parse_args(argv)
-    if args.max_seconds <= 0:
-        parser.error("--max-seconds must be positive")
-    try:
-        launch(args.host, args.port, args.share, args.max_seconds, args.max_file_size, args.separator, args.asr)
-    except (FileNotFoundError, ValueError) as err:
-        log.error("%s", err)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0

@@ -7,7 +7,10 @@ it and go on.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +21,10 @@ import torch
 __all__ = [
     "AudioError",
     "AudioInfo",
+    "SilentAudio",
+    "TruncatedAudio",
     "check_waveform",
+    "copy_decodable",
     "load_audio",
     "normalize_peak",
     "probe_audio",
@@ -38,6 +44,19 @@ class AudioError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class SilentAudio(AudioError):
+    """Valid audio with nothing in it (digital silence): its right transcript is empty."""
+
+
+class TruncatedAudio(AudioError):
+    """A file that ends before its header says it should; ``decodable`` frames of ``declared`` can be read."""
+
+    def __init__(self, path: str | os.PathLike | None, declared: int, decodable: int, sample_rate: int) -> None:
+        self.declared, self.decodable = declared, decodable
+        super().__init__(path, f"truncated: the header says {declared / sample_rate:.3f} s ({declared} samples) "
+                               f"but the file ends after {decodable / sample_rate:.3f} s ({decodable})")
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What the file header says: rate, channels, frames, duration in seconds."""
@@ -48,14 +67,21 @@ class AudioInfo:
     frames: int
     format: str
     subtype: str
+    #: the file ends before its header says (``frames`` is then what decodes)
+    truncated: bool = False
 
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
-def probe_audio(path: str | os.PathLike) -> AudioInfo:
-    """Read the header of ``path`` or raise :class:`AudioError`."""
+def probe_audio(path: str | os.PathLike, allow_truncated: bool = False) -> AudioInfo:
+    """Read the header of ``path`` or raise :class:`AudioError`.
+
+    A WAV or FLAC file that ends before its header says raises
+    :class:`TruncatedAudio`, unless ``allow_truncated``: then ``frames`` counts
+    what decodes and ``truncated`` is set.
+    """
     p = Path(path)
     if not p.exists():
         raise AudioError(path, "no such file")
@@ -66,14 +92,90 @@ def probe_audio(path: str | os.PathLike) -> AudioInfo:
     if p.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        info = sf.info(str(p))
+        with sf.SoundFile(str(p)) as f:
+            info = AudioInfo(str(p), f.samplerate, f.channels, f.frames, f.format, f.subtype)
+            declared = _declared_frames(p, f)
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise AudioError(path, f"not a readable audio file ({_short(err)})") from None
+    if info.sample_rate <= 0:
+        raise AudioError(path, f"invalid sample rate {info.sample_rate}")
+    if declared is not None:
+        decodable = info.frames if info.format.startswith("WAV") else copy_decodable(p, None)
+        if not allow_truncated:
+            raise TruncatedAudio(path, declared, decodable, info.sample_rate)
+        info = dataclasses.replace(info, frames=decodable, truncated=True)
     if info.frames <= 0:
         raise AudioError(path, "contains no audio samples")
-    if info.samplerate <= 0:
-        raise AudioError(path, f"invalid sample rate {info.samplerate}")
-    return AudioInfo(str(p), info.samplerate, info.channels, info.frames, info.format, info.subtype)
+    return info
+
+
+def _declared_frames(path: Path, f: sf.SoundFile) -> int | None:
+    """The frame count the header of a truncated WAV or FLAC file promises; None when complete (or unknown).
+
+    libsndfile quietly shortens a WAV's length to the bytes present, so its
+    ``data`` chunk size is read here; a FLAC's length is its STREAMINFO total,
+    and a truncated one cannot be read at its last frame.
+    """
+    if f.format in ("WAV", "WAVEX"):
+        declared = _wav_data_frames(path)
+        return declared if declared is not None and declared > f.frames else None
+    if f.format == "FLAC" and f.frames > 0:
+        try:
+            f.seek(f.frames - 1)
+            complete = len(f.read(1, dtype="float32")) == 1
+        except (sf.LibsndfileError, RuntimeError):  # the handle is unusable after this: the caller closes it
+            complete = False
+        return None if complete else f.frames
+    return None
+
+
+def _wav_data_frames(path: Path) -> int | None:
+    """Frames a RIFF/WAVE file's ``data`` chunk declares; None where it declares none (streamed, RF64)."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = None
+        while True:
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = fh.read(size)
+                if len(fmt) < 14:
+                    return None
+                block_align = struct.unpack("<H", fmt[12:14])[0]
+                fh.seek(size % 2, 1)
+            elif cid == b"data":
+                if not block_align or size in (0, 0xFFFFFFFF):
+                    return None
+                return size // block_align
+            else:
+                fh.seek(size + size % 2, 1)
+
+
+def copy_decodable(path: str | os.PathLike, dest: str | os.PathLike | None, block: int = 4096) -> int:
+    """Write what decodes of ``path`` (e.g. a truncated file) to ``dest`` as a float WAV; returns the frames.
+
+    With ``dest=None`` it only counts them.
+    """
+    count = 0
+    with contextlib.ExitStack() as stack:
+        f = stack.enter_context(sf.SoundFile(str(path)))
+        out = None if dest is None else stack.enter_context(
+            sf.SoundFile(str(dest), "w", samplerate=f.samplerate, channels=f.channels, subtype="FLOAT", format="WAV"))
+        try:
+            while True:
+                data = f.read(block, dtype="float32", always_2d=True)
+                if not len(data):
+                    break
+                if out is not None:
+                    out.write(data)
+                count += len(data)
+        except (sf.LibsndfileError, RuntimeError):  # where a truncated file breaks off
+            pass
+    return count
 
 
 def _short(err: Exception) -> str:
@@ -120,7 +222,7 @@ def check_waveform(
         bad = int((~torch.isfinite(wav)).sum())
         raise AudioError(path, f"contains {bad} NaN or infinite sample(s)")
     if float(wav.abs().max()) < SILENCE_PEAK:
-        raise AudioError(path, "is silent (all samples are zero or below -90 dBFS)")
+        raise SilentAudio(path, "is silent (all samples are zero or below -90 dBFS)")
 
 
 def load_audio(
@@ -159,7 +261,7 @@ def load_audio(
     if mono:
         wav = wav.mean(dim=0)
         if float(wav.abs().max()) < SILENCE_PEAK:
-            raise AudioError(path, "is silent after downmixing to mono (channels cancel out)")
+            raise SilentAudio(path, "is silent after downmixing to mono (channels cancel out)")
     if sample_rate is not None and sample_rate != sr:
         wav = resample(wav, sr, sample_rate)
         sr = sample_rate

@@ -197,7 +197,7 @@ def _scan(path: str | os.PathLike, block: int) -> None:
     """Read the file once, block by block: raise AudioError for NaN/Inf or all-silent audio."""
     import soundfile as sf
 
-    from hubbub.pipeline.audio import SILENCE_PEAK
+    from hubbub.pipeline.audio import SILENCE_PEAK, SilentAudio
 
     peak = 0.0
     with sf.SoundFile(str(path)) as f:
@@ -209,7 +209,7 @@ def _scan(path: str | os.PathLike, block: int) -> None:
                 raise AudioError(path, f"contains NaN or infinite samples (near {f.tell() / f.samplerate:.1f} s)")
             peak = max(peak, float(np.abs(data.mean(axis=1)).max()))
     if peak < SILENCE_PEAK:
-        raise AudioError(path, "is silent (all samples are zero or below -90 dBFS)")
+        raise SilentAudio(path, "is silent (all samples are zero or below -90 dBFS)")
 
 
 @torch.inference_mode()

@@ -35,13 +35,34 @@ COMMANDS = {
     ("models", "import"): "hubbub.recipes.import_model",
 }
 
+#: one line per target, for ``hubbub <group> --help``
+HELP = {
+    ("train", "separator"): "train the dual-path attention separator (dynamic mixing or LibriMix), resumable",
+    ("train", "asr"): "train the Speech-Transformer ASR (LibriSpeech, manifests, TTS corpora), resumable",
+    ("train", "lm"): "estimate a word 3-gram LM from text into an ASR model's lm/ folder",
+    ("evaluate", "separation"): "SI-SNRi / SDRi of a separator on mixtures with known sources",
+    ("evaluate", "asr"): "word error rate of an ASR model on transcribed recordings",
+    ("data", "mix"): "build evaluation mixtures from a LibriSpeech folder",
+    ("data", "librimix"): "generate the official LibriMix from its metadata",
+    ("data", "synth"): "render text with the offline Debian TTS voices into an ASR corpus",
+    ("data", "separated"): "separated voices of training mixtures, with their transcripts, as ASR data",
+}
+
+
+def usage(group: str) -> str:
+    """``hubbub <group> --help``: the targets of a group, one line each."""
+    names = sorted(n for g, n in COMMANDS if g == group)
+    lines = "".join(f"  {n:<11} {HELP.get((group, n), '')}\n" for n in names)
+    return (f"usage: hubbub {group} {{{','.join(names)}}} [<args>]\n\n{group} targets:\n{lines}\n"
+            f"'hubbub {group} <target> --help' describes a target.\n")
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     group = argv[0] if argv else ""
     names = sorted(n for g, n in COMMANDS if g == group)
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
-        sys.stdout.write(f"usage: hubbub {group} {{{','.join(names)}}} [--help]\n")
+        (sys.stdout if len(argv) >= 2 else sys.stderr).write(usage(group))
         return 0 if len(argv) >= 2 else 2
     key = (group, argv[1])
     if key not in COMMANDS:

@@ -34,8 +34,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 __all__ = ["UtteranceScore", "build_parser", "evaluate_asr", "main", "summarize", "write_csv"]
 
 log = logging.getLogger(__name__)
@@ -62,6 +60,7 @@ def evaluate_asr(examples, model, beam_size: int = 1, batch_size: int = 1, devic
     With ``batch_size > 1`` utterances of similar length are decoded together (greedy
     only) and a batch's time is shared among them by duration.
     """
+    import torch
     from tqdm.auto import tqdm
 
     from hubbub.models.decoding import decode
@@ -150,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import torch  # after parsing: --help stays light
+
     from hubbub.pipeline.pipeline import DEFAULT_ASR, load_asr
     from hubbub.recipes.asr_data import load_corpus
 

@@ -33,9 +33,12 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used, so that --help stays light
+    import torch
 
 __all__ = ["MixtureScore", "evaluate_separation", "load_mixtures", "main", "score_mixture"]
 
@@ -144,6 +147,7 @@ def evaluate_separation(
     progress: bool = True,
 ) -> list[MixtureScore]:
     """Separate each mixture with the pipeline's code and score it."""
+    import torch
     from tqdm.auto import tqdm
 
     from hubbub.pipeline.audio import load_audio
@@ -225,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import torch  # after parsing: --help stays light
+
     from hubbub.models.loading import resolve_model_dir
     from hubbub.pipeline.audio import AudioError
     from hubbub.pipeline.separate import DEFAULT_SEPARATOR, load_separator

@@ -250,10 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``hubbub train lm --asr DIR ...``."""
+    args = build_parser().parse_args(argv)  # before the model imports: --help stays light
     from hubbub.models.asr import SpeechTransformer
     from hubbub.models.lm import ARPA, LEXICON, LM_DIR, LM_JSON, LMConfig, NgramLM, write_lexicon
 
-    args = build_parser().parse_args(argv)
     if args.threads:
         import torch
 
