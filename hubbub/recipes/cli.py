@@ -46,6 +46,7 @@ HELP = {
     ("data", "librimix"): "generate the official LibriMix from its metadata",
     ("data", "synth"): "render text with the offline Debian TTS voices into an ASR corpus",
     ("data", "separated"): "separated voices of training mixtures, with their transcripts, as ASR data",
+    ("models", "import"): "a Whisper checkpoint (CTranslate2, OpenAI, Hugging Face) into a hubbub model folder",
 }
 
 

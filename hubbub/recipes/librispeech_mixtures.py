@@ -22,7 +22,6 @@ import numpy as np
 import soundfile as sf
 
 from hubbub.pipeline.writers import write_audio, write_text
-from hubbub.recipes.data import rms_db
 from hubbub.recipes.librimix_layout import csv_columns, csv_row, fit_lengths, mix_sources, write_mixture_csv
 from hubbub.recipes.manifest import MANIFEST, MixtureItem, manifest_record, read_manifest
 
@@ -75,6 +74,8 @@ def _render_mixture(
     peak: float = 0.9,
 ) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Sources set to random levels, cut/padded, noise at a random SNR; all scaled if a mix peaks > ``peak``."""
+    from hubbub.recipes.data import rms_db  # here: `hubbub data mix --help` stays light (no torch)
+
     levels = rng.uniform(*level_db, size=len(wavs))
     fitted = fit_lengths(wavs, mode)
     sources = [w * 10 ** ((lvl - rms_db(w)) / 20) for w, lvl in zip(fitted, levels)]
