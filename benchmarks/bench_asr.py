@@ -118,6 +118,25 @@ class FasterWhisper:
         return " ".join(s.text.strip() for s in segments)
 
 
+def build_system(name: str, asr: str | None, threads: int, beam_size: int = 1, ctc_weight: float | None = None,
+                 input_padding: float | None = None, encoder_window: int = 64):
+    """One system by its name (see ``--systems``): a callable ``wav -> text`` with ``name`` and ``rate``."""
+    if name.startswith("fw-"):
+        model, compute = name[3:].rsplit("-", 1)
+        return FasterWhisper(f"whisper-{model}", compute, threads, beam_size)
+    if name == "pocketsphinx":
+        return PocketSphinx()
+    search = {"beam_size": beam_size, "ctc_weight": ctc_weight}
+    if input_padding is not None:
+        search["input_padding"] = input_padding
+    variants = {"hubbub": {}, "hubbub-int8": {"int8": True}, "hubbub-full": {"input_padding": None},
+                "hubbub-local": {"encoder_window": encoder_window}, "hubbub-lm": {"lm": True},
+                "hubbub-ctc": {"ctc_weight": 1.0}, "hubbub-att": {"ctc_weight": 0.0}}
+    if name not in variants:
+        raise SystemExit(f"unknown system {name!r}")
+    return HubbubASR(asr, name=name, **{**search, **variants[name]})
+
+
 def load_examples(specs: list[str], limit: int | None):
     from hubbub.recipes.asr_data import even_subset, load_corpus
 
@@ -188,26 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    search = {"beam_size": args.beam_size, "ctc_weight": args.ctc_weight}
-    if args.input_padding is not None:
-        search["input_padding"] = args.input_padding
-    builders = {"hubbub": lambda: HubbubASR(args.asr, **search),
-                "hubbub-int8": lambda: HubbubASR(args.asr, name="hubbub-int8", int8=True, **search),
-                "hubbub-full": lambda: HubbubASR(args.asr, name="hubbub-full", **{**search, "input_padding": None}),
-                "hubbub-local": lambda: HubbubASR(args.asr, name="hubbub-local", encoder_window=args.encoder_window,
-                                                  **search),
-                "hubbub-lm": lambda: HubbubASR(args.asr, name="hubbub-lm", lm=True),
-                "hubbub-ctc": lambda: HubbubASR(args.asr, name="hubbub-ctc", ctc_weight=1.0),
-                "hubbub-att": lambda: HubbubASR(args.asr, name="hubbub-att", ctc_weight=0.0),
-                "pocketsphinx": PocketSphinx}
     systems = []
     for name in args.systems:
         try:
-            if name.startswith("fw-"):
-                model, compute = name[3:].rsplit("-", 1)
-                systems.append(FasterWhisper(f"whisper-{model}", compute, args.threads, args.beam_size))
-            else:
-                systems.append(builders[name]())
+            systems.append(build_system(name, args.asr, args.threads, args.beam_size, args.ctc_weight,
+                                        args.input_padding, args.encoder_window))
         except (ImportError, FileNotFoundError) as err:
             log.error("%s unavailable: %s", name, err)
             return 2
