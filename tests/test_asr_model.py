@@ -228,16 +228,28 @@ def test_local_encoder_equals_masked_global():
     torch.testing.assert_close(maps[0].time, ref_maps[0].time, atol=1e-6, rtol=1e-5)
 
 
-def test_set_encoder_window_switches_a_global_model_to_local():
+def test_encoder_window_is_set_at_load_and_saved_truthfully(tmp_path):
+    """A model trained global runs local when loaded so (the weights are the same), and says so."""
+    import json
+
+    from hubbub.pipeline.pipeline import load_asr
+
     torch.manual_seed(0)
     model = SpeechTransformer(tiny_config(enc_layers=2)).eval()
-    local = SpeechTransformer(tiny_config(enc_layers=2, encoder_window=5)).eval()
-    local.load_state_dict(model.state_dict())
+    model.save_pretrained(tmp_path / "global")
+    local = load_asr(tmp_path / "global", window="local:5")
+    assert local.config.encoder_window == 5
+    reference = SpeechTransformer(tiny_config(enc_layers=2, encoder_window=5)).eval()
+    reference.load_state_dict(model.state_dict())
     wav = torch.randn(1, 8000)
-    model.set_encoder_window(5)
-    torch.testing.assert_close(model.encode(wav)[0], local.encode(wav)[0])
-    model.set_encoder_window(None)
-    assert not torch.allclose(model.encode(wav)[0], local.encode(wav)[0])
+    with torch.inference_mode():
+        torch.testing.assert_close(local.encode(wav)[0], reference.encode(wav)[0])
+        assert not torch.allclose(load_asr(tmp_path / "global").encode(wav)[0], reference.encode(wav)[0])
+    local.save_pretrained(tmp_path / "local")
+    assert json.loads((tmp_path / "local" / "config.json").read_text())["encoder_window"] == 5
+    assert load_asr(tmp_path / "local", window="global").config.encoder_window is None
+    with pytest.raises(ValueError, match="local:W"):
+        load_asr(tmp_path / "global", window="local")  # frames: no default width
 
 
 def test_specaugment_only_in_training():

@@ -282,6 +282,9 @@ class Pipeline:
                 levels, duration, leakage = file_levels(outs, self.regions)
                 found = regions_from_levels(levels, duration, self.regions, leakage)
                 voices[i] = (outs, sr, duration, found)
+                if "separator" in extra.get(i, {}):
+                    view = extra[i]["separator"]
+                    view["truncated"] = view["seconds"] < duration - 1e-3
                 if details:
                     extra[i]["regions"] = found
                     extra[i]["leakage"] = leakage

@@ -45,6 +45,7 @@ __all__ = [
     "separate_stream",
     "separate_to_files",
     "separate_waveform",
+    "with_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,17 @@ def load_separator(
     model = Separator.from_pretrained(path, device=device, **changes)
     log.debug("separator %s: %s", path, model.config)
     return model
+
+
+def with_config(model: Separator, **changes) -> Separator:
+    """A new separator with the same weights (shared, not copied) and a changed
+    configuration, e.g. ``with_config(model, inter_window=8)``: the setting is
+    the model's own, and it saves truthfully."""
+    import dataclasses
+
+    new = Separator(dataclasses.replace(model.config, **changes))
+    new.load_state_dict(model.state_dict(), assign=True)
+    return new.to(next(model.parameters()).device).eval()
 
 
 def align_to_previous(prev_tail: torch.Tensor, head: torch.Tensor) -> list[int]:
