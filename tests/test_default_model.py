@@ -34,10 +34,11 @@ def test_unknown_embedded_name():
         pretrained_dir("no-such-model")
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_default_model_separates_a_bundled_example():
     examples = json.loads((PACKAGE / "demo" / "examples.json").read_text())
     first = PACKAGE / "demo" / examples[0]["audio"]
-    torch.set_num_threads(1)
     result = separate_file(first, load_separator())
     assert result.sample_rate == 16000
     assert result.sources.shape == (2, sf.info(str(first)).frames)
@@ -55,11 +56,12 @@ def test_embedded_asr_is_small_documented_and_reads_the_separator_output():
     assert (path / "tokenizer.model").is_file() or (path / "tokenizer.json").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_default_asr_transcribes_the_bundled_voices():
     """Regression guard on the clean voices of the bundled examples (sentences it never trained
     on): a broken export (tokenizer, feature settings, weights) reads nothing right."""
     examples = json.loads((PACKAGE / "demo" / "examples.json").read_text())
-    torch.set_num_threads(1)
     asr = load_asr()
     refs, hyps = [], []
     for ex in examples:

@@ -65,8 +65,10 @@ def _resolve(path: str, base: Path) -> str:
         return str(p)
     if (base / p).is_file():
         return str(base / p)
+    from hubbub.pipeline.inputs import AUDIO_EXTENSIONS
+
     for candidate in sorted(base.rglob(p.stem + ".*")):
-        if candidate.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"):
+        if candidate.suffix.lower() in AUDIO_EXTENSIONS:
             return str(candidate)
     raise FileNotFoundError(f"{path}: not found (also looked under {base})")
 
