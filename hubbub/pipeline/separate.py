@@ -33,7 +33,7 @@ import torch
 
 from hubbub.models.hub import pretrained_dir
 from hubbub.models.separator import LOCAL_INTER_WINDOW, Separator
-from hubbub.pipeline.audio import AudioError, check_waveform, resample
+from hubbub.pipeline.audio import AudioError, _short, check_waveform, resample
 
 __all__ = [
     "DEFAULT_SEPARATOR",
@@ -314,10 +314,11 @@ def separate_to_files(
         raise ValueError(f"{len(out_paths)} output paths for a {model.n_src}-speaker model")
     sr = info.sample_rate
     block = int((chunk_seconds or DEFAULT_CHUNK_SECONDS) * sr)
-    _scan(path, block)
     peak = 0.0
-    outs = [sf.SoundFile(str(p), "w", samplerate=sr, channels=1, subtype="FLOAT", format="WAV") for p in out_paths]
+    outs = []
     try:
+        _scan(path, block)
+        outs = [sf.SoundFile(str(p), "w", samplerate=sr, channels=1, subtype="FLOAT", format="WAV") for p in out_paths]
         with sf.SoundFile(str(path)) as f:
 
             def read(start: int, n: int) -> torch.Tensor:
@@ -329,6 +330,8 @@ def separate_to_files(
                 peak = max(peak, float(est.abs().max()) if est.numel() else 0.0)
                 for k, out in enumerate(outs):
                     out.write(est[k].numpy())
+    except sf.LibsndfileError as err:  # a file that stops decoding part of the way
+        raise AudioError(path, f"cannot be decoded to the end ({_short(err)})") from None
     finally:
         for out in outs:
             out.close()
