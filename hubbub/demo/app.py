@@ -40,6 +40,7 @@ import gradio as gr  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from hubbub.demo import plots  # noqa: E402
+from hubbub.models.separator import LOCAL_INTER_WINDOW  # noqa: E402
 from hubbub.pipeline import Pipeline  # noqa: E402
 from hubbub.pipeline.audio import AudioError  # noqa: E402
 from hubbub.pipeline.formats import write_outputs  # noqa: E402
@@ -124,7 +125,7 @@ def _check_request(pipeline, audio_path, n_speakers, window, window_size) -> tup
     audio_path = str(audio_path)
     try:
         n_speakers = int(n_speakers) if n_speakers not in (None, "") else pipeline.n_speakers
-        window_size = int(window_size) if window_size not in (None, "") else 16
+        window_size = int(window_size) if window_size not in (None, "") else LOCAL_INTER_WINDOW
     except (TypeError, ValueError):
         raise gr.Error(f"invalid settings: speakers={n_speakers!r}, window size={window_size!r}",
                        print_exception=False) from None
@@ -316,7 +317,7 @@ def build_demo(pipeline=None, max_seconds: float = 600, max_file_size: str | int
                 window = gr.Radio(["global", "local"], value="global", label="Inter-chunk attention",
                                   info="global: every chunk sees all chunks; local: a window of chunks",
                                   elem_id="window")
-                window_size = gr.Slider(1, 64, value=16, step=1, label="Local window (chunks)",
+                window_size = gr.Slider(1, 64, value=LOCAL_INTER_WINDOW, step=1, label="Local window (chunks)",
                                         info="used when the attention is local", elem_id="window-size")
                 run_btn = gr.Button("Run", variant="primary", elem_id="run")
                 found = examples()

@@ -229,6 +229,21 @@ class Pipeline:
                 out[j] = (seg, info)
         return out
 
+    def _separator_view(self, path, store: dict):
+        """The ``details`` hook of :func:`~hubbub.pipeline.separate.separate_to_files` that puts
+        :func:`~hubbub.pipeline.maps.separator_details` of the first window into ``store["separator"]``;
+        None when that window is too long for its attention weights."""
+        from hubbub.pipeline.maps import separator_details, separator_seconds_limit
+
+        limit = separator_seconds_limit(self.separator.config)
+        if limit is not None and min(self.chunk_seconds or float("inf"), probe_audio(path).duration) > limit:
+            return None
+
+        def keep(model, x, output) -> None:
+            store["separator"] = separator_details(model, x, output)
+
+        return keep
+
     def transcribe_to_dir(self, path: str | os.PathLike, voices_dir: str | os.PathLike,
                           speakers: int | None = None, progress=None, details: bool = False) -> Result:
         """Separate and transcribe ``path``, with the voices written to ``voices_dir/spkN.wav``
@@ -255,14 +270,12 @@ class Pipeline:
         Returns one Result per item, or the error (AudioError, OSError, ValueError,
         RuntimeError) that stopped that item; the others are done all the same.
         """
-        from hubbub.pipeline.maps import separator_details, separator_seconds_limit
-
         separate = speakers != 1 and self.separator is not None
         if separate and speakers not in (None, self.separator.n_src):
             raise ValueError(f"the separator splits {self.separator.n_src} voices, not {speakers}")
         models = {k: v for k, v in self.names.items() if (k != "separator" or separate)}
         results: list = [None] * len(items)
-        voices: dict[int, tuple] = {}  # item -> (voice files, rate, duration, regions per voice, leakage)
+        voices: dict[int, tuple] = {}  # item -> (voice files, rate, duration, regions per voice)
         extra: dict[int, dict] = {i: {} for i in range(len(items))} if details else {}
         for i, (path, voices_dir) in enumerate(items):
             try:
@@ -270,24 +283,16 @@ class Pipeline:
                 voices_dir.mkdir(parents=True, exist_ok=True)
                 model = self.separator if separate else _Passthrough(probe_audio(path).sample_rate)
                 outs = [voices_dir / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
-                keep = None
-                if details and separate:
-                    limit = separator_seconds_limit(model.config)
-                    first = min(self.chunk_seconds or float("inf"), probe_audio(path).duration)
-                    if limit is None or first <= limit:
-                        def keep(m, x, out, _d=extra[i]):
-                            _d["separator"] = separator_details(m, x, out)
+                view = self._separator_view(path, extra[i]) if details and separate else None
                 sr = separate_to_files(model, path, outs, self.chunk_seconds, self.overlap_seconds,
-                                       self.device, self.max_seconds, progress, keep)
+                                       self.device, self.max_seconds, progress, view)
                 levels, duration, leakage = file_levels(outs, self.regions)
                 found = regions_from_levels(levels, duration, self.regions, leakage)
                 voices[i] = (outs, sr, duration, found)
-                if "separator" in extra.get(i, {}):
-                    view = extra[i]["separator"]
-                    view["truncated"] = view["seconds"] < duration - 1e-3
                 if details:
-                    extra[i]["regions"] = found
-                    extra[i]["leakage"] = leakage
+                    extra[i].update(regions=found, leakage=leakage)
+                    if "separator" in extra[i]:
+                        extra[i]["separator"]["truncated"] = extra[i]["separator"]["seconds"] < duration - 1e-3
             except (AudioError, OSError, RuntimeError, ValueError) as err:
                 results[i] = err
         spans, owners, detail = [], [], set()
