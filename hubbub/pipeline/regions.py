@@ -22,7 +22,6 @@ import torch.nn.functional as F
 __all__ = [
     "RegionConfig",
     "file_levels",
-    "frame_levels",
     "leakage_streams",
     "phase_agreement",
     "regions_from_levels",
@@ -75,11 +74,6 @@ def _split_long(start: int, end: int, level: torch.Tensor, max_frames: int) -> l
     lo, hi = start + max_frames // 2, start + max_frames
     cut = lo + int(torch.argmin(level[lo:hi]))
     return [(start, cut), *_split_long(cut, end, level, max_frames)]
-
-
-def frame_levels(streams: torch.Tensor, sample_rate: int, cfg: RegionConfig | None = None) -> torch.Tensor:
-    """Frame levels in dB, ``(n_src, T) -> (n_src, frames)`` (see :class:`RegionConfig`)."""
-    return _frame_db(streams if streams.dim() == 2 else streams[None], sample_rate, cfg or RegionConfig())
 
 
 class _Agreement:
