@@ -33,6 +33,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+import weakref  # noqa: E402
 import zipfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -140,35 +141,31 @@ def _check_request(pipeline, audio_path, n_speakers, window, window_size) -> tup
     return audio_path, n_speakers, window_size
 
 
-#: pipelines per (base pipeline, window, length limit): the window is part of the separator's configuration
-_pipelines: dict = {}
+#: for each pipeline the demo serves, its variants by (window, length limit), built once
+_variants: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _pipeline_for(pipeline, window: int | None, max_seconds: float | None):
     """``pipeline`` with the separator's inter-chunk attention ``window`` (None: global) and the
-    length limit ``max_seconds``, built once: a new separator from the same weights and the
-    changed configuration, the other settings and models as they are."""
-    if pipeline.separator is not None and pipeline.separator.config.inter_window != window:
-        key = (id(pipeline), window, max_seconds)
-    elif max_seconds is not None and (pipeline.max_seconds is None or pipeline.max_seconds > max_seconds):
-        key = (id(pipeline), window, max_seconds)
-    else:
+    length limit ``max_seconds``: the pipeline itself when it has both, else a variant built once,
+    with a new separator of the same weights and the changed configuration (settings are given
+    when an object is built, never poked into it afterwards)."""
+    sep = pipeline.separator
+    limit = pipeline.max_seconds if max_seconds is None else min(max_seconds, pipeline.max_seconds or max_seconds)
+    if (sep is None or sep.config.inter_window == window) and limit == pipeline.max_seconds:
         return pipeline
-    if key not in _pipelines:
+    variants = _variants.setdefault(pipeline, {})
+    if (window, limit) not in variants:
         from hubbub.pipeline.separate import with_config
 
-        if len(_pipelines) >= 4:
-            _pipelines.pop(next(iter(_pipelines)))
-        sep = pipeline.separator
         if sep is not None and sep.config.inter_window != window:
             sep = with_config(sep, inter_window=window)
-        limit = pipeline.max_seconds if max_seconds is None else min(max_seconds, pipeline.max_seconds or max_seconds)
-        _pipelines[key] = Pipeline(
+        variants[(window, limit)] = Pipeline(
             sep, pipeline.asr, device=pipeline.device, chunk_seconds=pipeline.chunk_seconds,
             overlap_seconds=pipeline.overlap_seconds, beam_size=pipeline.beam_size, ctc_weight=pipeline.ctc_weight,
             lm=pipeline.lm, regions=pipeline.regions, max_seconds=limit, names=pipeline.names,
         )
-    return _pipelines[key]
+    return variants[(window, limit)]
 
 
 def analyze(
