@@ -43,8 +43,9 @@ class RegionConfig:
     pad: float = 0.10
     max_region: float = 15.0  # the default ASR is trained on utterances of at most 16 s
     # two streams whose time-frequency phases agree this much (power-weighted cosine, 1: identical)
-    # are parts of one voice: the quieter is leakage and yields no speaker. Different talkers, even
-    # badly separated, stay below it (0.66-0.92 on LibriSpeech/TTS mixtures, 0.87-0.98 for one voice)
+    # are parts of one voice: the quieter is leakage and yields no speaker. With the default separator
+    # on test-other: 72 of 100 single utterances give one speaker; 14 of 100 two-talker mixtures give
+    # one too, all of them mixtures it failed to separate (their mean SI-SNRi 0.5 dB against 5.9 dB)
     same_voice: float = 0.93
 
 
