@@ -160,3 +160,11 @@ def test_api_and_streaming_to_a_folder_are_one_path(tmp_path, pipe, two_voice_mi
     data, _ = sf.read(tmp_path / "one" / "spk1.wav", dtype="float32")
     original, _ = sf.read(two_voice_mix, dtype="float32")
     assert np.abs(data - original).max() < 1e-6  # one voice: the recording itself, not band-limited
+
+
+def test_a_misspelt_window_is_one_line_before_any_work(tmp_path, two_voice_mix, caplog):
+    out = tmp_path / "out"
+    assert main(["separate", str(two_voice_mix), "-o", str(out), "--window", "sideways"]) == 2
+    assert main(["transcribe", str(two_voice_mix), "-o", str(out), "--asr-window", "local"]) == 2  # W is frames
+    assert not out.exists()
+    assert "'global' or 'local:W'" in caplog.text
