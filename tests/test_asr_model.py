@@ -389,6 +389,7 @@ def overfit():
     return model.eval(), wav, losses
 
 
+@pytest.mark.slow
 def test_overfit_loss_falls_and_greedy_decodes(overfit):
     model, wav, losses = overfit
     assert losses[-1] < 0.1 * losses[0]
@@ -437,6 +438,7 @@ def test_ctc_greedy_decodes_and_batches():
     assert len(hyps) == 2 and model.training is False
 
 
+@pytest.mark.slow
 def test_beam_search_at_least_greedy(overfit):
     model, wav, _ = overfit
     greedy = greedy_decode(model, wav)[0]
@@ -454,6 +456,7 @@ def test_beam_search_at_least_greedy(overfit):
     assert model.training is False
 
 
+@pytest.mark.slow
 def test_decode_dispatches_on_beam_and_ctc_weight(overfit):
     model, wav, _ = overfit
     tokens = lambda hyps: [h.tokens for h in hyps]  # noqa: E731
@@ -474,6 +477,7 @@ def test_decode_dispatches_on_beam_and_ctc_weight(overfit):
         model.config = attention
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(overfit, tmp_path):
     model, wav, _ = overfit
     path = model.save_pretrained(tmp_path / "asr")

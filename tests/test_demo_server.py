@@ -21,6 +21,7 @@ httpx = pytest.importorskip("httpx")
 from hubbub.demo import app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # a served app, and 40 requests under load
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ from hubbub.__main__ import main
 from hubbub.recipes.evaluate import score_mixture
 
 
+@pytest.mark.slow
 def test_mix_then_evaluate(tmp_path, tiny_librispeech, tiny_separator_dir):
     data = tmp_path / "mixes"
     assert main(["data", "mix", "--librispeech", str(tiny_librispeech), "--out", str(data), "--n-mixtures", "3"]) == 0
@@ -27,6 +28,7 @@ def test_mix_then_evaluate(tmp_path, tiny_librispeech, tiny_separator_dir):
     assert abs(summary["si_snri"] - mean) < 1e-2
 
 
+@pytest.mark.slow
 def test_noise_option_and_bad_data(tmp_path, tiny_librispeech, tiny_separator_dir):
     data = tmp_path / "mixes"
     main(["data", "mix", "--librispeech", str(tiny_librispeech), "--out", str(data), "--n-mixtures", "2"])
@@ -58,6 +60,7 @@ def test_speechbrain_sample_manifest_is_readable(tiny_separator_dir):
                  "--quiet", "--limit", "1"]) == 0
 
 
+@pytest.mark.slow
 def test_evaluation_scores_what_hubbub_separate_writes(tmp_path):
     """`hubbub evaluate separation` and `hubbub separate` run the same separator: the figures
     of the evaluation equal those of the voices that `hubbub separate` writes, on a bundled

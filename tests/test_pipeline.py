@@ -56,6 +56,7 @@ def test_silent_and_nan_waveforms_are_refused(pipe):
         pipe(bad, sample_rate=8000)
 
 
+@pytest.mark.slow
 def test_transcribe_writes_every_format(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
     out = tmp_path / "out"
     args = ["transcribe", str(two_voice_mix), "-o", str(out), "-f", "all", "--model", str(tiny_separator_dir),
@@ -76,6 +77,7 @@ def test_transcribe_writes_every_format(tmp_path, tiny_separator_dir, tiny_asr_d
     assert main([*args, "--overwrite"]) == 0 and (out / "mix.txt").read_text() != "old"
 
 
+@pytest.mark.slow
 def test_transcribe_decoding_options(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
     out = tmp_path / "out"
     args = ["transcribe", str(two_voice_mix), "-o", str(out), "--model", str(tiny_separator_dir),
@@ -99,6 +101,7 @@ def test_transcribe_batch_with_a_corrupt_file(tmp_path, tiny_separator_dir, tiny
     assert main(["transcribe", str(two_voice_mix), "-o", str(out), "-f", "doc", "--quiet"]) == 2
 
 
+@pytest.mark.slow
 def test_short_files_share_asr_batches(tmp_path, pipe, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
     files = []
     for i, seconds in enumerate((0.8, 1.3, 2.1)):

@@ -124,6 +124,7 @@ def test_bad_configs():
         SeparatorConfig(n_src=0)
 
 
+@pytest.mark.slow
 def test_overfit_one_mixture_raises_si_snr():
     torch.manual_seed(0)
     s1 = torch.from_numpy(voice(120, 0.5, 8000, 1))

@@ -42,6 +42,7 @@ def _weights(exp):
     return torch.load(Path(exp) / "checkpoint.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_reaches_the_same_weights(tmp_path, tiny_librispeech):
     steps = 40  # the kill lands somewhere in 6..39: room for a loaded machine
     straight = _run(_args(tiny_librispeech, tmp_path / "a", steps))
@@ -156,6 +157,7 @@ def test_shipped_recipe_configs_parse():
 
 @pytest.mark.skipif(not hasattr(torch.distributed, "is_gloo_available") or not torch.distributed.is_gloo_available(),
                     reason="gloo backend not built")
+@pytest.mark.slow
 def test_ddp_two_processes_hold_identical_weights(tmp_path, tiny_librispeech):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
