@@ -8,7 +8,7 @@ The recording is LibriSpeech test-other utterances (``--data``; the bundled TTS 
 concatenated to the length asked, at the model's rate. Each (length, attention) pair runs in a fresh
 process: the embedded ASR (or ``--asr``) encodes the whole recording in one pass (filterbank, 2D attention,
 transformer encoder) and CTC-greedy-decodes it; the process reports its peak resident memory (VmHWM).
-``local`` switches the same weights to a ``--window``-frame band (``SpeechTransformer.set_encoder_window``).
+``local`` switches the same weights to a ``--window``-frame band (``load_asr(..., window="local:W")``).
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ def child(args: argparse.Namespace) -> int:
     from hubbub.pipeline.pipeline import load_asr
 
     torch.set_num_threads(args.threads)
-    model = load_asr(args.asr)
-    model.set_encoder_window(args.window if args.attention[0] == "local" else None)
+    model = load_asr(args.asr, window=f"local:{args.window}" if args.attention[0] == "local" else "global")
     wav = recording(args.minutes[0], model.sample_rate, Path(args.data))
     base = vm_hwm_mb()
     t0 = time.perf_counter()

@@ -25,7 +25,8 @@ hyper-parameters, random weights) in one run:
    :func:`peak_rss_mib`). hubbub runs with global (``inter_window=None``) and local
    (``inter_window=--local-window``) inter-chunk attention.
 3. A ``--long-seconds`` recording (default 10 minutes) in a fresh child, through
-   ``hubbub.pipeline.separate.separate_long`` when it exists, else the model
+   ``hubbub.pipeline.separate.separate_waveform`` (the streaming separator that every
+   command uses, with the voices kept in memory) when it exists, else the model
    called on the whole input with local inter-chunk attention.
 
 hubbub's model is ``hubbub/models/pretrained/separator-8k`` when that folder
@@ -268,30 +269,31 @@ def child_main(spec: dict) -> dict:
 
 
 def long_child(spec: dict, out: dict) -> dict:
-    """Separate one long recording, through ``separate_long`` when it exists."""
-    separate_long = None
+    """Separate one long recording, through ``separate_waveform`` when it exists."""
+    separate_waveform = None
     try:
         from hubbub.pipeline import separate as separate_mod
 
-        separate_long = getattr(separate_mod, "separate_long", None)
+        separate_waveform = getattr(separate_mod, "separate_waveform", None)
     except ImportError as exc:
         out["import_note"] = f"{type(exc).__name__}: {exc}"
-    if separate_long is not None:
+    if separate_waveform is not None:
         model, source = build_hubbub(DEFAULT)
         kwargs = {k: spec[k] for k in ("chunk_seconds", "overlap_seconds") if spec.get(k) is not None}
-        params = inspect.signature(separate_long).parameters
+        params = inspect.signature(separate_waveform).parameters
         used = {
             k: kwargs.get(k, params[k].default if k in params else None) for k in ("chunk_seconds", "overlap_seconds")
         }
         kw = ", ".join(f"{k}={v}" for k, v in used.items())
-        out["method"] = f"hubbub.pipeline.separate.separate_long(model, wav, {kw}) with the model's inter_window"
+        out["method"] = (f"hubbub.pipeline.separate.separate_waveform(model, wav, sr, {kw}) "
+                         "with the model's inter_window")
 
         def run(x):
-            return separate_long(model, x[0], **kwargs)
+            return separate_waveform(model, x[0], model.sample_rate, **kwargs)
     else:
         model, source = build_hubbub(spec["local_window"])
         out["method"] = (
-            f"fallback: no hubbub.pipeline.separate.separate_long; model called on the whole input "
+            f"fallback: no hubbub.pipeline.separate.separate_waveform; model called on the whole input "
             f"with inter_window={spec['local_window']}"
         )
 
@@ -578,8 +580,8 @@ def parse_args(argv):
     p.add_argument("--memory-seconds", type=float, nargs="+", default=[15, 30, 60, 120, 240], help="memory: lengths")
     p.add_argument("--local-window", type=int, default=16, help="inter_window (chunks) of the local variant")
     p.add_argument("--long-seconds", type=float, default=600, help="long recording length (0 skips it)")
-    p.add_argument("--long-chunk-seconds", type=float, default=None, help="chunk_seconds for separate_long")
-    p.add_argument("--long-overlap-seconds", type=float, default=None, help="overlap_seconds for separate_long")
+    p.add_argument("--long-chunk-seconds", type=float, default=None, help="chunk_seconds for separate_waveform")
+    p.add_argument("--long-overlap-seconds", type=float, default=None, help="overlap_seconds for separate_waveform")
     p.add_argument("--long-budget-gb", type=float, default=1.5, help="peak RSS budget, GB = 1e9 bytes (default 1.5)")
     p.add_argument("--child-timeout", type=float, default=1800, help="seconds per child process (default 1800)")
     p.add_argument(

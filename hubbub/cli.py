@@ -2,7 +2,7 @@
 
 Usage:
     hubbub separate mix.wav -o out/                 # out/mix/spk1.wav, out/mix/spk2.wav
-    hubbub separate recordings/ "more/*.flac" -o out/ --window local --chunk-seconds 60
+    hubbub separate recordings/ "more/*.flac" -o out/ --window local:16 --chunk-seconds 60
     hubbub separate corpus/ -o out/ --shard 3/8     # machine 3 of 8 takes every 8th file
     hubbub transcribe meeting.wav -o out/ -f srt,json   # out/meeting.srt, out/meeting.json, out/meeting/spkN.wav
     hubbub transcribe interview.flac --speakers 1 -f txt # one voice: no separation
@@ -44,15 +44,19 @@ A file of digital silence gives an empty result; a truncated WAV or FLAC is an e
 """
 
 def _common_args(p: argparse.ArgumentParser) -> None:
+    from hubbub.pipeline.inputs import AUDIO_EXTENSIONS
+
     p.add_argument("inputs", nargs="+", help="audio files, folders or glob patterns")
     p.add_argument("-o", "--output-dir", default=".", help="where to write outputs (default: .)")
-    p.add_argument("--ext", nargs="+", default=["wav", "flac", "ogg", "mp3"], help="extensions searched in folders")
+    p.add_argument("--ext", nargs="+", default=[e.lstrip(".") for e in AUDIO_EXTENSIONS],
+                   help="extensions searched in folders")
     p.add_argument("--model", default=None,
                    help="separator: a model folder, a training experiment (its best/) or an embedded name "
                         "(default: separator-8k)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--window", choices=["global", "local"], default="global",
-                   help="inter-chunk attention: global, or local for very long windows (linear memory)")
+    p.add_argument("--window", default=None, metavar="global|local:W",
+                   help="the separator's inter-chunk attention: global, or local over W chunks (linear memory "
+                        "for very long windows; 'local' is local:16); default: as the model was saved")
     p.add_argument("--chunk-seconds", type=float, default=30.0,
                    help="separate long recordings in windows of this length (0: one pass)")
     p.add_argument("--overlap-seconds", type=float, default=2.0, help="overlap between windows")
@@ -81,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--asr", default=None,
                     help="whisper-base, whisper-tiny.en, an embedded name (asr-8k) or a model folder "
                          "(default: whisper-base)")
+    tr.add_argument("--asr-window", default=None, metavar="global|local:W",
+                    help="the ASR encoder's time attention: global, or local over W encoder frames "
+                         "(default: as the model was saved)")
     tr.add_argument("--speakers", type=int, default=None,
                     help="1: transcribe as one voice, no separation (default: the separator's count)")
     tr.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: joint CTC/attention beam search")
@@ -232,6 +239,15 @@ def _silent_voices(path: Path, outs: list[Path], block: int = 1 << 20) -> None:
                 f.write(zeros[: min(block, info.frames - start)])
 
 
+def _check_windows(args: argparse.Namespace) -> None:
+    """Raise ValueError for a misspelt ``--window`` / ``--asr-window`` before any work."""
+    from hubbub.models.attention import parse_window
+    from hubbub.models.separator import LOCAL_INTER_WINDOW
+
+    parse_window(args.window, LOCAL_INTER_WINDOW)
+    parse_window(getattr(args, "asr_window", None))
+
+
 def run_separate(args: argparse.Namespace) -> int:
     """The ``separate`` command; returns the exit code.
 
@@ -240,24 +256,22 @@ def run_separate(args: argparse.Namespace) -> int:
     with the length of a recording. Digital silence gives silent voices.
     """
     from hubbub.pipeline.audio import SilentAudio
-    from hubbub.pipeline.pipeline import Pipeline
     from hubbub.pipeline.separate import load_separator, separate_to_files
     from hubbub.pipeline.writers import atomic_dir
 
     state: dict = {}
 
     def process(path: Path, out_dir: Path, name: str) -> None:
-        if "pipe" not in state:
-            state["pipe"] = Pipeline(load_separator(args.model, device=args.device), None, device=args.device)
-            state["pipe"].set_window(args.window)
-        model = state["pipe"].separator
-        chunk = args.chunk_seconds or 1e9  # 0: one window for the whole file
+        if "model" not in state:
+            state["model"] = load_separator(args.model, device=args.device, window=args.window)
+        model = state["model"]
         used = _readable(path, out_dir, name, args.allow_truncated)
         try:
             with atomic_dir(out_dir / name, overwrite=True) as tmp:
                 outs = [tmp / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
                 try:
-                    separate_to_files(model, used, outs, chunk, args.overlap_seconds, args.device, args.max_seconds)
+                    separate_to_files(model, used, outs, args.chunk_seconds or None, args.overlap_seconds,
+                                      args.device, args.max_seconds)
                 except SilentAudio:
                     log.info("%s: digital silence: its voices are silent", path)
                     _silent_voices(used, outs)
@@ -268,6 +282,11 @@ def run_separate(args: argparse.Namespace) -> int:
         target = out_dir / name
         return sorted(target.glob("spk*.wav")) if target.is_dir() else [target / "spk1.wav"]
 
+    try:
+        _check_windows(args)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
     return _run_batch(args, "separate", outputs, _one_by_one(process))
 
 
@@ -288,6 +307,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
             raise ValueError(f"--beam-size must be at least 1, got {args.beam_size}")
         if args.ctc_weight is not None and not 0.0 <= args.ctc_weight <= 1.0:
             raise ValueError(f"--ctc-weight must be in [0, 1], got {args.ctc_weight}")
+        _check_windows(args)
     except ValueError as err:
         log.error("%s", err)
         return 2
@@ -295,15 +315,14 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
     def pipeline() -> Pipeline:
         if "pipe" not in state:
-            sep = None if args.speakers == 1 else load_separator(args.model, device=args.device)
+            sep = None if args.speakers == 1 else load_separator(args.model, args.device, args.window)
             names = {"asr": str(args.asr or DEFAULT_ASR)}
             if sep is not None:
                 names["separator"] = str(args.model or "separator-8k")
-            state["pipe"] = Pipeline(sep, load_asr(args.asr, device=args.device), device=args.device,
+            state["pipe"] = Pipeline(sep, load_asr(args.asr, args.device, args.asr_window), device=args.device,
                                      chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
                                      beam_size=args.beam_size, ctc_weight=args.ctc_weight,
                                      lm=False if args.no_lm else None, max_seconds=args.max_seconds, names=names)
-            state["pipe"].set_window(args.window)
         return state["pipe"]
 
     def silent(path: Path) -> Result:

@@ -79,6 +79,15 @@ def tiny_asr_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _restore_thread_count():
+    """Whatever a test sets (``--threads 1`` of an in-process command, say), the next starts as this one did."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny tensors: one intra-op thread is faster, and far faster on a busy CPU."""

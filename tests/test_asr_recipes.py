@@ -65,6 +65,7 @@ def _jsonl(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------------------------- synth
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE_TTS, reason="flite and festival's text2wave are not installed")
 def test_synth_renders_splits_resumes_and_reads_back(tmp_path, noise_dir):
     text = tmp_path / "text.tsv"
@@ -106,6 +107,7 @@ def test_synth_renders_splits_resumes_and_reads_back(tmp_path, noise_dir):
     assert load_corpus(f"manifest:{out / 'test.jsonl'}")[0].speaker == "festival/ked_diphone"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
 def test_synth_two_rates_and_plain_text(tmp_path):
     text = tmp_path / "lines.txt"
@@ -226,6 +228,7 @@ def trained_asr(tmp_path_factory, tiny_librispeech) -> Path:
     return exp
 
 
+@pytest.mark.slow
 def test_train_asr_exports_a_loadable_model(trained_asr, tiny_librispeech):
     best = trained_asr / "best"
     for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md"):
@@ -247,6 +250,7 @@ def test_train_asr_exports_a_loadable_model(trained_asr, tiny_librispeech):
     assert torch.load(trained_asr / "checkpoint.pt", weights_only=True)["step"] == 4
 
 
+@pytest.mark.slow
 def test_train_asr_sentencepiece_tokenizer_is_built_once(tmp_path, tiny_librispeech):
     from hubbub.models.asr import ASRConfig
     from hubbub.recipes.train_asr import AsrTrainConfig, build_tokenizer
@@ -259,6 +263,7 @@ def test_train_asr_sentencepiece_tokenizer_is_built_once(tmp_path, tiny_librispe
     assert again.encode("HELLO SPEAKER") == tok.encode("HELLO SPEAKER")
 
 
+@pytest.mark.slow
 def test_evaluate_asr_writes_csv_and_summary(trained_asr, tiny_librispeech, tmp_path):
     examples = read_librispeech_asr(tiny_librispeech)[:3]
     manifest = tmp_path / "m.jsonl"
@@ -285,6 +290,7 @@ def test_evaluate_asr_writes_csv_and_summary(trained_asr, tiny_librispeech, tmp_
         assert main(["evaluate", "asr", "--data", str(manifest), "--quiet"]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="gloo backend not built")
 def test_train_asr_ddp_two_processes_hold_identical_weights(tmp_path, tiny_librispeech):
     import os

@@ -118,6 +118,7 @@ def test_separate_cli_on_the_corpus(tmp_path, corpus, tiny_separator_dir, caplog
             assert not (out / path.stem).exists(), path
 
 
+@pytest.mark.slow
 def test_transcribe_cli_on_the_corpus(tmp_path, corpus, tiny_separator_dir, tiny_asr_dir, caplog):
     out = tmp_path / "out"
     code = main(["transcribe", *[str(p) for p, _ in corpus], "-o", str(out), "--model", str(tiny_separator_dir),
@@ -129,6 +130,7 @@ def test_transcribe_cli_on_the_corpus(tmp_path, corpus, tiny_separator_dir, tiny
     assert not (out / "zeros").exists()
 
 
+@pytest.mark.slow
 def test_python_api_on_the_corpus(corpus, tiny_separator_dir, tiny_asr_dir):
     pipe = Pipeline(load_separator(tiny_separator_dir), load_asr(tiny_asr_dir))
     for path, expect in corpus:
@@ -162,6 +164,7 @@ def _drop_root_file_access() -> list[str] | None:
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_drop_root_file_access() is None, reason="running as root without setpriv")
 def test_unreadable_file_in_a_batch(tmp_path, tiny_separator_dir):
     locked = tmp_path / "locked.wav"
@@ -180,6 +183,7 @@ def test_unreadable_file_in_a_batch(tmp_path, tiny_separator_dir):
     assert (out / "good" / "spk1.wav").is_file() and not (out / "locked").exists()
 
 
+@pytest.mark.slow
 def test_demo_handler_on_the_corpus(corpus, tiny_separator_dir, tiny_asr_dir):
     gr = pytest.importorskip("gradio")
     pytest.importorskip("matplotlib")

@@ -1,8 +1,9 @@
 """The Gradio demo: `analyze`, the figures, the `/analyze` endpoint and a real browser.
 
 The browser test drives Debian's Chromium (``/usr/bin/chromium``) with Python
-Playwright and is skipped when either is missing. With ``HUBBUB_SCREENSHOT=1``
-it runs the embedded default models and saves ``docs/demo.png``.
+Playwright and is skipped when either is missing. With ``HUBBUB_SCREENSHOT=PATH``
+it runs the embedded default models and saves the page to ``PATH`` (e.g.
+``docs/demo.png``; tests never write into the repository otherwise).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import torch
 
 from conftest import voice
 from hubbub.pipeline import Pipeline
-from hubbub.pipeline.maps import asr_details, separator_details, spectrogram
+from hubbub.pipeline.audio import resample
+from hubbub.pipeline.maps import separator_details, spectrogram
 from hubbub.pipeline.pipeline import load_asr
-from hubbub.pipeline.separate import load_separator
+from hubbub.pipeline.separate import load_separator, with_config
 
 gr = pytest.importorskip("gradio")
 pytest.importorskip("matplotlib")
@@ -124,7 +126,7 @@ def test_analyze_returns_every_output(pipe, two_voice_mix):
 def test_analyze_one_speaker_local_window_and_no_asr(sep_pipe, two_voice_mix):
     out = app.analyze(str(two_voice_mix), 2, "local", 3, pipeline=sep_pipe)
     players, texts, timeline, spec, sep, asr, cross, note, result, bundle = _unpack(out)
-    assert sep_pipe.separator.masker.blocks[0].inter[0].attn.window == 3
+    assert sep_pipe.separator.config.inter_window is None  # the demo's pipeline is not changed behind its back
     _check_figure(sep, "local, window 3 chunks")
     assert asr is None and cross is None and "No ASR model is loaded" in note
     assert "no ASR" in texts[0]["value"] and players[0]["subtitles"] is None
@@ -134,7 +136,6 @@ def test_analyze_one_speaker_local_window_and_no_asr(sep_pipe, two_voice_mix):
 
     out = app.analyze(str(two_voice_mix), 1, "global", 16, pipeline=sep_pipe)
     players, texts, timeline, spec, sep, asr, cross, note, result, bundle = _unpack(out)
-    assert sep_pipe.separator.masker.blocks[0].inter[0].attn.window is None
     assert players[0]["visible"] and "not separated" in players[0]["label"]
     assert not players[1]["visible"] and not players[2]["visible"]
     assert sep is None and "separator" not in result["models"] and len(result["speakers"]) == 1
@@ -183,9 +184,10 @@ def test_no_upload_and_bad_settings_raise_gr_error(sep_pipe, two_voice_mix):
 def test_separator_details_axes(tiny_separator_dir):
     sep = load_separator(tiny_separator_dir)
     cfg = sep.config
-    x = torch.from_numpy(voice(110, 1.0, 16000, 1) + voice(230, 1.0, 16000, 2))
-    d = separator_details(sep, x, 16000, max_seconds=0.5)
-    assert d["truncated"] and d["seconds"] == pytest.approx(0.5)
+    x = resample(torch.from_numpy(voice(110, 1.0, 16000, 1) + voice(230, 1.0, 16000, 2)), 16000, 8000)
+    with torch.inference_mode():
+        d = separator_details(sep, x, sep(x[None], return_details=True))
+    assert d["seconds"] == pytest.approx(1.0)
     n_frames = d["masks"].shape[-1]
     assert d["masks"].shape == (cfg.n_src, cfg.enc_channels, n_frames)
     assert np.all(np.diff(d["mask_channel_hz"]) >= 0)
@@ -199,24 +201,61 @@ def test_separator_details_axes(tiny_separator_dir):
     assert np.all(rows <= 1.0 + 1e-4) and np.median(rows) > 0.9
     assert len(d["source_specs"]) == cfg.n_src and d["mixture_spec"]["db"].max() == pytest.approx(0.0)
 
-    sep.set_inter_window(2)  # local: banded weights are expanded to chunk x chunk
-    d = separator_details(sep, x, 16000)
+    local = with_config(sep, inter_window=2)  # local: banded weights are expanded to chunk x chunk
+    with torch.inference_mode():
+        d = separator_details(local, x, local(x[None], return_details=True))
     off_band = np.abs(np.subtract.outer(np.arange(d["n_chunks"]), np.arange(d["n_chunks"]))) > 1
     assert d["inter_window"] == 2 and np.all(d["inter"][off_band] == 0)
 
 
 def test_asr_details_axes(tiny_asr_dir):
     asr = load_asr(tiny_asr_dir)
-    d = asr_details(asr, torch.from_numpy(voice(150, 1.2, 16000)), 16000)
+    x = np.concatenate([np.zeros(8000, np.float32), voice(150, 1.2, 16000)])
+    result = Pipeline(None, asr)(x, sample_rate=16000, details=True)
+    start = result.details["regions"][0][0][0]
+    assert start > 0.3  # the first region begins after the half second of silence...
+    d = result.details["asr"]["spk1"]
     t = d["time_attention"].shape[0]
     assert d["time_attention"].shape == (t, t) and len(d["times"]) == t
-    assert d["times"][1] == pytest.approx(asr.frame_shift)
+    assert d["times"][0] == pytest.approx(start)  # ...and its maps are on the recording's time axis
+    assert d["times"][1] - d["times"][0] == pytest.approx(asr.frame_shift)
     f = d["freq_attention"].shape[0]
     assert len(d["freq_hz"]) == f and np.all(np.diff(d["freq_hz"]) > 0)
     assert d["cross_attention"].shape == (len(d["tokens"]), t) and d["tokens"][-1] == "</s>"
     assert np.allclose(d["cross_attention"].sum(-1), 1.0, atol=1e-4)
+    # the maps belong to the decoding that gave the transcript
+    assert d["text"] == (result.speakers[0].segments[0].text if result.speakers[0].segments else "")
     spec = spectrogram(np.zeros(800, dtype=np.float32) + 0.1, 8000)
     assert spec["db"].shape[0] == len(spec["freqs"]) and spec["freqs"][-1] == pytest.approx(4000.0)
+
+
+def _same_speakers_and_words(pipe, path, cli_models, tmp_path):
+    from hubbub.__main__ import main
+
+    api = pipe(path).to_dict(words=True)["speakers"]
+    assert main(["transcribe", str(path), "-o", str(tmp_path), "-f", "json", "--word-timestamps", "--quiet",
+                 *cli_models]) == 0
+    cli = json.loads((tmp_path / f"{Path(path).stem}.json").read_text())["speakers"]
+    demo = _unpack(app.analyze(str(path), 2, "global", 16, pipeline=pipe))[8]["speakers"]
+
+    def said(speakers):
+        return [(s["id"], [(g["start"], g["end"], g["text"], [w["word"] for w in g["words"]])
+                           for g in s["segments"]]) for s in speakers]
+
+    assert any(s["segments"] for s in api)  # something to compare
+    assert said(api) == said(cli) == said(demo)
+
+
+def test_api_cli_and_demo_give_the_same_speakers_and_words(pipe, tiny_separator_dir, tiny_asr_dir, two_voice_mix,
+                                                           tmp_path):
+    _same_speakers_and_words(pipe, two_voice_mix, ["--model", str(tiny_separator_dir), "--asr", str(tiny_asr_dir)],
+                             tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_api_cli_and_demo_agree_on_a_bundled_example_with_the_default_models(tmp_path):
+    _same_speakers_and_words(Pipeline.from_pretrained(), app.examples()[0]["path"], [], tmp_path)
 
 
 def test_demo_package_import_is_light_and_cli_arguments():
@@ -243,6 +282,7 @@ def _serve(pipeline, max_seconds=600):
     return demo
 
 
+@pytest.mark.slow
 def test_gradio_client_calls_the_analyze_endpoint(pipe):
     client_mod = pytest.importorskip("gradio_client")
     example = app.examples()[0]
@@ -281,13 +321,14 @@ def _browser_ready() -> str | None:
 DEMO_URL = os.environ.get("HUBBUB_DEMO_URL")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_browser_ready() is not None, reason=str(_browser_ready()))
 def test_browser_runs_an_example(pipe, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    screenshot = os.environ.get("HUBBUB_SCREENSHOT") == "1"
+    screenshot = os.environ.get("HUBBUB_SCREENSHOT")
     pipeline = Pipeline.from_pretrained() if screenshot else pipe
-    shot = ROOT / "docs" / "demo.png" if screenshot else tmp_path / "demo.png"
+    shot = Path(screenshot) if screenshot else tmp_path / "demo.png"
     demo = None if DEMO_URL else _serve(pipeline)
     url = DEMO_URL or demo.local_url
     bad = tmp_path / "not-audio.wav"
@@ -366,3 +407,21 @@ def test_start_up_lines_speak_of_the_command_line(sep_pipe, caplog, capsys):
         assert "share=True" not in said and "launch()" not in said
     finally:
         demo.close()
+
+
+def test_a_first_window_too_long_for_attention_maps_is_still_drawn(sep_pipe, tmp_path):
+    """Global attention weights of a long first window would not fit in memory: the pass runs without
+    them (no separator maps), the demo draws the voices' spectrograms instead; local attention has them."""
+    from hubbub.pipeline.maps import separator_seconds_limit
+
+    limit = separator_seconds_limit(sep_pipe.separator.config)
+    path = tmp_path / "long.wav"
+    sf.write(path, voice(110, limit + 1, 8000, 1) + voice(230, limit + 1, 8000, 2), 8000)
+    assert "separator" not in sep_pipe(path, details=True).details
+    players, texts, timeline, spec, sep, asr, cross, note, result, bundle = _unpack(
+        app.analyze(str(path), 2, "global", 16, pipeline=sep_pipe))
+    assert sep is None
+    _check_figure(spec, "Spectrograms", "spk2 (separated)")
+    plots.close(timeline)
+    local = Pipeline(with_config(sep_pipe.separator, inter_window=4), None)
+    assert local(path, details=True).details["separator"]["inter_window"] == 4

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import sys
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,46 @@ httpx = pytest.importorskip("httpx")
 from hubbub.demo import app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_demo_load import free_port, run_load, vm_hwm_mb  # noqa: E402
+pytestmark = pytest.mark.slow  # a served app, and 40 requests under load
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def vm_hwm_mb() -> float:
+    """Peak resident memory of this process (MiB): the server runs in it."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def run_load(url: str, audio: str, users: int, requests: int) -> dict:
+    """``users`` threads, each calling ``/analyze`` ``requests`` times: what was answered, refused, failed."""
+    outcomes: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def user() -> None:
+        client = client_mod.Client(url, verbose=False)
+        for _ in range(requests):
+            try:
+                client.predict(client_mod.handle_file(audio), 2, "global", 16, api_name="/analyze")
+                outcome = ("answered", "")
+            except client_mod.exceptions.AppError as err:  # refused with a message
+                outcome = ("refused", str(err)) if "queue" in str(err).lower() else ("error", str(err))
+            except Exception as err:  # noqa: BLE001 - anything else is a failure to report
+                outcome = ("error", f"{type(err).__name__}: {err}")
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=user) for _ in range(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"answered": sum(o == "answered" for o, _ in outcomes), "refused": sum(o == "refused" for o, _ in outcomes),
+            "errors": [d for o, d in outcomes if o == "error"]}
 
 
 @pytest.fixture()
@@ -40,10 +79,15 @@ def test_eight_users_five_requests_each(served):
     assert res["answered"] + res["refused"] == 40
     assert res["answered"] >= 8  # the queue (size 16) holds all 8 users' pending requests
     assert vm_hwm_mb() - before < 1024, "memory grew by more than 1 GiB under load"
-    # the server is still up
+    # the server is still up and answers in full
+    example = app.examples()[1]
     out = client_mod.Client(served.local_url, verbose=False).predict(
-        client_mod.handle_file(app.examples()[1]["path"]), 2, "global", 16, api_name="/analyze")
-    assert out
+        client_mod.handle_file(example["path"]), 2, "global", 16, api_name="/analyze")
+    k = app.MAX_PLAYERS
+    result = out[2 * k + 6]
+    assert result["audio"] == Path(example["path"]).name and abs(result["duration"] - example["duration"]) < 0.01
+    assert [s["id"] for s in result["speakers"]] == ["spk1", "spk2"]
+    assert all(Path(p["value"]).is_file() for p in out[:2]) and out[2]["visible"] is False
 
 
 def _get(demo, path: str) -> httpx.Response:

@@ -56,6 +56,7 @@ def test_silent_and_nan_waveforms_are_refused(pipe):
         pipe(bad, sample_rate=8000)
 
 
+@pytest.mark.slow
 def test_transcribe_writes_every_format(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
     out = tmp_path / "out"
     args = ["transcribe", str(two_voice_mix), "-o", str(out), "-f", "all", "--model", str(tiny_separator_dir),
@@ -76,6 +77,7 @@ def test_transcribe_writes_every_format(tmp_path, tiny_separator_dir, tiny_asr_d
     assert main([*args, "--overwrite"]) == 0 and (out / "mix.txt").read_text() != "old"
 
 
+@pytest.mark.slow
 def test_transcribe_decoding_options(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
     out = tmp_path / "out"
     args = ["transcribe", str(two_voice_mix), "-o", str(out), "--model", str(tiny_separator_dir),
@@ -99,6 +101,7 @@ def test_transcribe_batch_with_a_corrupt_file(tmp_path, tiny_separator_dir, tiny
     assert main(["transcribe", str(two_voice_mix), "-o", str(out), "-f", "doc", "--quiet"]) == 2
 
 
+@pytest.mark.slow
 def test_short_files_share_asr_batches(tmp_path, pipe, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
     files = []
     for i, seconds in enumerate((0.8, 1.3, 2.1)):
@@ -138,14 +141,33 @@ def test_transcribe_file_api(pipe, two_voice_mix):
     assert pipe.separate_file(two_voice_mix).sources.shape == (2, 32000)
 
 
-def test_streaming_transcription_matches_in_memory_regions(tmp_path, pipe, two_voice_mix):
+def test_api_and_streaming_to_a_folder_are_one_path(tmp_path, pipe, two_voice_mix):
+    """``pipe(path)`` and ``transcribe_to_dir`` (what the CLI calls) give the same voices and words:
+    the first only reads the voices back into memory."""
     streamed = pipe.transcribe_to_dir(two_voice_mix, tmp_path / "voices")
     assert [s.audio for s in streamed.speakers] == [str(tmp_path / "voices" / f"spk{k}.wav") for k in (1, 2)]
     assert all(s.waveform is None for s in streamed.speakers)
     assert streamed.sample_rate == 16000 and abs(streamed.duration - 2.0) < 1e-6
+    api = pipe(two_voice_mix)
+    assert any(s.segments for s in api.speakers)  # something to compare
+    assert [s.segments for s in api.speakers] == [s.segments for s in streamed.speakers]
+    for spk, path in zip(api.speakers, (tmp_path / "voices" / f"spk{k}.wav" for k in (1, 2))):
+        assert spk.audio is None
+        np.testing.assert_array_equal(spk.waveform.numpy(), sf.read(path, dtype="float32")[0])
+    # a waveform in memory goes the same way
+    x, sr = sf.read(two_voice_mix, dtype="float32")
+    assert [s.segments for s in pipe(x, sample_rate=sr).speakers] == [s.segments for s in api.speakers]
     one = pipe.transcribe_to_dir(two_voice_mix, tmp_path / "one", speakers=1)
     assert len(one.speakers) == 1
     assert sf.info(str(tmp_path / "one" / "spk1.wav")).samplerate == 16000
     data, _ = sf.read(tmp_path / "one" / "spk1.wav", dtype="float32")
     original, _ = sf.read(two_voice_mix, dtype="float32")
-    assert np.abs(data - original).max() < 1e-3  # one voice: the recording itself, not band-limited
+    assert np.abs(data - original).max() < 1e-6  # one voice: the recording itself, not band-limited
+
+
+def test_a_misspelt_window_is_one_line_before_any_work(tmp_path, two_voice_mix, caplog):
+    out = tmp_path / "out"
+    assert main(["separate", str(two_voice_mix), "-o", str(out), "--window", "sideways"]) == 2
+    assert main(["transcribe", str(two_voice_mix), "-o", str(out), "--asr-window", "local"]) == 2  # W is frames
+    assert not out.exists()
+    assert "'global' or 'local:W'" in caplog.text

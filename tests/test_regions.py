@@ -52,15 +52,50 @@ def test_long_regions_are_cut_and_short_input_is_fine():
 def test_file_levels_match_whole_signal_levels(tmp_path):
     import soundfile as sf
 
-    from hubbub.pipeline.regions import file_levels, frame_levels, regions_from_levels
+    from hubbub.pipeline.regions import file_levels, regions_from_levels
 
     a = _place(voice(120, 2.0, SR, 1), 0.7, 9.3)
     b = _place(voice(240, 3.0, SR, 2), 4.1, 9.3)
     for name, x in (("a.wav", a), ("b.wav", b)):
         sf.write(tmp_path / name, x, SR, subtype="FLOAT")
-    levels, duration = file_levels([tmp_path / "a.wav", tmp_path / "b.wav"], block_seconds=1.3)
-    whole = frame_levels(torch.tensor(np.stack([a, b])), SR)
+    levels, duration, leakage = file_levels([tmp_path / "a.wav", tmp_path / "b.wav"], block_seconds=1.3)
+    assert leakage == [False, False]
+    whole, _, _ = file_levels([tmp_path / "a.wav", tmp_path / "b.wav"], block_seconds=60)  # one block
     assert abs(duration - 9.3) < 1e-3
     assert levels.shape == whole.shape
     torch.testing.assert_close(levels, whole, atol=1e-3, rtol=1e-4)
     assert regions_from_levels(levels, duration) == speech_regions(torch.tensor(np.stack([a, b])), SR)
+
+
+def _leaky_pair(seconds=6.0):
+    """One voice split in two as a masking separator splits it: a soft mask over frequency
+    (so both parts share the source's phases), the high part quieter."""
+    x = torch.from_numpy(voice(140, seconds, SR, 3))
+    spec = torch.fft.rfft(x)
+    mask = torch.sigmoid((700.0 - torch.fft.rfftfreq(x.shape[0], 1 / SR)) / 200.0)
+    low = torch.fft.irfft(spec * mask, n=x.shape[0])
+    return torch.stack([low, torch.fft.irfft(spec * (1 - mask), n=x.shape[0]) * 0.6])
+
+
+def test_a_stream_that_is_part_of_the_other_voice_yields_no_speaker(tmp_path):
+    import soundfile as sf
+
+    from hubbub.pipeline.regions import file_levels, leakage_streams, phase_agreement, regions_from_levels
+
+    pair = _leaky_pair()
+    agreement = phase_agreement(pair, SR)
+    assert float(agreement[0, 1]) > 0.95
+    assert leakage_streams(agreement, pair.pow(2).sum(-1)) == [False, True]
+    regions = speech_regions(pair, SR)
+    assert regions[0] and regions[1] == []
+    # two different talkers talking at once are two speakers
+    both = torch.tensor(np.stack([voice(120, 6.0, SR, 1), voice(210, 6.0, SR, 2)]))
+    assert float(phase_agreement(both, SR)[0, 1]) < 0.5
+    assert all(speech_regions(both, SR))
+    # from files, block by block: the same decision
+    paths = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    for p, x in zip(paths, pair):
+        sf.write(p, x.numpy(), SR, subtype="FLOAT")
+    levels, duration, leakage = file_levels(paths, block_seconds=1.1)
+    assert leakage == [False, True]
+    assert regions_from_levels(levels, duration, leakage=leakage) == regions

@@ -42,15 +42,37 @@ def test_attention_maps_do_not_change_sources():
 
 
 def test_local_inter_window_matches_global_when_window_covers_all_chunks():
+    from hubbub.pipeline.separate import with_config
+
     torch.manual_seed(0)
     model = Separator(TINY_SEPARATOR).eval()
     x = torch.randn(1, 1200)  # 150 frames -> 16 chunks
     with torch.inference_mode():
         ref = model(x)
-        model.set_inter_window(64)
-        torch.testing.assert_close(model(x), ref, atol=1e-5, rtol=1e-4)
-        model.set_inter_window(3)
-        assert not torch.allclose(model(x), ref, atol=1e-6)
+        torch.testing.assert_close(with_config(model, inter_window=64)(x), ref, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(with_config(model, inter_window=3)(x), ref, atol=1e-6)
+
+
+def test_window_is_set_at_load_and_saved_truthfully(tmp_path):
+    import json
+
+    import pytest
+
+    from hubbub.pipeline.separate import load_separator
+
+    torch.manual_seed(0)
+    Separator(TINY_SEPARATOR).save_pretrained(tmp_path / "global")
+    model = load_separator(tmp_path / "global", window="local:3")
+    assert model.config.inter_window == 3
+    assert all(layer.attn.window == 3 for block in model.masker.blocks for layer in block.inter)
+    assert load_separator(tmp_path / "global", window="local").config.inter_window == 16
+    assert load_separator(tmp_path / "global").config.inter_window is None  # as saved
+    model.save_pretrained(tmp_path / "local")
+    assert json.loads((tmp_path / "local" / "config.json").read_text())["inter_window"] == 3
+    assert load_separator(tmp_path / "local", window="global").config.inter_window is None
+    for bad in ("sideways", "local:0", "local:x", "global:3"):
+        with pytest.raises(ValueError, match="window"):
+            load_separator(tmp_path / "global", window=bad)
 
 
 def test_scale_equivariance():
@@ -102,6 +124,7 @@ def test_bad_configs():
         SeparatorConfig(n_src=0)
 
 
+@pytest.mark.slow
 def test_overfit_one_mixture_raises_si_snr():
     torch.manual_seed(0)
     s1 = torch.from_numpy(voice(120, 0.5, 8000, 1))

@@ -43,6 +43,7 @@ def _weights(exp):
     return torch.load(Path(exp) / "checkpoint.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_reaches_the_same_weights(tmp_path, tiny_librispeech):
     steps = 40  # the kill lands somewhere in 6..39: room for a loaded machine
     straight = _run(_args(tiny_librispeech, tmp_path / "a", steps))
@@ -130,12 +131,34 @@ def test_config_rejects_unknown_keys_and_objects(tmp_path):
 
 
 def test_shipped_recipe_configs_parse():
-    for path in (ROOT / "hubbub" / "recipes" / "configs").glob("separator-*.yaml"):
-        build_configs(build_parser().parse_args([]), SeparatorTrainConfig, SeparatorConfig, load_yaml(path))
+    """Every shipped config builds, and its values arrive (not the defaults)."""
+    from hubbub.models.asr import ASRConfig
+    from hubbub.recipes import train_asr
+
+    configs = ROOT / "hubbub" / "recipes" / "configs"
+    recipes = {"separator": (build_parser, SeparatorTrainConfig, SeparatorConfig),
+               "asr": (train_asr.build_parser, train_asr.AsrTrainConfig, ASRConfig)}
+    seen = set()
+    for path in sorted(configs.glob("*.yaml")):
+        kind = path.name.split("-")[0]
+        parser, train_cls, model_cls = recipes[kind]
+        raw = load_yaml(path)
+        cfg, model_cfg = build_configs(parser().parse_args([]), train_cls, model_cls, raw)
+        assert isinstance(cfg, train_cls) and isinstance(model_cfg, model_cls)
+        for key, value in raw.items():
+            if isinstance(value, dict):
+                for field, v in value.items():
+                    assert getattr(model_cfg, field) == v, (path.name, field)
+            else:
+                got = getattr(cfg, key)
+                assert (list(got) if isinstance(got, tuple) else got) == value, (path.name, key)
+        seen.add(kind)
+    assert seen == {"separator", "asr"}
 
 
 @pytest.mark.skipif(not hasattr(torch.distributed, "is_gloo_available") or not torch.distributed.is_gloo_available(),
                     reason="gloo backend not built")
+@pytest.mark.slow
 def test_ddp_two_processes_hold_identical_weights(tmp_path, tiny_librispeech):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",

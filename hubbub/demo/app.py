@@ -6,9 +6,10 @@ window in chunks), and get one player and transcript per voice, a timeline of
 who spoke when, spectrograms and masks, the separator's and the ASR's
 attention maps, the result as JSON and a zip of WAVs + JSON + SRT.
 
-One handler, :func:`analyze` (API endpoint ``/analyze``), does everything
-through the same ``Pipeline`` the CLI uses (``set_window`` then ``__call__``)
-and :mod:`hubbub.pipeline.maps` for the maps. Requests are queued one at a
+One handler, :func:`analyze` (API endpoint ``/analyze``), makes one call of
+the same ``Pipeline`` the CLI uses, asking it for ``Result.details`` (masks,
+attention maps, alignments, regions from the same forward passes), and draws
+those; the demo runs no model itself. Requests are queued one at a
 time; files are written only to per-request temporary folders; the server
 listens on the loopback interface unless told otherwise; analytics are off.
 
@@ -32,19 +33,20 @@ import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+import weakref  # noqa: E402
 import zipfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
-import torch  # noqa: E402
+import soundfile as sf  # noqa: E402
 
 from hubbub.demo import plots  # noqa: E402
 from hubbub.demo.cli import main  # noqa: E402  (``hubbub demo``: parsed without gradio)
-from hubbub.pipeline.audio import AudioError, load_audio  # noqa: E402
+from hubbub.models.separator import LOCAL_INTER_WINDOW  # noqa: E402
+from hubbub.pipeline import Pipeline  # noqa: E402
+from hubbub.pipeline.audio import AudioError  # noqa: E402
 from hubbub.pipeline.formats import write_outputs  # noqa: E402
-from hubbub.pipeline.maps import asr_details, separator_details, spectrogram  # noqa: E402
-from hubbub.pipeline.regions import speech_regions  # noqa: E402
-from hubbub.pipeline.writers import write_audio  # noqa: E402
+from hubbub.pipeline.maps import spectrogram  # noqa: E402
 
 __all__ = ["EXAMPLES_DIR", "analyze", "build_demo", "examples", "launch", "main"]
 
@@ -55,9 +57,6 @@ EXAMPLES_DIR = DEMO_DIR / "examples"
 MAX_PLAYERS = 3
 #: requests waiting in the queue at most (one runs at a time)
 QUEUE_SIZE = 16
-#: seconds of audio analysed for the attention figures (the whole recording is transcribed)
-SEPARATOR_VIEW_SECONDS = 20.0
-ASR_VIEW_SECONDS = 15.0
 #: request folders older than this are removed when a new request starts
 KEEP_SECONDS = 3600.0
 NO_ASR_NOTE = (
@@ -116,8 +115,6 @@ _default = None
 def _default_pipeline():
     global _default
     if _default is None:
-        from hubbub.pipeline import Pipeline
-
         _default = Pipeline.from_pretrained()
     return _default
 
@@ -130,7 +127,7 @@ def _check_request(pipeline, audio_path, n_speakers, window, window_size) -> tup
     audio_path = str(audio_path)
     try:
         n_speakers = int(n_speakers) if n_speakers not in (None, "") else pipeline.n_speakers
-        window_size = int(window_size) if window_size not in (None, "") else 16
+        window_size = int(window_size) if window_size not in (None, "") else LOCAL_INTER_WINDOW
     except (TypeError, ValueError):
         raise gr.Error(f"invalid settings: speakers={n_speakers!r}, window size={window_size!r}",
                        print_exception=False) from None
@@ -145,6 +142,33 @@ def _check_request(pipeline, audio_path, n_speakers, window, window_size) -> tup
     return audio_path, n_speakers, window_size
 
 
+#: for each pipeline the demo serves, its variants by (window, length limit), built once
+_variants: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _pipeline_for(pipeline, window: int | None, max_seconds: float | None):
+    """``pipeline`` with the separator's inter-chunk attention ``window`` (None: global) and the
+    length limit ``max_seconds``: the pipeline itself when it has both, else a variant built once,
+    with a new separator of the same weights and the changed configuration (settings are given
+    when an object is built, never poked into it afterwards)."""
+    sep = pipeline.separator
+    limit = pipeline.max_seconds if max_seconds is None else min(max_seconds, pipeline.max_seconds or max_seconds)
+    if (sep is None or sep.config.inter_window == window) and limit == pipeline.max_seconds:
+        return pipeline
+    variants = _variants.setdefault(pipeline, {})
+    if (window, limit) not in variants:
+        from hubbub.pipeline.separate import with_config
+
+        if sep is not None and sep.config.inter_window != window:
+            sep = with_config(sep, inter_window=window)
+        variants[(window, limit)] = Pipeline(
+            sep, pipeline.asr, device=pipeline.device, chunk_seconds=pipeline.chunk_seconds,
+            overlap_seconds=pipeline.overlap_seconds, beam_size=pipeline.beam_size, ctc_weight=pipeline.ctc_weight,
+            lm=pipeline.lm, regions=pipeline.regions, max_seconds=limit, names=pipeline.names,
+        )
+    return variants[(window, limit)]
+
+
 def analyze(
     audio_path,
     n_speakers,
@@ -156,6 +180,10 @@ def analyze(
     max_seconds: float | None = None,
 ):
     """Separate and transcribe one recording: every output of the demo (API ``/analyze``).
+
+    One call of the pipeline (:meth:`Pipeline.transcribe_to_dir` with ``details``)
+    does all the model work, the same as ``hubbub transcribe``; the figures are
+    drawn from its ``Result`` and ``Result.details``, nothing is run twice.
 
     Args:
         audio_path: the recording (a file path; Gradio's upload or recording).
@@ -182,31 +210,29 @@ def analyze(
 
     audio_path, n_speakers, window_size = _check_request(pipeline, audio_path, n_speakers, window, window_size)
     name = Path(audio_path).name
+    stem = Path(name).stem or "audio"
+    folder = _request_dir()
 
-    report(0.0, "reading and separating")
-    pipeline.set_window("global" if window == "global" else window_size)
-    limit = pipeline.max_seconds
-    if max_seconds is not None and (limit is None or limit > max_seconds):
-        pipeline.max_seconds = max_seconds
+    report(0.0, "separating")
+    pipe = _pipeline_for(pipeline, None if window == "global" else window_size, max_seconds)
     try:
-        result = pipeline(audio_path, speakers=n_speakers,
-                          progress=lambda done, total: report(0.6 * done / max(total, 1), "separating"))
-        mixture, sr = load_audio(audio_path)
+        result = pipe.transcribe_to_dir(
+            audio_path, folder / "voices", speakers=n_speakers, details=True,
+            progress=lambda done, total: report(0.6 * done / max(total, 1), "separating"),
+        )
     except AudioError as err:
         raise gr.Error(f"{name}: {err.problem}", print_exception=False) from None
-    finally:
-        pipeline.max_seconds = limit
-    separated = n_speakers != 1 and pipeline.separator is not None
+    separated = n_speakers != 1 and pipe.separator is not None
+    details = result.details
 
-    report(0.65, "writing outputs")
-    folder = _request_dir()
-    stem = Path(name).stem or "audio"
+    report(0.8, "writing outputs")
     wavs = []
     for spk in result.speakers:
-        wavs.append(write_audio(folder / f"{stem}.{spk.id}.wav", spk.waveform, result.sample_rate))
+        wavs.append(folder / f"{stem}.{spk.id}.wav")
+        os.replace(spk.audio, wavs[-1])
         spk.audio = wavs[-1].name
     result.audio = name
-    texts = write_outputs(result, folder, stem, ["json", "srt"], words=pipeline.asr is not None)
+    texts = write_outputs(result, folder, stem, ["json", "srt"], words=pipe.asr is not None)
     bundle = _zip(folder, [*wavs, *texts], f"{stem}.hubbub.zip")
 
     players, transcripts = [], []
@@ -214,8 +240,10 @@ def analyze(
         if k < len(result.speakers):
             spk = result.speakers[k]
             label = spk.id if separated else f"{spk.id} (not separated)"
+            if details["leakage"][k]:
+                label += " (leakage of another voice: no speaker)"
             players.append(gr.update(value=str(wavs[k]), visible=True, label=label, subtitles=_subtitles(spk)))
-            if pipeline.asr is None:
+            if pipe.asr is None:
                 text = "(no ASR model loaded: separation only)"
             else:
                 text = "\n".join(f"[{s.start:6.2f}-{s.end:6.2f}] {s.text}" for s in spk.segments) or "(no speech)"
@@ -224,30 +252,31 @@ def analyze(
             players.append(gr.update(value=None, visible=False, subtitles=None))
             transcripts.append(gr.update(value="", visible=False))
 
-    report(0.7, "drawing the maps")
-    streams = torch.stack([s.waveform for s in result.speakers])
-    activity = speech_regions(streams, result.sample_rate, pipeline.regions)
-    timeline = plots.timeline_figure(result, activity=activity)
-    if separated:
-        sep = separator_details(pipeline.separator, mixture, sr, max_seconds=SEPARATOR_VIEW_SECONDS)
-        spec_fig = plots.spectrogram_figure(sep, names=[s.id for s in result.speakers])
-        sep_fig = plots.separator_attention_figure(sep)
-    else:
-        spec_fig = plots.spectrogram_figure({"mixture_spec": spectrogram(mixture, sr)})
-        sep_fig = None
+    report(0.85, "drawing")
+    timeline = plots.timeline_figure(result, activity=details["regions"])
+    sep_fig = None
+    if "separator" in details:
+        spec_fig = plots.spectrogram_figure(details["separator"], names=[s.id for s in result.speakers])
+        sep_fig = plots.separator_attention_figure(details["separator"])
+    else:  # not separated (the one voice is the recording), or a first window too long for attention weights
+        voices = [sf.read(str(w), dtype="float32")[0] for w in wavs]
+        spec = {"mixture_spec": spectrogram(sum(voices), result.sample_rate)}
+        if separated:
+            spec["source_specs"] = [spectrogram(v, result.sample_rate, ref=spec["mixture_spec"]["ref"])
+                                    for v in voices]
+        spec_fig = plots.spectrogram_figure(spec, names=[s.id for s in result.speakers])
 
     asr_fig = cross_fig = None
-    if pipeline.asr is None:
+    if pipe.asr is None:
         note = NO_ASR_NOTE
     else:
-        report(0.85, "ASR attention")
-        maps = [asr_details(pipeline.asr, s.waveform, result.sample_rate, max_seconds=ASR_VIEW_SECONDS)
-                for s in result.speakers[:MAX_PLAYERS]]
-        ids = [s.id for s in result.speakers[:MAX_PLAYERS]]
-        asr_fig = plots.asr_attention_figure(maps, ids)
-        cross_fig = plots.cross_attention_figure(maps, ids)
-        note = (f"ASR: `{pipeline.names.get('asr', 'asr')}`; maps of the first {ASR_VIEW_SECONDS:g} s of each voice "
-                "(decoded whole; the transcripts above are decoded region by region).")
+        shown = [s.id for s in result.speakers[:MAX_PLAYERS] if s.id in details.get("asr", {})]
+        if shown:
+            maps = [details["asr"][i] for i in shown]
+            asr_fig = plots.asr_attention_figure(maps, shown)
+            cross_fig = plots.cross_attention_figure(maps, shown)
+        note = (f"ASR: `{pipe.names.get('asr', 'asr')}`; the maps are those of each voice's first speech "
+                "region, from the pass that transcribed it.")
     report(1.0, "done")
     return (*players, *transcripts, timeline, spec_fig, sep_fig, asr_fig, cross_fig, note,
             result.to_dict(words=True), str(bundle))
@@ -262,8 +291,6 @@ def build_demo(pipeline=None, max_seconds: float = 600, max_file_size: str | int
     examples; any of these can still be overridden by keyword.
     """
     if pipeline is None:
-        from hubbub.pipeline import Pipeline
-
         pipeline = Pipeline.from_pretrained()
     choices = _speaker_choices(pipeline)
     sep_name = pipeline.names.get("separator", "separator")
@@ -288,7 +315,7 @@ def build_demo(pipeline=None, max_seconds: float = 600, max_file_size: str | int
                 window = gr.Radio(["global", "local"], value="global", label="Inter-chunk attention",
                                   info="global: every chunk sees all chunks; local: a window of chunks",
                                   elem_id="window")
-                window_size = gr.Slider(1, 64, value=16, step=1, label="Local window (chunks)",
+                window_size = gr.Slider(1, 64, value=LOCAL_INTER_WINDOW, step=1, label="Local window (chunks)",
                                         info="used when the attention is local", elem_id="window-size")
                 run_btn = gr.Button("Run", variant="primary", elem_id="run")
                 found = examples()
@@ -349,8 +376,6 @@ def launch(
 ) -> gr.Blocks:
     """Build the demo and serve it (blocks unless ``prevent_thread_lock``)."""
     if pipeline is None:
-        from hubbub.pipeline import Pipeline
-
         pipeline = Pipeline.from_pretrained(separator=separator, asr=asr)
     demo = build_demo(pipeline, max_seconds=max_seconds, max_file_size=max_file_size)
     # gradio's own start-up lines speak of launch(share=True); say it in this command's words instead

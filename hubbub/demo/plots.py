@@ -277,8 +277,8 @@ def cross_attention_figure(details_list, names=None) -> Figure:
             ax.set_axis_off()
             ax.text(0.5, 0.5, f"{name}: nothing decoded", ha="center", va="center")
             continue
-        shift = d["frame_shift"]
-        extent = [0, cross.shape[1] * shift, cross.shape[0] - 0.5, -0.5]
+        shift, offset = d["frame_shift"], d.get("offset", 0.0)
+        extent = [offset, offset + cross.shape[1] * shift, cross.shape[0] - 0.5, -0.5]
         finite = cross[np.isfinite(cross)]
         ax.imshow(cross, aspect="auto", extent=extent, cmap="Greens", interpolation="nearest",
                   vmin=0.0, vmax=max(float(finite.max()) if finite.size else 1.0, 1e-6))

@@ -473,15 +473,6 @@ class SpeechTransformer(nn.Module, PretrainedMixin):
         """Seconds per encoder frame."""
         return self.config.frame_shift
 
-    def set_encoder_window(self, window: int | None) -> None:
-        """Switch the encoder's time attention (2D blocks and transformer layers) to
-        global (None) or local (``window`` frames after subsampling); the weights are
-        the same, so a model trained global can run local on long inputs."""
-        for block in self.encoder.twod:
-            block.attend.window = window
-        for layer in self.encoder.layers:
-            layer.attn.window = window
-
     def set_tokenizer(self, tokenizer: Tokenizer) -> None:
         if tokenizer.vocab_size != self.config.vocab_size:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens, config.vocab_size={self.config.vocab_size}")

@@ -19,10 +19,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LOCAL_SCORE_BUDGET", "MultiHeadAttention", "band_to_dense", "local_attention_mask"]
+__all__ = ["LOCAL_SCORE_BUDGET", "MultiHeadAttention", "band_to_dense", "local_attention_mask", "parse_window"]
 
 #: most attention scores (floats) that local attention holds at once; longer inputs go in groups of blocks
 LOCAL_SCORE_BUDGET = 1 << 22
+
+
+def parse_window(spec: str | int | None, default_local: int | None = None) -> int | None:
+    """An attention window from its spelling: ``"global"`` or None -> None (global),
+    ``"local:W"`` or ``W`` -> ``W``, ``"local"`` -> ``default_local`` (when the model
+    names one)."""
+    if spec is None or spec == "global":
+        return None
+    if isinstance(spec, str):
+        kind, _, width = spec.partition(":")
+        if kind != "local" or (not width and default_local is None):
+            raise ValueError(f"attention window must be 'global' or 'local:W' (W >= 1), got {spec!r}")
+        try:
+            spec = int(width) if width else default_local
+        except ValueError:
+            raise ValueError(f"attention window must be 'global' or 'local:W' (W >= 1), got {spec!r}") from None
+    if spec < 1:
+        raise ValueError(f"a local attention window must be at least 1, got {spec}")
+    return int(spec)
 
 
 def local_attention_mask(length: int, window: int, device=None) -> torch.Tensor:

@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from hubbub.models.asr import SpeechTransformer, as_batch, padding_mask
@@ -533,42 +532,27 @@ def _all_tokens(k: int, vocab: int, device) -> torch.Tensor:
 def ctc_forced_align(
     log_probs: torch.Tensor, tokens: Sequence[int], blank: int = BLANK_ID
 ) -> list[tuple[int, int]] | None:
-    """Viterbi CTC alignment of ``tokens`` to ``log_probs (T, V)``.
+    """Viterbi CTC alignment of ``tokens`` to ``log_probs (T, V)``
+    (:func:`torchaudio.functional.forced_align`).
 
     Returns ``(first frame, last frame + 1)`` of each token, or None when no
     path exists (fewer frames than tokens plus repeated neighbours).
     """
+    import torchaudio.functional as AF
+
     n_tok = len(tokens)
     if n_tok == 0:
         return []
-    lp = log_probs.detach().double().cpu().numpy()
-    n_frames = lp.shape[0]
-    ext = np.full(2 * n_tok + 1, blank, dtype=np.int64)
-    ext[1::2] = tokens
-    n_states = ext.size
-    emit = lp[:, ext]  # (T, S)
-    skip = np.zeros(n_states, dtype=bool)
-    skip[3::2] = ext[3::2] != ext[1:-2:2]  # label -> next different label, over the blank
-    alpha = np.full(n_states, -np.inf)
-    alpha[:2] = emit[0, :2]
-    back = np.zeros((n_frames, n_states), dtype=np.int8)
-    for t in range(1, n_frames):
-        prev1 = np.concatenate(([-np.inf], alpha[:-1]))
-        prev2 = np.where(skip, np.concatenate(([-np.inf, -np.inf], alpha[:-2])), -np.inf)
-        stacked = np.stack([alpha, prev1, prev2])
-        back[t] = stacked.argmax(0)
-        alpha = stacked.max(0) + emit[t]
-    s = n_states - 1 if n_states == 1 or alpha[-1] >= alpha[-2] else n_states - 2
-    if not np.isfinite(alpha[s]):
+    repeats = sum(int(a == b) for a, b in zip(tokens, tokens[1:]))
+    if log_probs.shape[0] < n_tok + repeats:
         return None
-    spans = [[n_frames, -1] for _ in range(n_tok)]
-    for t in range(n_frames - 1, -1, -1):
-        if s % 2:
-            u = s // 2
-            spans[u][0] = t
-            spans[u][1] = max(spans[u][1], t + 1)
-        s -= int(back[t, s])
-    return [(a, b) for a, b in spans]
+    lp = log_probs.detach().float().cpu()[None]
+    targets = torch.tensor([list(tokens)], dtype=torch.int32)
+    labels, scores = AF.forced_align(lp, targets, blank=blank)
+    spans = AF.merge_tokens(labels[0], scores[0].exp(), blank=blank)
+    if len(spans) != n_tok or not all(torch.isfinite(scores[0])):
+        return None
+    return [(s.start, s.end) for s in spans]
 
 
 def _attention_spans(cross: torch.Tensor, n_tok: int) -> list[tuple[int, int]]:

@@ -87,9 +87,13 @@ class PretrainedMixin:
         return cls.config_class(**{k: v for k, v in meta.items() if k in names})
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu"):
-        """Load a model saved by :meth:`save_pretrained` (in eval mode)."""
-        model = cls(cls.load_config(directory))
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", **config):
+        """Load a model saved by :meth:`save_pretrained` (in eval mode).
+
+        Keywords change fields of the saved configuration that the weights do not
+        depend on (e.g. an attention window); the model then saves the changed one.
+        """
+        model = cls(dataclasses.replace(cls.load_config(directory), **config))
         model.load_state_dict(load_file(str(Path(directory) / "model.safetensors"), device=str(device)))
         model.load_extra_files(Path(directory))
         return model.to(device).eval()

@@ -55,9 +55,10 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
                **overrides) -> torch.nn.Module:
     """Load any hubbub model in eval mode.
 
-    ``overrides``: config fields set when the model is built (Whisper:
-    ``encoder_window``, ``tf_channels``). ``int8``: dynamic int8 quantisation
-    of a Whisper model's linear layers, for CPU inference.
+    ``overrides``: config fields set when the model is built (and saved with
+    it): ``inter_window`` of a separator, ``encoder_window`` of an ASR,
+    ``tf_channels`` of a Whisper model. ``int8``: dynamic int8 quantisation of
+    a Whisper model's linear layers, for CPU inference.
     """
     directory = resolve_model_dir(name_or_path)
     kind = model_type(directory)
@@ -65,12 +66,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         raise ValueError(f"{directory}: unknown model_type {kind!r}; known: {sorted(MODEL_TYPES)}")
     module, name = MODEL_TYPES[kind]
     cls = getattr(importlib.import_module(module), name)
-    if overrides:
-        if kind != "hubbub-whisper":
-            raise ValueError(f"{directory}: config overrides {sorted(overrides)} are for Whisper models")
-        model = cls.from_pretrained(directory, device=device, **overrides)
-    else:
-        model = cls.from_pretrained(directory, device=device)
+    model = cls.from_pretrained(directory, device=device, **overrides)
     if int8:
         if kind != "hubbub-whisper":
             raise ValueError(f"{directory}: int8 quantisation is for Whisper models")

@@ -19,7 +19,10 @@ from hubbub.models.dualpath import chunk, overlap_add
 from hubbub.models.hub import PretrainedMixin
 from hubbub.models.transformer import TransformerLayer
 
-__all__ = ["DualPathBlock", "Separator", "SeparatorConfig", "SeparatorOutput"]
+__all__ = ["LOCAL_INTER_WINDOW", "DualPathBlock", "Separator", "SeparatorConfig", "SeparatorOutput"]
+
+#: inter-chunk window (chunks) that a bare ``local`` stands for (``--window local``)
+LOCAL_INTER_WINDOW = 16
 
 
 @dataclass(frozen=True)
@@ -161,12 +164,6 @@ class Separator(nn.Module, PretrainedMixin):
     @property
     def n_src(self) -> int:
         return self.config.n_src
-
-    def set_inter_window(self, window: int | None) -> None:
-        """Switch the inter-chunk attention to global (None) or local (``window`` chunks)."""
-        for block in self.masker.blocks:
-            for layer in block.inter:
-                layer.attn.window = window
 
     def encode(self, mix: torch.Tensor) -> torch.Tensor:
         """``(B, T) -> (B, N, L)``, padding ``T`` to a whole number of hops."""

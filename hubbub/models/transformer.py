@@ -16,17 +16,15 @@ __all__ = ["ConvPositionEncoding", "FeedForward", "TransformerDecoderLayer", "Tr
 
 
 class ConvPositionEncoding(nn.Module):
-    """Depthwise Conv1d over time, added to the input: ``(B, T, D) -> (B, T, D)``."""
+    """Depthwise Conv1d over time, centred, added to the input: ``(B, T, D) -> (B, T, D)``."""
 
-    def __init__(self, d_model: int, kernel_size: int = 7, causal: bool = False) -> None:
+    def __init__(self, d_model: int, kernel_size: int = 7) -> None:
         super().__init__()
-        self.causal = causal
-        self.pad = kernel_size - 1 if causal else kernel_size // 2
+        self.pad = kernel_size // 2
         self.conv = nn.Conv1d(d_model, d_model, kernel_size, padding=self.pad, groups=d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x.transpose(1, 2))
-        y = y[..., : x.shape[1]]  # causal: keep the first T outputs
+        y = self.conv(x.transpose(1, 2))[..., : x.shape[1]]  # an even kernel gives one output too many
         return x + y.transpose(1, 2)
 
 

@@ -22,7 +22,6 @@ Hugging Face and CTranslate2 checkpoints in :mod:`hubbub.models.whisper_import`.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from dataclasses import dataclass
 from functools import cached_property
@@ -364,20 +363,6 @@ class WhisperASR(nn.Module, PretrainedMixin):
         if self.tf is not None and not any(k.startswith("tf.") for k in state):
             state = {**state, **{f"tf.{k}": v for k, v in self.tf.state_dict().items()}}
         return super().load_state_dict(state, strict=strict, assign=assign)
-
-    @classmethod
-    def from_pretrained(cls, directory, device="cpu", **overrides):
-        """Load a model folder; ``overrides`` replace config fields at build time
-        (``encoder_window=64``, ``tf_channels=8``) and are saved with the model."""
-        cfg = cls.load_config(directory)
-        if overrides:
-            cfg = dataclasses.replace(cfg, **overrides)
-        from safetensors.torch import load_file
-
-        model = cls(cfg)
-        model.load_state_dict(load_file(str(Path(directory) / "model.safetensors"), device=str(device)))
-        model.load_extra_files(Path(directory))
-        return model.to(device).eval()
 
 
 def quantize_int8(model: WhisperASR) -> WhisperASR:

@@ -1,8 +1,9 @@
 """What the models looked at, for display: spectrograms, masks and attention maps.
 
-Everything here reuses the models' own outputs (``Separator.forward(...,
-return_details=True)``, ``SpeechTransformer.encode(..., return_maps=True)`` and
-``greedy_decode(..., return_cross_attention=True)``) and only reshapes them:
+Everything here reuses the models' own outputs, taken from the forward passes
+that separated and transcribed the recording (``Separator.forward(...,
+return_details=True)``, the encoder's 2D maps and ``decode(...,
+return_cross_attention=True)``); nothing here runs a model. It only reshapes them:
 averages over heads or channels, expands banded local attention, pools long
 maps to a displayable size, and puts every axis on the recording's time (or
 frequency) scale. The results are plain NumPy arrays; drawing them is
@@ -23,10 +24,8 @@ import numpy as np
 import torch
 
 from hubbub.models.attention import band_to_dense
-from hubbub.models.decoding import inference
-from hubbub.pipeline.audio import resample
 
-__all__ = ["asr_details", "separator_details", "spectrogram"]
+__all__ = ["asr_details", "separator_details", "separator_seconds_limit", "spectrogram"]
 
 #: attention maps are pooled to at most this many rows and columns
 MAX_BINS = 400
@@ -111,9 +110,10 @@ def _heads_mean(weights: torch.Tensor, head_dim: int, window: int | None, length
     return _numpy(w)
 
 
-def _inter_seconds_limit(cfg, window: int | None) -> float | None:
-    """Longest input whose global inter-chunk weights fit in :data:`INTER_BUDGET`."""
-    if window is not None:
+def separator_seconds_limit(cfg) -> float | None:
+    """Longest window whose global inter-chunk weights fit in :data:`INTER_BUDGET`
+    (None: any, with local inter-chunk attention)."""
+    if cfg.inter_window is not None:
         return None
     k, h = cfg.chunk_size, cfg.n_heads
     s_max = int(math.sqrt(INTER_BUDGET / (k * h)))
@@ -121,20 +121,20 @@ def _inter_seconds_limit(cfg, window: int | None) -> float | None:
     return frames * cfg.stride / cfg.sample_rate
 
 
-def separator_details(separator, wav, sample_rate: int, max_seconds: float = 20.0) -> dict:
-    """Spectrograms, masks and last-block attention of ``separator`` on ``wav``.
+def separator_details(separator, x: torch.Tensor, output) -> dict:
+    """Spectrograms, masks and last-block attention of one forward pass of ``separator``.
 
     Args:
-        separator: a :class:`~hubbub.models.separator.Separator`.
-        wav: mono ``(T,)`` waveform at ``sample_rate``.
-        max_seconds: only the first ``max_seconds`` are analysed (attention maps
-            grow with the square of the length); less when the global
-            inter-chunk weights would not fit in memory.
+        separator: the :class:`~hubbub.models.separator.Separator` that ran (its
+            configuration and encoder filters are read, it is not run again).
+        x: ``(T,)`` the window it separated, at its rate.
+        output: the :class:`~hubbub.models.separator.SeparatorOutput` of
+            ``separator(x[None], return_details=True)``.
 
     Returns a dict (arrays are NumPy, times in seconds from the start of the
-    recording, frequencies in Hz)::
+    window, frequencies in Hz)::
 
-        sample_rate, seconds, truncated, n_src, stride, chunk_size, n_chunks,
+        sample_rate, seconds, n_src, stride, chunk_size, n_chunks,
         frame_seconds, inter_window, intra_window, n_blocks
         mixture (T,), sources (n_src, T)             at the separator's rate
         mixture_spec, source_specs [...]             spectrogram() dicts, common 0 dB
@@ -150,25 +150,15 @@ def separator_details(separator, wav, sample_rate: int, max_seconds: float = 20.
     """
     cfg = separator.config
     sr = cfg.sample_rate
-    x = resample(_mono(wav), sample_rate, sr)
-    inter_window = separator.masker.blocks[-1].inter[-1].attn.window if cfg.n_blocks else None
-    intra_window = separator.masker.blocks[-1].intra[-1].attn.window if cfg.n_blocks else None
-    limits = [s for s in (max_seconds, _inter_seconds_limit(cfg, inter_window)) if s is not None]
+    x = x.detach().float().cpu()
     n = x.shape[-1]
-    if limits:
-        n = min(n, max(cfg.kernel_size, int(min(limits) * sr)))
-    truncated = n < x.shape[-1]
-    x = x[:n]
-    scale = float(x.abs().max())
-    device = next(separator.parameters()).device
-    with inference(separator):
-        out = separator((x / (scale if scale > 0 else 1.0)).to(device)[None], return_details=True)
-    sources = out.sources[0].cpu() * (scale if scale > 0 else 1.0)
+    inter_window, intra_window = cfg.inter_window, cfg.intra_window
+    sources = output.sources[0].detach().float().cpu()
 
     k = cfg.chunk_size
     hop = k // 2
     frame_s = cfg.stride / sr
-    masks = _numpy(out.masks[0])  # (n_src, N, L)
+    masks = _numpy(output.masks[0])  # (n_src, N, L)
     n_frames = masks.shape[-1]
 
     # encoder channels ordered by the peak frequency of their filters
@@ -181,7 +171,6 @@ def separator_details(separator, wav, sample_rate: int, max_seconds: float = 20.
     details = {
         "sample_rate": sr,
         "seconds": n / sr,
-        "truncated": truncated,
         "n_src": cfg.n_src,
         "stride": cfg.stride,
         "chunk_size": k,
@@ -199,7 +188,7 @@ def separator_details(separator, wav, sample_rate: int, max_seconds: float = 20.
     details["mixture_spec"] = mix_spec
     details["source_specs"] = [spectrogram(s, sr, ref=mix_spec["ref"]) for s in sources]
 
-    intra_w, inter_w = out.intra_attention[-1], out.inter_attention[-1]
+    intra_w, inter_w = output.intra_attention[-1], output.inter_attention[-1]
     if intra_w is None or inter_w is None:
         return details
     intra = _heads_mean(intra_w[0], 1, intra_window, k)  # (S, K, K)
@@ -237,70 +226,49 @@ def separator_details(separator, wav, sample_rate: int, max_seconds: float = 20.
     return details
 
 
-def _mel_centres_hz(n_mels: int, sample_rate: int, f_min: float = 0.0) -> np.ndarray:
-    """Centre frequencies of torchaudio's default (HTK) mel filterbank."""
-
-    def mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    points = np.linspace(mel(f_min), mel(sample_rate / 2), n_mels + 2)[1:-1]
-    return 700.0 * (10 ** (points / 2595.0) - 1.0)
-
-
-def asr_details(asr, wav, sample_rate: int, max_seconds: float = 15.0) -> dict:
-    """2D attention maps and decoder cross-attention of ``asr`` on ``wav``.
+def asr_details(asr, maps: list, hypothesis, frames: int, offset: float = 0.0) -> dict:
+    """2D attention maps and decoder cross-attention of one utterance, from the
+    pass that decoded it (see :meth:`hubbub.pipeline.Pipeline.__call__` with ``details``).
 
     Args:
-        asr: a :class:`~hubbub.models.asr.SpeechTransformer`.
-        wav: mono ``(T,)`` waveform at ``sample_rate`` (one voice).
-        max_seconds: only the first ``max_seconds`` are analysed.
+        asr: the :class:`~hubbub.models.asr.SpeechTransformer` (its configuration
+            and tokenizer are read, it is not run again).
+        maps: the utterance's :class:`~hubbub.models.asr.TwoDMaps`, one per 2D
+            block, batch axis of length 1 (only the first block is shown).
+        hypothesis: its :class:`~hubbub.models.decoding.Hypothesis`, with
+            ``cross_attention``.
+        frames: its length in encoder frames (the rest of the batch's maps is padding).
+        offset: its start in the recording (s); every time axis is shifted by it.
 
     Returns a dict::
 
-        sample_rate, seconds, truncated, frame_shift, text
+        frame_shift, offset, text
         time_attention (T', T'), times (T',)    first 2D block, averaged over channels
         freq_attention (F', F'), freq_hz (F',)  idem; mel bands after subsampling
-        cross_attention (U + 1, T')             decoder over the greedy result (the model's default
-                                                decoder), last layer, mean over heads
+        cross_attention (U + 1, T')             last decoder layer, mean over heads
         tokens [U + 1 str]                      emitted pieces, the last one "</s>"
-        words [(word, start, end)]
+        words [(word, start, end)]              in the recording's seconds
     """
-    from hubbub.models.decoding import decode
+    import librosa
 
     cfg = asr.config
-    sr = cfg.sample_rate
-    x = resample(_mono(wav), sample_rate, sr)
-    n = min(x.shape[-1], max(1, int(max_seconds * sr)))
-    truncated = n < x.shape[-1]
-    x = x[:n]
-    device = next(asr.parameters()).device
-    with inference(asr):
-        _, _, maps = asr.encode(x.to(device)[None], return_maps=True)
-    hyp = decode(asr, x.to(device)[None], return_cross_attention=True)[0]
     shift = asr.frame_shift
     details = {
-        "sample_rate": sr,
-        "seconds": n / sr,
-        "truncated": truncated,
         "frame_shift": shift,
-        "text": hyp.text,
-        "words": [(w.word, w.start, w.end) for w in hyp.words],
+        "offset": offset,
+        "text": hypothesis.text,
+        "words": [(w.word, offset + w.start, offset + w.end) for w in hypothesis.words],
+        "times": offset + np.arange(frames) * shift,
     }
     if maps:
-        time_map = _numpy(maps[0].time[0].mean(0))  # (T', T')
+        time_map = _numpy(maps[0].time[0, :, :frames, :frames].mean(0))  # (T', T')
         freq_map = _numpy(maps[0].freq[0].mean(0))  # (F', F')
-        mel_hz = _mel_centres_hz(cfg.n_mels, sr)
+        mel_hz = librosa.mel_frequencies(cfg.n_mels + 2, fmin=0.0, fmax=cfg.sample_rate / 2, htk=True)[1:-1]
         sub = np.minimum(np.arange(freq_map.shape[0]) * 4, cfg.n_mels - 1)  # centre of each subsampled band
-        details.update(
-            time_attention=time_map,
-            times=np.arange(time_map.shape[0]) * shift,
-            freq_attention=freq_map,
-            freq_hz=mel_hz[sub],
-        )
-    if hyp.cross_attention is not None:
+        details.update(time_attention=time_map, freq_attention=freq_map, freq_hz=mel_hz[sub])
+    if hypothesis.cross_attention is not None:
         tok = asr.tokenizer
-        pieces = [tok.id_to_piece(t) if tok is not None else str(t) for t in hyp.tokens]
-        details["cross_attention"] = _numpy(hyp.cross_attention)
+        pieces = [tok.id_to_piece(t) if tok is not None else str(t) for t in hypothesis.tokens]
+        details["cross_attention"] = _numpy(hypothesis.cross_attention[:, :frames])
         details["tokens"] = [*pieces, "</s>"]
-        details.setdefault("times", np.arange(hyp.cross_attention.shape[-1]) * shift)
     return details

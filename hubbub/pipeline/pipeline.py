@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hubbub.pipeline.audio import AudioError, check_waveform, load_audio, probe_audio, resample
-from hubbub.pipeline.regions import RegionConfig, file_levels, regions_from_levels, speech_regions
+from hubbub.pipeline.audio import AudioError, check_waveform, probe_audio, resample
+from hubbub.pipeline.regions import RegionConfig, file_levels, regions_from_levels
 from hubbub.pipeline.result import Result, Segment, SpeakerResult, Word
 from hubbub.pipeline.separate import (
     DEFAULT_CHUNK_SECONDS,
@@ -25,8 +26,8 @@ from hubbub.pipeline.separate import (
     DEFAULT_SEPARATOR,
     SeparationResult,
     load_separator,
+    separate_file,
     separate_to_files,
-    separate_waveform,
 )
 
 __all__ = ["DEFAULT_ASR", "Pipeline", "load_asr"]
@@ -38,27 +39,30 @@ DEFAULT_ASR = "whisper-base"
 ASR_BATCH = 8
 
 
-def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu", int8: bool = False,
-             **overrides):
+def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu", window: str | int | None = None,
+             int8: bool = False):
     """The default ASR (None), an embedded name, a Whisper name (``whisper-base``,
-    ``whisper-tiny.en``) or a model folder. ``int8``: dynamic int8 quantisation
-    of a Whisper model's linear layers (faster on a CPU, a little less accurate).
-    ``overrides``: config fields set when the model is built (Whisper's
-    ``encoder_window``)."""
-    from hubbub.models.loading import load_model, resolve_model_dir
+    ``whisper-tiny.en``) or a model folder.
 
-    directory = resolve_model_dir(name_or_path or DEFAULT_ASR)
-    return load_model(directory, device=device, int8=int8, **overrides)
+    ``window``: the encoder's time attention, ``"global"`` or ``"local:W"`` (``W``
+    encoder frames: 20 ms for Whisper, 40 ms for the small Speech-Transformer);
+    None keeps the saved one. It becomes part of the model's configuration (and
+    of what it saves). ``int8``: dynamic int8 quantisation of a Whisper model's
+    linear layers (faster on a CPU, a little less accurate).
+    """
+    from hubbub.models.attention import parse_window
+    from hubbub.models.loading import load_model
+
+    changes = {} if window is None else {"encoder_window": parse_window(window)}
+    return load_model(name_or_path or DEFAULT_ASR, device=device, int8=int8, **changes)
 
 
-def _read_span(stream, sample_rate: int, start: float, end: float) -> torch.Tensor:
-    """Samples ``[start, end)`` seconds of a waveform or of a mono audio file."""
-    a, b = int(start * sample_rate), int(end * sample_rate)
-    if torch.is_tensor(stream):
-        return stream[a:b]
+def _read_span(path, sample_rate: int, start: float, end: float) -> torch.Tensor:
+    """Samples ``[start, end)`` seconds of a mono audio file."""
     import soundfile as sf
 
-    data, _ = sf.read(str(stream), start=a, stop=b, dtype="float32", always_2d=True)
+    a, b = int(start * sample_rate), int(end * sample_rate)
+    data, _ = sf.read(str(path), start=a, stop=b, dtype="float32", always_2d=True)
     return torch.from_numpy(data.mean(axis=1))
 
 
@@ -74,6 +78,26 @@ class _Passthrough:
         return x[:, None]
 
 
+@contextlib.contextmanager
+def _encoder_maps(asr, store: list):
+    """While active, every encoder pass of ``asr`` also computes its 2D-attention maps
+    (``store`` gets one list of :class:`~hubbub.models.asr.TwoDMaps` per pass)."""
+
+    def ask(module, args, kwargs):
+        return args, {**kwargs, "return_maps": True}
+
+    def keep(module, args, kwargs, output):
+        store.append(output[2])
+
+    hooks = [asr.encoder.register_forward_pre_hook(ask, with_kwargs=True),
+             asr.encoder.register_forward_hook(keep, with_kwargs=True)]
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def _model_name(spec, default: str) -> str:
     return str(spec) if spec else default
 
@@ -81,12 +105,15 @@ def _model_name(spec, default: str) -> str:
 class Pipeline:
     """Separate a recording into voices, find where each speaks, transcribe it.
 
+    Every setting is given here, once; the models come with theirs (attention
+    windows are part of their configurations, see :meth:`from_pretrained`).
+
     Args:
         separator: a :class:`~hubbub.models.separator.Separator`, or None to
             transcribe the input as one voice.
         asr: a :class:`~hubbub.models.asr.SpeechTransformer`, or None to separate only.
         chunk_seconds, overlap_seconds: windowing of long recordings (see
-            :func:`~hubbub.pipeline.separate.separate_long`).
+            :func:`~hubbub.pipeline.separate.separate_stream`).
         beam_size: 1 for greedy decoding, more for joint CTC/attention beam search.
         ctc_weight: weight of the CTC score in decoding (beam search default: the
             model's training weight). With ``beam_size=1``, 1.0 decodes the CTC
@@ -94,6 +121,8 @@ class Pipeline:
             ``config.decoder`` names.
         lm: decode with the ASR's word language model (``asr.lm``); None: when it has one and
             the options above ask for nothing else (see :func:`~hubbub.models.decoding.decode`).
+        regions: where each voice speaks (:class:`~hubbub.pipeline.regions.RegionConfig`).
+        max_seconds: longer recordings are refused.
     """
 
     def __init__(
@@ -113,8 +142,10 @@ class Pipeline:
         self.separator = separator
         self.asr = asr
         self.device = device
-        self.chunk_seconds = chunk_seconds
+        self.chunk_seconds = chunk_seconds or None
         self.overlap_seconds = overlap_seconds
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {beam_size}")
         self.beam_size = beam_size
         if ctc_weight is not None and not 0.0 <= ctc_weight <= 1.0:
             raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
@@ -127,14 +158,20 @@ class Pipeline:
     @classmethod
     def from_pretrained(
         cls, separator: str | os.PathLike | None = None, asr: str | os.PathLike | None = None,
-        device: str = "cpu", load_asr_model: bool = True, **kwargs,
+        device: str = "cpu", load_asr_model: bool = True, window: str | None = None,
+        asr_window: str | None = None, **kwargs,
     ) -> Pipeline:
-        """Load the embedded defaults, or saved models by folder or embedded name."""
-        sep = load_separator(separator, device=device)
+        """Load the embedded defaults, or saved models by folder or embedded name.
+
+        ``window`` / ``asr_window``: the separator's inter-chunk / the ASR encoder's
+        attention, ``"global"`` or ``"local:W"`` (None: as saved); the rest of the
+        keywords go to the constructor.
+        """
+        sep = load_separator(separator, device=device, window=window)
         rec = None
         if load_asr_model:
             try:
-                rec = load_asr(asr, device=device)
+                rec = load_asr(asr, device=device, window=asr_window)
             except FileNotFoundError:
                 if asr is not None:
                     raise
@@ -148,82 +185,89 @@ class Pipeline:
     def n_speakers(self) -> int:
         return self.separator.n_src if self.separator is not None else 1
 
-    def set_window(self, window: str | int | None) -> None:
-        """Inter-chunk attention of the separator: "global", "local" or a window in chunks."""
-        if self.separator is None:
-            return
-        w = {"global": None, "local": 16}.get(window, window) if isinstance(window, str) else window
-        self.separator.set_inter_window(w)
+    def _decode_spans(self, spans: list[tuple], detail: set[int] = frozenset()) -> list[tuple]:
+        """Decode ``(voice file, sample_rate, start, end)`` spans, ``ASR_BATCH`` at a time in
+        order of length (little padding).
 
-    # ---- pieces ---------------------------------------------------------------------
-    def _read(self, audio, sample_rate: int | None) -> tuple[torch.Tensor, int, str | None]:
-        if isinstance(audio, (str, os.PathLike)):
-            wav, sr = load_audio(audio, min_seconds=0.05, max_seconds=self.max_seconds)
-            return wav, sr, str(audio)
-        if sample_rate is None:
-            raise ValueError("sample_rate is required when passing a waveform")
-        wav = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio).float()
-        if wav.dim() == 2:
-            wav = wav.mean(dim=0 if wav.shape[0] < wav.shape[1] else 1)
-        check_waveform(wav, sample_rate, None, min_seconds=0.05, max_seconds=self.max_seconds)
-        return wav, sample_rate, None
-
-    def separate(self, wav: torch.Tensor, sample_rate: int, progress=None) -> torch.Tensor:
-        """``(T,) -> (n_src, T)`` at the same rate (or ``(1, T)`` without a separator)."""
-        if self.separator is None:
-            return wav[None]
-        return separate_waveform(self.separator, wav, sample_rate, self.chunk_seconds, self.overlap_seconds,
-                                 self.device, progress)
-
-    def transcribe_regions(
-        self, stream: torch.Tensor | str | os.PathLike, sample_rate: int, regions: list[tuple[float, float]]
-    ) -> list[Segment]:
-        """Decode each region of one voice (a waveform, or a file read region by
-        region); times in the recording's seconds."""
-        return [seg for seg in self._decode_spans([(stream, sample_rate, s, e) for s, e in regions]) if seg]
-
-    def _decode_spans(self, spans: list[tuple]) -> list[Segment | None]:
-        """Decode ``(stream, sample_rate, start, end)`` spans of any streams, ``ASR_BATCH`` at a time in
-        order of length (little padding); one Segment per span, None where nothing was said."""
+        Returns one ``(Segment or None, details or None)`` per span: None where nothing
+        was said; details (:func:`~hubbub.pipeline.maps.asr_details`) for the spans
+        in ``detail``, from the same encoder and decoder passes.
+        """
+        from hubbub.models.asr import TwoDMaps
         from hubbub.models.decoding import decode
 
         if self.asr is None or not spans:
-            return [None] * len(spans)
+            return [(None, None)] * len(spans)
         asr_sr = self.asr.sample_rate
         order = sorted(range(len(spans)), key=lambda i: spans[i][3] - spans[i][2], reverse=True)
-        out: list[Segment | None] = [None] * len(spans)
+        out: list[tuple] = [(None, None)] * len(spans)
         for i in range(0, len(order), ASR_BATCH):
             group = order[i : i + ASR_BATCH]
             pieces = [resample(_read_span(*spans[j]), spans[j][1], asr_sr) for j in group]
             lengths = torch.tensor([len(p) for p in pieces])
             batch = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device)
-            hyps = decode(self.asr, batch, lengths, beam_size=self.beam_size, ctc_weight=self.ctc_weight,
-                          lm=self.lm)
-            for j, hyp in zip(group, hyps):
+            want = any(j in detail for j in group)
+            maps: list = []
+            with _encoder_maps(self.asr, maps) if want else contextlib.nullcontext():
+                hyps = decode(self.asr, batch, lengths, beam_size=self.beam_size, ctc_weight=self.ctc_weight,
+                              lm=self.lm, return_cross_attention=want)
+            for b, (j, hyp) in enumerate(zip(group, hyps)):
+                start, end = spans[j][2], spans[j][3]
+                seg = None
                 text = hyp.text.strip()
                 if text:
-                    start, end = spans[j][2], spans[j][3]
                     words = tuple(Word(w.word, round(start + w.start, 3), round(start + w.end, 3))
                                   for w in hyp.words)
-                    out[j] = Segment(start, end, text, words)
+                    seg = Segment(start, end, text, words)
+                info = None
+                if j in detail:
+                    from hubbub.pipeline.maps import asr_details
+
+                    one = [TwoDMaps(m.time[b : b + 1], m.freq[b : b + 1]) for m in (maps[0] if maps else [])]
+                    info = asr_details(self.asr, one, hyp, hyp.cross_attention.shape[-1], offset=start)
+                out[j] = (seg, info)
         return out
 
+    def _separator_view(self, path, store: dict):
+        """The ``details`` hook of :func:`~hubbub.pipeline.separate.separate_to_files` that puts
+        :func:`~hubbub.pipeline.maps.separator_details` of the first window into ``store["separator"]``;
+        None when that window is too long for its attention weights."""
+        from hubbub.pipeline.maps import separator_details, separator_seconds_limit
+
+        cfg = self.separator.config
+        if not all(hasattr(cfg, k) for k in ("chunk_size", "inter_window", "n_heads", "n_blocks")):
+            return None  # not the dual-path separator: no maps to show
+        limit = separator_seconds_limit(cfg)
+        if limit is not None and min(self.chunk_seconds or float("inf"), probe_audio(path).duration) > limit:
+            return None
+
+        def keep(model, x, output) -> None:
+            store["separator"] = separator_details(model, x, output)
+
+        return keep
+
     def transcribe_to_dir(self, path: str | os.PathLike, voices_dir: str | os.PathLike,
-                          speakers: int | None = None, progress=None) -> Result:
-        """Like calling the pipeline on ``path``, streaming: the voices go straight to
-        ``voices_dir/spkN.wav``; regions and transcripts are computed from those
-        files, so memory does not grow with the length of the recording.
-        ``Result.speakers[k].waveform`` is None and ``.audio`` the file."""
-        result = self.transcribe_many([(path, voices_dir)], speakers, progress)[0]
+                          speakers: int | None = None, progress=None, details: bool = False) -> Result:
+        """Separate and transcribe ``path``, with the voices written to ``voices_dir/spkN.wav``
+        (see :meth:`transcribe_many`). ``Result.speakers[k].waveform`` is None and ``.audio`` the file."""
+        result = self.transcribe_many([(path, voices_dir)], speakers, progress, details)[0]
         if isinstance(result, Exception):
             raise result
         return result
 
     def transcribe_many(self, items: list[tuple[str | os.PathLike, str | os.PathLike]],
-                        speakers: int | None = None, progress=None) -> list[Result | Exception]:
-        """:meth:`transcribe_to_dir` for several ``(path, voices_dir)`` at once: each file is
-        separated on its own (streamed to its folder), then the speech regions of all of
-        them are decoded together, so short files share ASR batches.
+                        speakers: int | None = None, progress=None, details: bool = False
+                        ) -> list[Result | Exception]:
+        """The pipeline, for several ``(path, voices_dir)`` at once; every entry point ends here.
+
+        Each file is separated on its own by the one streaming separator
+        (:func:`~hubbub.pipeline.separate.separate_to_files`, voices written to its
+        folder), speech regions are found from those files, then the regions of all
+        files are decoded together, so short files share ASR batches. Memory does
+        not grow with the length of a recording.
+
+        ``details``: fill ``Result.details`` with what the demo draws, from the same
+        forward passes (see :meth:`__call__`).
 
         Returns one Result per item, or the error (AudioError, OSError, ValueError,
         RuntimeError) that stopped that item; the others are done all the same.
@@ -234,40 +278,51 @@ class Pipeline:
         models = {k: v for k, v in self.names.items() if (k != "separator" or separate)}
         results: list = [None] * len(items)
         voices: dict[int, tuple] = {}  # item -> (voice files, rate, duration, regions per voice)
+        extra: dict[int, dict] = {i: {} for i in range(len(items))} if details else {}
         for i, (path, voices_dir) in enumerate(items):
             try:
                 voices_dir = Path(voices_dir)
                 voices_dir.mkdir(parents=True, exist_ok=True)
                 model = self.separator if separate else _Passthrough(probe_audio(path).sample_rate)
                 outs = [voices_dir / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
-                sr = separate_to_files(model, path, outs, self.chunk_seconds or 1e9, self.overlap_seconds,
-                                       self.device, self.max_seconds, progress)
-                levels, duration = file_levels(outs, self.regions)
-                voices[i] = (outs, sr, duration, regions_from_levels(levels, duration, self.regions))
+                view = self._separator_view(path, extra[i]) if details and separate else None
+                sr = separate_to_files(model, path, outs, self.chunk_seconds, self.overlap_seconds,
+                                       self.device, self.max_seconds, progress, view)
+                levels, duration, leakage = file_levels(outs, self.regions)
+                found = regions_from_levels(levels, duration, self.regions, leakage)
+                voices[i] = (outs, sr, duration, found)
+                if details:
+                    extra[i].update(regions=found, leakage=leakage)
+                    if "separator" in extra[i]:
+                        extra[i]["separator"]["truncated"] = extra[i]["separator"]["seconds"] < duration - 1e-3
             except (AudioError, OSError, RuntimeError, ValueError) as err:
                 results[i] = err
-        spans, owners = [], []
+        spans, owners, detail = [], [], set()
         for i, (outs, sr, _, found) in voices.items():
             for k, (out, regions) in enumerate(zip(outs, found)):
+                if details and regions:
+                    detail.add(len(spans))  # each voice's first region
                 spans.extend((out, sr, s, e) for s, e in regions)
                 owners.extend((i, k) for _ in regions)
         try:
-            decoded = self._decode_spans(spans)
+            decoded = self._decode_spans(spans, detail)
         except (OSError, RuntimeError, ValueError) as err:  # cannot tell which item: all of them failed
             for i in voices:
                 results[i] = err
             return results
         segments: dict[tuple[int, int], list[Segment]] = {}
-        for owner, seg in zip(owners, decoded):
+        for owner, (seg, info) in zip(owners, decoded):
             if seg is not None:
                 segments.setdefault(owner, []).append(seg)
+            if info is not None:
+                extra[owner[0]].setdefault("asr", {})[f"spk{owner[1] + 1}"] = info
         for i, (outs, sr, duration, _) in voices.items():
             speakers_out = [
                 SpeakerResult(f"spk{k + 1}", None, sorted(segments.get((i, k), []), key=lambda s: s.start),
                               audio=str(out))
                 for k, out in enumerate(outs)
             ]
-            results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out)
+            results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out, extra.get(i, {}))
         return results
 
     # ---- the whole thing ---------------------------------------------------------------
@@ -277,34 +332,56 @@ class Pipeline:
         sample_rate: int | None = None,
         speakers: int | None = None,
         progress=None,
+        details: bool = False,
     ) -> Result:
         """Separate and transcribe ``audio`` (a path, or a waveform with its rate).
 
-        ``speakers=1`` skips separation; otherwise it must match the separator.
+        The same path as ``hubbub transcribe`` (:meth:`transcribe_many`), with the
+        voices written to a temporary folder and read back into
+        ``Result.speakers[k].waveform``. ``speakers=1`` skips separation; otherwise
+        it must match the separator.
+
+        ``details=True`` fills ``Result.details`` from the same forward passes::
+
+            regions    per voice, the speech regions [(start, end)] (s)
+            leakage    per voice, True when its sound only followed another voice's (no speaker)
+            separator  masks and attention of the first window (maps.separator_details;
+                       absent when that window is too long for its attention weights)
+            asr        {voice id: maps.asr_details of its first region}
         """
-        wav, sr, path = self._read(audio, sample_rate)
-        separate = speakers != 1 and self.separator is not None
-        if separate and speakers not in (None, self.separator.n_src):
-            raise ValueError(f"the separator splits {self.separator.n_src} voices, not {speakers}")
-        try:
-            streams = self.separate(wav, sr, progress) if separate else wav[None]
-        except AudioError as err:
-            raise AudioError(path, err.problem) from None
-        found = speech_regions(streams, sr, self.regions)
-        speakers_out = []
-        for k, (stream, regions) in enumerate(zip(streams, found), start=1):
-            segments = self.transcribe_regions(stream, sr, regions)
-            speakers_out.append(SpeakerResult(f"spk{k}", stream, segments))
-        models = {k: v for k, v in self.names.items() if (k != "separator" or separate)}
-        return Result(path, wav.shape[-1] / sr, sr, models, speakers_out)
+        import tempfile
+
+        import soundfile as sf
+
+        with tempfile.TemporaryDirectory(prefix="hubbub-") as tmp:
+            path = audio if isinstance(audio, (str, os.PathLike)) else self._waveform_file(audio, sample_rate, tmp)
+            result = self.transcribe_to_dir(path, Path(tmp) / "voices", speakers, progress, details)
+            for spk in result.speakers:
+                spk.waveform = torch.from_numpy(sf.read(spk.audio, dtype="float32")[0])
+                spk.audio = None
+        if not isinstance(audio, (str, os.PathLike)):
+            result.audio = None
+        return result
+
+    def _waveform_file(self, audio, sample_rate: int | None, folder: str) -> Path:
+        """A checked mono waveform written losslessly (float WAV) into ``folder``."""
+        import soundfile as sf
+
+        if sample_rate is None:
+            raise ValueError("sample_rate is required when passing a waveform")
+        wav = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio).float()
+        if wav.dim() == 2:
+            wav = wav.mean(dim=0 if wav.shape[0] < wav.shape[1] else 1)
+        check_waveform(wav, sample_rate, None, min_seconds=0.05, max_seconds=self.max_seconds)
+        path = Path(folder) / "input.wav"
+        sf.write(str(path), wav.numpy(), sample_rate, subtype="FLOAT")
+        return path
 
     def separate_file(self, path: str | os.PathLike, progress=None) -> SeparationResult:
-        """Separated voices of a file, at its sample rate."""
-        wav, sr, _ = self._read(path, None)
-        try:
-            return SeparationResult(str(path), sr, self.separate(wav, sr, progress))
-        except AudioError as err:
-            raise AudioError(path, err.problem) from None
+        """Separated voices of a file, at its sample rate (the same stream as everywhere)."""
+        model = self.separator if self.separator is not None else _Passthrough(probe_audio(path).sample_rate)
+        return separate_file(path, model, self.chunk_seconds, self.overlap_seconds, self.device, self.max_seconds,
+                             progress)
 
     def transcribe_file(self, path: str | os.PathLike, speakers: int | None = 1) -> str:
         """The text of a file: one voice by default; with ``speakers=None``,

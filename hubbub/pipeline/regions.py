@@ -3,19 +3,30 @@
 Energy-based detection on the separated streams, done jointly: a frame of
 stream ``k`` is speech when it is loud enough in absolute terms *and* not far
 below the loudest other stream on the same frame (a separator leaves a faint
-copy of the other talker behind; that leakage must not become words). Decisions
+copy of the other talker behind; that leakage must not become words). A stream
+whose sound is only a part of another stream's voice (same phases in every
+time-frequency bin where both have energy: :func:`phase_agreement`) is
+leakage as a whole and yields no speaker. Decisions
 are smoothed (hysteresis, short gaps closed, short bursts dropped), padded, and
 long regions are cut at their quietest point so that each piece suits the ASR.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["RegionConfig", "file_levels", "frame_levels", "regions_from_levels", "speech_regions"]
+__all__ = [
+    "RegionConfig",
+    "file_levels",
+    "leakage_streams",
+    "phase_agreement",
+    "regions_from_levels",
+    "speech_regions",
+]
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,11 @@ class RegionConfig:
     min_gap: float = 0.30
     pad: float = 0.10
     max_region: float = 15.0  # the default ASR is trained on utterances of at most 16 s
+    # two streams whose time-frequency phases agree this much (power-weighted cosine, 1: identical)
+    # are parts of one voice: the quieter is leakage and yields no speaker. With the default separator
+    # on test-other: 72 of 100 single utterances give one speaker; 14 of 100 two-talker mixtures give
+    # one too, all of them mixtures it failed to separate (their mean SI-SNRi 0.5 dB against 5.9 dB)
+    same_voice: float = 0.93
 
 
 def _frame_db(streams: torch.Tensor, sample_rate: int, cfg: RegionConfig) -> torch.Tensor:
@@ -61,18 +77,67 @@ def _split_long(start: int, end: int, level: torch.Tensor, max_frames: int) -> l
     return [(start, cut), *_split_long(cut, end, level, max_frames)]
 
 
-def frame_levels(streams: torch.Tensor, sample_rate: int, cfg: RegionConfig | None = None) -> torch.Tensor:
-    """Frame levels in dB, ``(n_src, T) -> (n_src, frames)`` (see :class:`RegionConfig`)."""
-    return _frame_db(streams if streams.dim() == 2 else streams[None], sample_rate, cfg or RegionConfig())
+class _Agreement:
+    """Running sums of :func:`phase_agreement` over blocks of ``(n, T)`` streams."""
+
+    def __init__(self, n: int, sample_rate: int) -> None:
+        self.n_fft = 1 << round(math.log2(0.032 * sample_rate))
+        self.window = torch.hann_window(self.n_fft)
+        self.num = torch.zeros(n, n, dtype=torch.float64)
+        self.den = torch.zeros(n, n, dtype=torch.float64)
+        self.energy = torch.zeros(n, dtype=torch.float64)
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.float()
+        self.energy += x.double().pow(2).sum(-1)
+        if x.shape[-1] < self.n_fft:
+            return
+        spec = torch.stft(x, self.n_fft, self.n_fft // 4, window=self.window, center=False, return_complex=True)
+        mag = spec.abs()
+        for k in range(x.shape[0]):
+            for j in range(k + 1, x.shape[0]):
+                w = torch.minimum(mag[k], mag[j]).pow(2)
+                cos = (spec[k] * spec[j].conj()).real / (mag[k] * mag[j] + 1e-12)
+                self.num[k, j] += float((w * cos).sum())
+                self.den[k, j] += float(w.sum())
+
+    def result(self) -> torch.Tensor:
+        out = torch.where(self.den > 0, self.num / self.den.clamp_min(1e-30), torch.zeros_like(self.num))
+        out = out + out.T
+        return out.fill_diagonal_(1.0).float()
+
+
+def phase_agreement(streams: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """``(n, T) -> (n, n)``: for each pair of streams, the cosine of their phase
+    difference in each time-frequency bin (32 ms frames), averaged with the weight
+    of the weaker one's power there. Parts of one voice (what a separator makes of
+    a single talker) agree almost everywhere (near 1); different talkers do not."""
+    acc = _Agreement(streams.shape[0], sample_rate)
+    acc.add(streams)
+    return acc.result()
+
+
+def leakage_streams(agreement: torch.Tensor, energy: torch.Tensor, cfg: RegionConfig | None = None) -> list[bool]:
+    """Which streams are leakage: of two streams that agree (:func:`phase_agreement`
+    at least ``cfg.same_voice``), the one with less energy."""
+    cfg = cfg or RegionConfig()
+    n = agreement.shape[0]
+    leak = [False] * n
+    for k in range(n):
+        for j in range(n):
+            if j != k and float(agreement[k, j]) >= cfg.same_voice and float(energy[k]) < float(energy[j]):
+                leak[k] = True
+    return leak
 
 
 def file_levels(
     paths: list, cfg: RegionConfig | None = None, block_seconds: float = 60.0
-) -> tuple[torch.Tensor, float]:
-    """Frame levels of one or more equally long audio files, read block by block.
+) -> tuple[torch.Tensor, float, list[bool]]:
+    """Frame levels of one or more equally long audio files, read block by block,
+    and which of them are leakage (:func:`leakage_streams`).
 
     Memory holds one block of audio and the levels (100 frames per second).
-    Returns ``(levels (n, frames), duration in seconds)``.
+    Returns ``(levels (n, frames), duration in seconds, leakage per file)``.
     """
     import soundfile as sf
 
@@ -84,6 +149,7 @@ def file_levels(
         win = max(1, int(cfg.frame * sr))
         step = max(hop, int(block_seconds * sr) // hop * hop)  # whole frames per block
         total = min(f.frames for f in files)
+        agreement = _Agreement(len(files), sr)
         levels = []
         start = 0
         while start < total:
@@ -93,11 +159,14 @@ def file_levels(
                 x = f.read(min(step + win - hop, total - start), dtype="float32", always_2d=True).mean(axis=1)
                 blocks.append(torch.from_numpy(x))
             n = min(len(b) for b in blocks)
-            db = _frame_db(torch.stack([b[:n] for b in blocks]), sr, cfg)
+            x = torch.stack([b[:n] for b in blocks])
+            db = _frame_db(x, sr, cfg)
+            agreement.add(x[:, : min(n, step)])
             keep = -(-min(step, total - start) // hop)  # frames that start inside this block
             levels.append(db[:, :keep])
             start += step
-        return torch.cat(levels, dim=1), total / sr
+        leak = leakage_streams(agreement.result(), agreement.energy, cfg)
+        return torch.cat(levels, dim=1), total / sr, leak
     finally:
         for f in files:
             f.close()
@@ -118,13 +187,15 @@ def speech_regions(
     cfg = cfg or RegionConfig()
     if streams.dim() == 1:
         streams = streams[None]
-    return regions_from_levels(_frame_db(streams, sample_rate, cfg), streams.shape[-1] / sample_rate, cfg)
+    leak = leakage_streams(phase_agreement(streams, sample_rate), streams.double().pow(2).sum(-1), cfg)
+    return regions_from_levels(_frame_db(streams, sample_rate, cfg), streams.shape[-1] / sample_rate, cfg, leak)
 
 
 def regions_from_levels(
-    db: torch.Tensor, duration: float, cfg: RegionConfig | None = None
+    db: torch.Tensor, duration: float, cfg: RegionConfig | None = None, leakage: list[bool] | None = None
 ) -> list[list[tuple[float, float]]]:
-    """Speech regions from frame levels ``(n_src, frames)`` of a ``duration``-second recording."""
+    """Speech regions from frame levels ``(n_src, frames)`` of a ``duration``-second
+    recording; streams marked in ``leakage`` have none."""
     cfg = cfg or RegionConfig()
     n = db.shape[0]
     loud = db.max(dim=0).values
@@ -138,6 +209,9 @@ def regions_from_levels(
     hop = cfg.hop
     out: list[list[tuple[float, float]]] = []
     for k in range(n):
+        if leakage is not None and leakage[k]:
+            out.append([])
+            continue
         weak = (db[k] > floor) & not_leak[k]
         strong = (db[k] > floor + cfg.onset_db) & not_leak[k]
         # hysteresis: keep weak runs that contain a strong frame
@@ -163,3 +237,4 @@ def regions_from_levels(
                 regions.append((round(start, 3), round(end, 3)))
         out.append(regions)
     return out
+

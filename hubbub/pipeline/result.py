@@ -60,7 +60,9 @@ class Result:
     sample_rate: int
     models: dict[str, str]
     speakers: list[SpeakerResult]
-    details: dict = field(default_factory=dict)  # attention maps etc., for display only
+    # what the demo draws (regions, leakage, separator masks and attention, ASR maps), filled by
+    # ``Pipeline(..., details=True)`` from the same forward passes; not part of to_dict()
+    details: dict = field(default_factory=dict)
 
     def segments(self) -> list[tuple[str, Segment]]:
         """All segments of all speakers, as ``(speaker id, segment)`` in time order."""

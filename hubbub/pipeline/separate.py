@@ -1,10 +1,22 @@
-"""Separation of recordings of any length.
+"""Separation of recordings of any length: one streaming separator for every caller.
 
-Short inputs go through the separator in one pass. Long inputs are cut into
-overlapping windows; each window is separated, its outputs are put in the same
-speaker order as the previous window's (the permutation that best matches the
-overlap), brought to the same level on the overlap, and cross-faded in. Memory
-depends on the window, not on the length of the recording.
+:func:`separate_stream` is the only code that runs the separator over a recording.
+``hubbub separate``, ``hubbub transcribe``, the Python API, the demo and
+``hubbub evaluate separation`` all go through it, so a benchmark measures what
+users get. It reads the recording window by window (``chunk_seconds`` long,
+``overlap_seconds`` shared with the previous window), separates each window,
+puts its outputs in the previous window's speaker order (the permutation that
+best matches the overlap), cross-fades them in, and yields finished blocks:
+memory depends on the window, never on the length of the recording.
+
+Level rule (the same everywhere): each voice comes out at its level in the
+mixture, i.e. scaled by the least-squares projection of the mixture window on
+it (a separator trained with SI-SNR is blind to scale). On the way to disk or
+memory the voices are scaled down together, never clipped, when one of them
+would exceed :data:`PEAK`.
+
+Sinks: :func:`separate_to_files` (float WAVs, one per voice) and
+:func:`separate_waveform` (a tensor, for waveforms in memory).
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,18 +32,20 @@ import numpy as np
 import torch
 
 from hubbub.models.hub import pretrained_dir
-from hubbub.models.separator import Separator
-from hubbub.pipeline.audio import AudioError, check_waveform, load_audio, resample
+from hubbub.models.separator import LOCAL_INTER_WINDOW, Separator
+from hubbub.pipeline.audio import AudioError, _short, check_waveform, resample
 
 __all__ = [
     "DEFAULT_SEPARATOR",
+    "PEAK",
     "SeparationResult",
     "align_to_previous",
     "load_separator",
     "separate_file",
-    "separate_long",
+    "separate_stream",
     "separate_to_files",
     "separate_waveform",
+    "with_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -41,6 +56,8 @@ DEFAULT_CHUNK_SECONDS = 30.0
 DEFAULT_OVERLAP_SECONDS = 2.0
 #: shorter inputs are refused
 MIN_SECONDS = 0.05
+#: the loudest sample a separated voice may have; louder voices are scaled down together
+PEAK = 0.99
 
 
 @dataclass
@@ -59,95 +76,139 @@ class SeparationResult:
         return self.sources.shape[-1] / self.sample_rate
 
 
-def load_separator(name_or_path: str | os.PathLike | None = None, device: str = "cpu") -> Separator:
-    """The embedded default (None), an embedded name, or a saved model folder."""
+def load_separator(
+    name_or_path: str | os.PathLike | None = None, device: str = "cpu", window: str | int | None = None
+) -> Separator:
+    """The embedded default (None), an embedded name, or a saved model folder.
+
+    ``window``: the inter-chunk attention, ``"global"``, ``"local"``
+    (:data:`LOCAL_INTER_WINDOW` chunks) or ``"local:W"``; None keeps the saved one.
+    It becomes part of the model's configuration (and of what it saves).
+    """
+    from hubbub.models.attention import parse_window
+
     name = name_or_path or DEFAULT_SEPARATOR
     path = Path(name)
     if not (path / "config.json").is_file():
         path = pretrained_dir(str(name))
-    model = Separator.from_pretrained(path, device=device)
+    changes = {} if window is None else {"inter_window": parse_window(window, LOCAL_INTER_WINDOW)}
+    model = Separator.from_pretrained(path, device=device, **changes)
     log.debug("separator %s: %s", path, model.config)
     return model
 
 
-def align_to_previous(prev_tail: torch.Tensor, head: torch.Tensor) -> tuple[list[int], torch.Tensor]:
-    """Best speaker order and gains for a window, judged on the overlap.
+def with_config(model: Separator, **changes) -> Separator:
+    """A new separator with the same weights (shared, not copied) and a changed
+    configuration, e.g. ``with_config(model, inter_window=8)``: the setting is
+    the model's own, and it saves truthfully."""
+    import dataclasses
+
+    new = Separator(dataclasses.replace(model.config, **changes))
+    new.load_state_dict(model.state_dict(), assign=True)
+    return new.to(next(model.parameters()).device).eval()
+
+
+def align_to_previous(prev_tail: torch.Tensor, head: torch.Tensor) -> list[int]:
+    """Speaker order of a window, judged on the overlap with the previous one.
 
     Args:
         prev_tail: ``(n_src, O)`` the previous window's output on the overlap.
         head: ``(n_src, O)`` this window's output on the same samples.
 
     Returns:
-        ``(perm, gains)``: ``head[perm[k]] * gains[k]`` continues ``prev_tail[k]``.
+        ``perm``: ``head[perm[k]]`` continues ``prev_tail[k]``.
     """
     n = prev_tail.shape[0]
     p = prev_tail.double()
     h = head.double()
-    dots = p @ h.T  # (prev k, head j)
-    norms = p.norm(dim=-1)[:, None] * h.norm(dim=-1)[None, :] + 1e-9
-    corr = dots / norms
-    perm = max(itertools.permutations(range(n)), key=lambda q: sum(float(corr[k, q[k]]) for k in range(n)))
-    gains = []
-    for k, j in enumerate(perm):
-        energy = float(h[j].pow(2).sum())
-        g = float(dots[k, j]) / energy if energy > 1e-12 else 1.0
-        gains.append(min(max(g, 0.1), 10.0) if g > 0 else 1.0)  # least squares, kept sane
-    return list(perm), torch.tensor(gains, dtype=head.dtype)
+    corr = (p @ h.T) / (p.norm(dim=-1)[:, None] * h.norm(dim=-1)[None, :] + 1e-9)  # (prev k, head j)
+    return list(max(itertools.permutations(range(n)), key=lambda q: sum(float(corr[k, q[k]]) for k in range(n))))
+
+
+def _at_mixture_level(est: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """Scale each source ``(n_src, T)`` by the projection of ``mix (T,)`` on it."""
+    e = est.double()
+    energy = e.pow(2).sum(-1)
+    gains = torch.where(energy > 1e-12, (e @ mix.double()) / energy.clamp_min(1e-12), torch.zeros_like(energy))
+    return (e * gains[:, None]).to(est.dtype)
 
 
 @torch.inference_mode()
-def separate_long(
-    model: Separator,
-    wav: torch.Tensor,
+def separate_stream(
+    model,
+    read: Callable[[int, int], torch.Tensor],
+    frames: int,
+    sample_rate: int,
     chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
     device: str | torch.device = "cpu",
     progress=None,
-) -> torch.Tensor:
-    """Separate ``(T,)`` at the model's rate into ``(n_src, T)``, window by window.
+    details: Callable | None = None,
+) -> Iterator[torch.Tensor]:
+    """Separate a recording window by window, yielding ``(n_src, n)`` blocks in order.
 
-    ``chunk_seconds=None`` separates in one pass whatever the length.
-    ``progress`` is called with (done, total) samples after each window.
+    Args:
+        model: a :class:`~hubbub.models.separator.Separator` (or anything with
+            ``sample_rate``, ``n_src`` and ``model(x (1, T)) -> (1, n_src, T)``).
+        read: ``read(start, n)`` returns up to ``n`` mono samples ``(n,)`` from
+            sample ``start`` at ``sample_rate``.
+        frames: length of the recording in samples.
+        chunk_seconds: window length; None or 0: one window whatever the length.
+        details: called once, ``details(model, x, output)``, with the first
+            window at the model's rate (``x``, scaled to a peak of 1) and its
+            :class:`~hubbub.models.separator.SeparatorOutput` (masks and attention
+            weights), computed in the same forward pass that separates it.
+
+    The blocks put together are ``(n_src, frames)`` at ``sample_rate``, each voice
+    at its level in the mixture (see the module's docstring); no peak limit yet.
     """
-    sr = model.sample_rate
-    total = wav.shape[-1]
-    if chunk_seconds is None or total <= int(chunk_seconds * sr):
-        out = model(wav.to(device)[None])[0].cpu()
-        if progress:
-            progress(total, total)
-        return out
-    chunk = int(chunk_seconds * sr)
-    overlap = min(int(overlap_seconds * sr), chunk // 2)
-    if overlap <= 0:
+    chunk = frames if not chunk_seconds else max(int(chunk_seconds * sample_rate), 1)
+    overlap = min(int(overlap_seconds * sample_rate), chunk // 2) if chunk < frames else 0
+    if chunk < frames and overlap <= 0:
         raise ValueError("overlap_seconds must be > 0 for windowed separation")
-    step = chunk - overlap
-    out = torch.zeros(model.n_src, total)
-    fade_in = torch.linspace(0.0, 1.0, overlap + 2)[1:-1]
+    ramp = torch.linspace(0.0, 1.0, overlap + 2)[1:-1]
+    tail: torch.Tensor | None = None
     start = 0
-    while True:
-        end = min(start + chunk, total)
-        est = model(wav[start:end].to(device)[None])[0].cpu()
-        if start == 0:
-            out[:, :end] = est
+    while start < frames:
+        block = read(start, min(chunk, frames - start)).float()
+        n = block.shape[0]
+        if n == 0:
+            break
+        x = resample(block, sample_rate, model.sample_rate)
+        scale = float(x.abs().max())
+        if scale > 0:
+            x = (x / scale).to(device)[None]
+            if details is not None and start == 0:
+                out = model(x, return_details=True)
+                details(model, x[0], out)
+                est = out.sources[0].cpu()
+            else:
+                est = model(x)[0].cpu()
+            est = resample(est * scale, model.sample_rate, sample_rate)[..., :n]
+            est = torch.nn.functional.pad(est, (0, n - est.shape[-1]))
+            est = _at_mixture_level(est, block)
         else:
-            o = min(overlap, end - start)
-            perm, gains = align_to_previous(out[:, start : start + o], est[:, :o])
-            est = est[perm] * gains[:, None]
-            ramp = fade_in if o == overlap else torch.linspace(0.0, 1.0, o + 2)[1:-1]
-            out[:, start : start + o] = out[:, start : start + o] * (1 - ramp) + est[:, :o] * ramp
-            out[:, start + o : end] = est[:, o:]
+            est = torch.zeros(model.n_src, n)
+        if tail is not None:
+            o = min(tail.shape[-1], n)
+            est = est[align_to_previous(tail[:, :o], est[:, :o])]
+            r = ramp[:o] if o == overlap else torch.linspace(0.0, 1.0, o + 2)[1:-1]
+            est[:, :o] = tail[:, :o] * (1 - r) + est[:, :o] * r
+        last = start + n >= frames
+        keep = n if last else n - overlap
+        yield est[:, :keep]
+        tail = None if last else est[:, keep:].clone()
         if progress:
-            progress(end, total)
-        if end >= total:
-            break
-        start += step
-        if total - start <= overlap:  # the rest is already covered
-            break
-    return out
+            progress(min(start + n, frames), frames)
+        start += n if last else chunk - overlap
+
+
+def _peak_gain(peak: float) -> float:
+    return PEAK / peak if peak > PEAK else 1.0
 
 
 def separate_waveform(
-    model: Separator,
+    model,
     wav: torch.Tensor | np.ndarray,
     sample_rate: int,
     chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
@@ -155,23 +216,15 @@ def separate_waveform(
     device: str | torch.device = "cpu",
     progress=None,
 ) -> torch.Tensor:
-    """Separate a mono waveform at any rate: ``(T,) -> (n_src, T)`` at the same rate.
-
-    The input is resampled to the model's rate and the sources back to
-    ``sample_rate``; each source is scaled to a peak of at most 0.99.
-    """
+    """:func:`separate_stream` over a mono waveform in memory: ``(T,) -> (n_src, T)`` at the same rate."""
     wav = torch.as_tensor(wav, dtype=torch.float32)
     if wav.dim() != 1:
         raise ValueError(f"expected a mono waveform (T,), got shape {tuple(wav.shape)}")
     check_waveform(wav, sample_rate)
-    x = resample(wav, sample_rate, model.sample_rate)
-    scale = float(x.abs().max())
-    est = separate_long(model, x / scale, chunk_seconds, overlap_seconds, device, progress) * scale
-    est = resample(est, model.sample_rate, sample_rate)[..., : wav.shape[-1]]
-    if est.shape[-1] < wav.shape[-1]:
-        est = torch.nn.functional.pad(est, (0, wav.shape[-1] - est.shape[-1]))
-    peaks = est.abs().amax(dim=-1, keepdim=True).clamp_min(1e-9)
-    return est * torch.clamp(0.99 / peaks, max=1.0)
+    blocks = list(separate_stream(model, lambda a, n: wav[a : a + n], wav.shape[-1], sample_rate, chunk_seconds,
+                                  overlap_seconds, device, progress))
+    est = torch.cat(blocks, dim=-1)
+    return est * _peak_gain(float(est.abs().max()))
 
 
 def separate_file(
@@ -183,13 +236,17 @@ def separate_file(
     max_seconds: float | None = None,
     progress=None,
 ) -> SeparationResult:
-    """Read ``path`` and separate it; sources come back at the file's rate."""
+    """Separate a file into voices in memory (the same stream as :func:`separate_to_files`,
+    read back); sources come back at the file's rate."""
+    import tempfile
+
+    import soundfile as sf
+
     model = model or load_separator(device=str(device))
-    wav, sr = load_audio(path, min_seconds=MIN_SECONDS, max_seconds=max_seconds)
-    try:
-        sources = separate_waveform(model, wav, sr, chunk_seconds, overlap_seconds, device, progress)
-    except AudioError as err:
-        raise AudioError(path, err.problem) from None
+    with tempfile.TemporaryDirectory(prefix="hubbub-") as tmp:
+        outs = [Path(tmp) / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
+        sr = separate_to_files(model, path, outs, chunk_seconds, overlap_seconds, device, max_seconds, progress)
+        sources = torch.stack([torch.from_numpy(sf.read(str(o), dtype="float32")[0]) for o in outs])
     return SeparationResult(str(path), sr, sources)
 
 
@@ -212,23 +269,37 @@ def _scan(path: str | os.PathLike, block: int) -> None:
         raise SilentAudio(path, "is silent (all samples are zero or below -90 dBFS)")
 
 
-@torch.inference_mode()
+def _rescale_files(paths: list, gain: float, block: int) -> None:
+    """Multiply float WAVs by ``gain`` in place, block by block."""
+    import soundfile as sf
+
+    for p in paths:
+        with sf.SoundFile(str(p), "r+") as f:
+            pos = 0
+            while pos < f.frames:
+                f.seek(pos)
+                data = f.read(block, dtype="float32")
+                f.seek(pos)
+                f.write(data * gain)
+                pos += len(data)
+
+
 def separate_to_files(
-    model: Separator,
+    model,
     path: str | os.PathLike,
     out_paths: list[str | os.PathLike],
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
     device: str | torch.device = "cpu",
     max_seconds: float | None = None,
     progress=None,
+    details: Callable | None = None,
 ) -> int:
-    """Separate a file of any length into one WAV per speaker, streaming.
+    """Separate a file of any length into one WAV per voice, streaming (:func:`separate_stream`).
 
-    Windows of ``chunk_seconds`` are read from disk, separated, put in the
-    previous window's speaker order, cross-faded on the overlap and written out
-    at the file's rate, so memory depends on the window, never on the length of
-    the recording. Returns the file's sample rate.
+    The voices are written as 32-bit float WAVs at the file's rate, so nothing is
+    quantised or clipped; when one would peak above :data:`PEAK` all are scaled
+    down together afterwards. Returns the file's sample rate.
     """
     import soundfile as sf
 
@@ -242,46 +313,28 @@ def separate_to_files(
     if len(out_paths) != model.n_src:
         raise ValueError(f"{len(out_paths)} output paths for a {model.n_src}-speaker model")
     sr = info.sample_rate
-    chunk = max(int(chunk_seconds * sr), 1)
-    overlap = min(int(overlap_seconds * sr), chunk // 2)
-    _scan(path, chunk)
-    ramp = torch.linspace(0.0, 1.0, overlap + 2)[1:-1]
-    outs = [sf.SoundFile(str(p), "w", samplerate=sr, channels=1, subtype="PCM_16", format="WAV") for p in out_paths]
+    block = int((chunk_seconds or DEFAULT_CHUNK_SECONDS) * sr)
+    peak = 0.0
+    outs = []
     try:
+        _scan(path, block)
+        outs = [sf.SoundFile(str(p), "w", samplerate=sr, channels=1, subtype="FLOAT", format="WAV") for p in out_paths]
         with sf.SoundFile(str(path)) as f:
-            tail: torch.Tensor | None = None
-            start = 0
-            while start < info.frames:
+
+            def read(start: int, n: int) -> torch.Tensor:
                 f.seek(start)
-                block = torch.from_numpy(f.read(chunk, dtype="float32", always_2d=True).mean(axis=1))
-                n = block.shape[0]
-                if n == 0:
-                    break
-                x = resample(block, sr, model.sample_rate)
-                scale = float(x.abs().max())
-                if scale > 0:
-                    est = model(x.to(device)[None] / scale)[0].cpu() * scale
-                else:
-                    est = torch.zeros(model.n_src, x.shape[0])
-                est = resample(est, model.sample_rate, sr)[..., :n]
-                est = torch.nn.functional.pad(est, (0, n - est.shape[-1]))
-                if tail is not None:
-                    o = min(tail.shape[-1], n)
-                    perm, gains = align_to_previous(tail[:, :o], est[:, :o])
-                    est = est[perm] * gains[:, None]
-                    r = ramp[:o] if o == overlap else torch.linspace(0.0, 1.0, o + 2)[1:-1]
-                    est[:, :o] = tail[:, :o] * (1 - r) + est[:, :o] * r
-                last = start + n >= info.frames
-                keep = n if last else n - overlap
+                return torch.from_numpy(f.read(n, dtype="float32", always_2d=True).mean(axis=1))
+
+            for est in separate_stream(model, read, info.frames, sr, chunk_seconds, overlap_seconds, device,
+                                       progress, details):
+                peak = max(peak, float(est.abs().max()) if est.numel() else 0.0)
                 for k, out in enumerate(outs):
-                    out.write(est[k, :keep].clamp(-0.999, 0.999).numpy())
-                tail = None if last else est[:, keep:].clone()
-                if progress:
-                    progress(min(start + n, info.frames), info.frames)
-                if last:
-                    break
-                start += chunk - overlap
+                    out.write(est[k].numpy())
+    except sf.LibsndfileError as err:  # a file that stops decoding part of the way
+        raise AudioError(path, f"cannot be decoded to the end ({_short(err)})") from None
     finally:
         for out in outs:
             out.close()
+    if peak > PEAK:
+        _rescale_files(out_paths, _peak_gain(peak), block)
     return sr

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from hubbub.pipeline.audio import AudioError, load_audio
+from hubbub.pipeline.inputs import AUDIO_EXTENSIONS  # the one list; re-exported for the recipes
 
 __all__ = [
     "DynamicMixer",
@@ -29,8 +30,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".mp3")
 
 
 @dataclass(frozen=True)

@@ -76,8 +76,10 @@ def _resolve(path: str, base: Path) -> str:
         return str(p)
     if (base / p).is_file():
         return str(base / p)
+    from hubbub.pipeline.inputs import AUDIO_EXTENSIONS
+
     for candidate in sorted(base.rglob(p.stem + ".*")):
-        if candidate.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"):
+        if candidate.suffix.lower() in AUDIO_EXTENSIONS:
             return str(candidate)
     raise FileNotFoundError(f"{path}: not found (also looked under {base})")
 
@@ -145,8 +147,11 @@ def evaluate_separation(
     noises: list[np.ndarray] | None = None,
     snr_db: float = 10.0,
     progress: bool = True,
+    overlap_seconds: float = 2.0,
 ) -> list[MixtureScore]:
-    """Separate each mixture with the pipeline's code and score it."""
+    """Separate each mixture with the one streaming separator that ``hubbub separate``
+    and ``hubbub transcribe`` use (:func:`~hubbub.pipeline.separate.separate_waveform`,
+    which only keeps the voices in memory instead of writing them) and score it."""
     import torch
     from tqdm.auto import tqdm
 
@@ -163,7 +168,7 @@ def evaluate_separation(
         if noises:
             mix = add_noise(mix, noises, snr_db, seed=n)
         t0 = time.perf_counter()
-        est = separate_waveform(model, mix, sr, chunk_seconds=chunk_seconds, device=device)
+        est = separate_waveform(model, mix, sr, chunk_seconds, overlap_seconds, device)
         seconds = time.perf_counter() - t0
         if est.shape[0] != sources.shape[0]:
             raise ValueError(f"{item.id}: model gives {est.shape[0]} sources, data has {sources.shape[0]}")
@@ -218,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the summary as JSON")
     p.add_argument("--limit", type=int, default=None, help="only the first N mixtures")
     p.add_argument("--chunk-seconds", type=float, default=30.0)
-    p.add_argument("--window", choices=["global", "local"], default="global")
+    p.add_argument("--window", default=None, metavar="global|local:W",
+                   help="the separator's inter-chunk attention (default: as saved; 'local' is local:16)")
+    p.add_argument("--overlap-seconds", type=float, default=2.0, help="overlap between windows")
     p.add_argument("--noise-dir", default=None, help="add real noise from this folder to each mixture")
     p.add_argument("--snr", type=float, default=10.0, help="SNR (dB) of the added noise")
     p.add_argument("--device", default="cpu")
@@ -242,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         log.error("--model %s", err)
         return 2
-    model = load_separator(str(model_dir), device=args.device)
+    try:
+        model = load_separator(str(model_dir), device=args.device, window=args.window)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
     part = {"split": args.split, "mode": args.mode, "mixture": args.mixture, "n_src": args.n_src}
     librimix = None
     if any(v is not None for v in part.values()):
@@ -264,8 +275,6 @@ def main(argv: list[str] | None = None) -> int:
     if part.is_relative_to(Path(args.data).resolve()):
         part = part.relative_to(Path(args.data).resolve())
     log.info("%s: %d mixtures from %s, model %s", args.data, len(items), part, model_dir)
-    if args.window == "local":
-        model.set_inter_window(16)
     noises = []
     if args.noise_dir:
         from hubbub.recipes.data import load_noises
@@ -273,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         noises = load_noises(args.noise_dir, load_audio_rate(items[0].mixture))
     try:
         scores = evaluate_separation(items, model, args.chunk_seconds or None, args.device, noises, args.snr,
-                                     progress=not args.quiet)
+                                     progress=not args.quiet, overlap_seconds=args.overlap_seconds)
     except (AudioError, ValueError) as err:
         log.error("%s", err)
         return 1
