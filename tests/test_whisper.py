@@ -336,3 +336,22 @@ def test_default_whisper_reads_a_bundled_voice():
     hyp = decode(load_asr("whisper-base"), wav)[0]
     assert normalize_text(hyp.text) == normalize_text(meta["texts"][1])
     assert hyp.words and hyp.words[-1].end <= wav.shape[-1] / 16000 + 1e-6
+
+
+def test_pipeline_details_carry_whisper_maps(sources, tmp_path):
+    """The demo's data for a Whisper ASR with a time-frequency block: its 2D maps over the log-mel and the
+    alignment heads' cross-attention, from the pass that decoded the voice."""
+    import soundfile as sf
+
+    from hubbub.pipeline import Pipeline
+
+    asr = load_model(import_whisper(sources["ct2"], tmp_path / "m"), tf_channels=2)
+    rng = np.random.default_rng(0)
+    wav = (rng.standard_normal(16000) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "x.wav", wav, 16000)
+    result = Pipeline(None, asr)(tmp_path / "x.wav", details=True)
+    views = [v for v in result.details.get("asr", {}).values() if v]
+    assert views, result.details.keys()
+    d = views[0]
+    assert d["time_attention"].shape[0] == d["time_attention"].shape[1] and d["freq_attention"].shape == (16, 16)
+    assert len(d["freq_hz"]) == 16 and d["freq_hz"][-1] < 8000

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from hubbub.models.decoding import DecodingOptions, Hypothesis, WordTiming, inference
-from hubbub.models.whisper import CHUNK_SECONDS, HOP, WhisperASR
+from hubbub.models.whisper import HOP, WhisperASR
 
 __all__ = ["compression_ratio", "whisper_decode"]
 
@@ -49,7 +49,7 @@ def whisper_decode(
     if lengths is None:
         lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long)
     lengths = torch.as_tensor(lengths).long().cpu()
-    chunk = int(CHUNK_SECONDS * model.sample_rate)
+    chunk = model.config.n_audio_ctx * 2 * HOP  # Whisper's 30 s
     if int(lengths.max()) <= chunk:
         return _decode_batch(model, wav, lengths, options)
     # longer than Whisper's context: 30 s pieces, joined
@@ -70,12 +70,21 @@ def _join(hyps: list[Hypothesis], offsets: list[float], model: WhisperASR) -> Hy
     words = tuple(WordTiming(w.word, round(w.start + o, 3), round(w.end + o, 3)) for h, o in zip(hyps, offsets)
                   for w in h.words)
     text = model.tokenizer.decode(tokens) if model.tokenizer is not None else ""
-    return Hypothesis(tokens=tokens, text=text.strip(), score=sum(h.score for h in hyps) / len(hyps), words=words)
+    cross = None
+    if all(h.cross_attention is not None for h in hyps):  # block-diagonal: each piece's tokens over its frames
+        rows = [h.cross_attention[:-1] for h in hyps[:-1]] + [hyps[-1].cross_attention]
+        cross = torch.zeros(sum(r.shape[0] for r in rows), sum(r.shape[1] for r in rows))
+        r0 = c0 = 0
+        for r in rows:
+            cross[r0 : r0 + r.shape[0], c0 : c0 + r.shape[1]] = r
+            r0, c0 = r0 + r.shape[0], c0 + r.shape[1]
+    return Hypothesis(tokens=tokens, text=text.strip(), score=sum(h.score for h in hyps) / len(hyps), words=words,
+                      cross_attention=cross)
 
 
-def _n_frames(lengths: torch.Tensor, padding: float | None) -> int:
-    """Log-mel frames of the encoder input (even, at most 30 s)."""
-    full = int(CHUNK_SECONDS * FRAMES_PER_SECOND)
+def _n_frames(lengths: torch.Tensor, padding: float | None, n_audio_ctx: int) -> int:
+    """Log-mel frames of the encoder input (even, at most the model's context: 30 s)."""
+    full = 2 * n_audio_ctx
     if padding is None:
         return full
     frames = int(lengths.max()) // HOP + int(math.ceil(padding * FRAMES_PER_SECOND))
@@ -85,7 +94,7 @@ def _n_frames(lengths: torch.Tensor, padding: float | None) -> int:
 def _decode_batch(model: WhisperASR, wav: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions):
     cfg = model.config
     with inference(model):
-        mel = model.features(wav, lengths, _n_frames(lengths, options.input_padding))
+        mel = model.features(wav, lengths, _n_frames(lengths, options.input_padding, cfg.n_audio_ctx))
         memory, _ = model.encode(mel, torch.clamp(lengths // HOP, min=1))
         seconds = lengths.float() / model.sample_rate
         limit = _max_tokens(options.max_len, float(seconds.max()), cfg)
@@ -237,17 +246,19 @@ def _finish(model: WhisperASR, memory: torch.Tensor, tokens: list[int], score: f
     want_words = options.word_timestamps and tok is not None and bool(tokens)
     if want_words or options.return_cross_attention:
         frames = max(1, min(memory.shape[1], int(round(seconds / model.frame_shift))))
-        matrix = _alignment_matrix(model, memory, tokens, frames)  # (len(tokens) + 1, frames)
-        cross = torch.from_numpy(matrix.copy()) if options.return_cross_attention else None
+        matrix, mean = _alignment_matrix(model, memory, tokens, frames)  # (len(tokens) + 1, frames) each
+        cross = torch.from_numpy(mean) if options.return_cross_attention else None
         if want_words:
             words = _word_times(model, tokens, matrix, seconds)
     return Hypothesis(tokens=tuple(tokens), text=text, score=float(score), words=words, cross_attention=cross)
 
 
-def _alignment_matrix(model: WhisperASR, memory: torch.Tensor, tokens: list[int], frames: int) -> np.ndarray:
-    """Cross-attention of the alignment heads, normalised per head over tokens,
-    median-filtered along time and averaged: ``(len(tokens) + 1, frames)``; row
-    ``u`` is the query that emitted token ``u`` (the last emitted end of text)."""
+def _alignment_matrix(model: WhisperASR, memory: torch.Tensor, tokens: list[int],
+                      frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-attention of the alignment heads over the speech frames: normalised
+    per head over tokens, median-filtered along time and averaged (for DTW),
+    and their plain mean (for display); both ``(len(tokens) + 1, frames)``, row
+    ``u`` the query that emitted token ``u`` (the last emitted end of text)."""
     from scipy.ndimage import median_filter
 
     cfg = model.config
@@ -257,11 +268,13 @@ def _alignment_matrix(model: WhisperASR, memory: torch.Tensor, tokens: list[int]
                                          for j in range(cfg.n_text_head))  # no heads recorded: the last layer's
     w = torch.stack([weights[layer][0, head] for layer, head in heads])[:, :, :frames].float()  # (H, U, S)
     w = w / w.sum(-1, keepdim=True).clamp(min=1e-9)
+    start = len(cfg.prompt) - 1
+    rows = slice(start, start + len(tokens) + 1)
+    plain = w.mean(0)[rows].numpy().copy()
     std, mean = torch.std_mean(w, dim=-2, keepdim=True, unbiased=False)
     w = ((w - mean) / std.clamp(min=1e-9)).numpy()
     w = median_filter(w, size=(1, 1, MEDIAN_FILTER), mode="nearest") if frames >= MEDIAN_FILTER else w
-    start = len(cfg.prompt) - 1
-    return w.mean(0)[start : start + len(tokens) + 1]
+    return w.mean(0)[rows], plain
 
 
 def _word_times(model: WhisperASR, tokens: list[int], matrix: np.ndarray, seconds: float) -> tuple[WordTiming, ...]:

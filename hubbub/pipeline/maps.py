@@ -261,10 +261,13 @@ def asr_details(asr, maps: list, hypothesis, frames: int, offset: float = 0.0) -
         "times": offset + np.arange(frames) * shift,
     }
     if maps:
-        time_map = _numpy(maps[0].time[0, :, :frames, :frames].mean(0))  # (T', T')
+        whisper = hasattr(asr, "logmel")  # its block sees the log-mel itself: 2 frames an encoder frame, every band
+        t = 2 * frames if whisper else frames
+        time_map = _numpy(maps[0].time[0, :, :t, :t].mean(0))  # (T', T')
         freq_map = _numpy(maps[0].freq[0].mean(0))  # (F', F')
-        mel_hz = librosa.mel_frequencies(cfg.n_mels + 2, fmin=0.0, fmax=cfg.sample_rate / 2, htk=True)[1:-1]
-        sub = np.minimum(np.arange(freq_map.shape[0]) * 4, cfg.n_mels - 1)  # centre of each subsampled band
+        mel_hz = librosa.mel_frequencies(cfg.n_mels + 2, fmin=0.0, fmax=asr.sample_rate / 2, htk=not whisper)[1:-1]
+        step = 1 if whisper else 4  # the Speech-Transformer's block sees bands after x4 subsampling
+        sub = np.minimum(np.arange(freq_map.shape[0]) * step, cfg.n_mels - 1)
         details.update(time_attention=time_map, freq_attention=freq_map, freq_hz=mel_hz[sub])
     if hypothesis.cross_attention is not None:
         tok = asr.tokenizer

@@ -81,16 +81,22 @@ class _Passthrough:
 @contextlib.contextmanager
 def _encoder_maps(asr, store: list):
     """While active, every encoder pass of ``asr`` also computes its 2D-attention maps
-    (``store`` gets one list of :class:`~hubbub.models.asr.TwoDMaps` per pass)."""
+    (``store`` gets one list of :class:`~hubbub.models.asr.TwoDMaps` per pass): the
+    Speech-Transformer's encoder, or a Whisper model's time-frequency block (none: no maps)."""
+    block = getattr(asr, "tf", None) if hasattr(asr, "logmel") else asr.encoder
+    flag, pick = ("return_maps", lambda out: out[2]) if block is asr.encoder else ("need_weights", lambda out: [out[1]])
 
     def ask(module, args, kwargs):
-        return args, {**kwargs, "return_maps": True}
+        return args, {**kwargs, flag: True}
 
     def keep(module, args, kwargs, output):
-        store.append(output[2])
+        store.append(pick(output))
 
-    hooks = [asr.encoder.register_forward_pre_hook(ask, with_kwargs=True),
-             asr.encoder.register_forward_hook(keep, with_kwargs=True)]
+    if block is None:
+        yield
+        return
+    hooks = [block.register_forward_pre_hook(ask, with_kwargs=True),
+             block.register_forward_hook(keep, with_kwargs=True)]
     try:
         yield
     finally:
