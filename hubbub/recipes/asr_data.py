@@ -118,7 +118,7 @@ def read_manifest(path: str | os.PathLike, corpus: str = "") -> list[AsrExample]
     Audio paths are found as in ``hubbub evaluate separation``: as written, relative to the
     manifest's folder, or by file stem under it; records without a transcript are skipped.
     """
-    from hubbub.recipes.evaluate_separation import _resolve
+    from hubbub.recipes.manifest import find_audio
 
     path = Path(path)
     corpus = corpus or f"manifest:{path}"
@@ -132,7 +132,7 @@ def read_manifest(path: str | os.PathLike, corpus: str = "") -> list[AsrExample]
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path}:{n}: not an {{\"audio\", \"text\"}} record ({err})") from None
         try:
-            audio_path = Path(_resolve(audio, path.parent))
+            audio_path = find_audio(audio, path.parent)
         except FileNotFoundError as err:
             log.warning("%s:%d: skipped (%s)", path, n, err)
             continue

@@ -69,51 +69,21 @@ class EvalItem:
     sources: tuple[str, ...]
 
 
-def _resolve(path: str, base: Path) -> str:
-    """A manifest path as given, relative to the manifest, or by stem beside it."""
-    p = Path(path)
-    if p.is_file():
-        return str(p)
-    if (base / p).is_file():
-        return str(base / p)
-    from hubbub.pipeline.inputs import AUDIO_EXTENSIONS
-
-    for candidate in sorted(base.rglob(p.stem + ".*")):
-        if candidate.suffix.lower() in AUDIO_EXTENSIONS:
-            return str(candidate)
-    raise FileNotFoundError(f"{path}: not found (also looked under {base})")
-
-
-def _read_jsonl(path: Path) -> list[EvalItem]:
-    items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        rec = json.loads(line)
-        if "mixture" in rec:
-            mix, srcs = rec["mixture"], rec["sources"]
-        else:  # SpeechBrain-style {"mix", "s1", "s2", ...}
-            mix = rec["mix"]
-            srcs = [rec[k] for k in sorted(k for k in rec if k[:1] == "s" and k[1:].isdigit())]
-        items.append(
-            EvalItem(str(rec.get("id", Path(mix).stem or n)), _resolve(mix, path.parent),
-                     tuple(_resolve(s, path.parent) for s in srcs))
-        )
-    return items
-
-
 def load_mixtures(data: str | Path, sample_rate: int = 8000, librimix: dict | None = None) -> list[EvalItem]:
     """Mixtures with their sources from a manifest, a folder with ``manifest.jsonl``, or a LibriMix-layout
     folder (read at ``sample_rate``); ``librimix`` (``split``, ``mode``, ``mixture``, ``n_src``) reads the
     LibriMix layout even where a manifest is."""
     from hubbub.recipes.librimix_reader import librimix_eval_set
+    from hubbub.recipes.manifest import MANIFEST, read_manifest
 
     data = Path(data)
-    if librimix is None:
-        if data.is_file():
-            return _read_jsonl(data)
-        if (data / "manifest.jsonl").is_file():
-            return _read_jsonl(data / "manifest.jsonl")
+    if librimix is None and (data.is_file() or (data / MANIFEST).is_file()):
+        items = read_manifest(data if data.is_file() else data / MANIFEST)
+        for item in items:
+            for f in (item.mixture, *item.sources):
+                if not Path(f).is_file():
+                    raise FileNotFoundError(f"{f}: not found")
+        return [EvalItem(m.id, m.mixture, m.sources) for m in items]
     items = librimix_eval_set(data, sample_rate=sample_rate, **(librimix or {}))
     return [EvalItem(m.id, str(m.mixture), tuple(str(s) for s in m.sources)) for m in items]
 

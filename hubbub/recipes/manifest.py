@@ -1,8 +1,10 @@
-"""``manifest.jsonl``: the evaluation-set format written by ``hubbub data mix``.
+"""``manifest.jsonl``: the evaluation-set format written by ``hubbub data mix``, and its one reader.
 
 One JSON object a line: ``{"id", "mixture", "sources": [...], "texts": [...] | null,
 "speakers": [...] | null, "sample_rate", "duration", "noise": path | null, "mix_clean": path}``.
 Paths are relative to the manifest's folder, so the set can be moved; absolute paths are read too.
+SpeechBrain's separation manifests (``{"mix", "s1", "s2", ...}``, paths under a data root of theirs)
+are read as well: a path that is not there is looked for by its file name's stem beside the manifest.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MANIFEST", "MixtureItem", "manifest_record", "read_manifest"]
+__all__ = ["MANIFEST", "MixtureItem", "find_audio", "manifest_record", "read_manifest"]
 
 MANIFEST = "manifest.jsonl"
 
@@ -43,7 +45,10 @@ def read_manifest(path: str | os.PathLike) -> list[MixtureItem]:
     base = path.resolve().parent
 
     def resolve(p: str | None) -> str | None:
-        return None if p is None else str(p if os.path.isabs(p) else base / p)
+        if p is None:
+            return None
+        full = Path(p if os.path.isabs(p) else base / p)
+        return str(full if full.is_file() else _by_stem(full, base) or full)
 
     items = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -51,6 +56,10 @@ def read_manifest(path: str | os.PathLike) -> list[MixtureItem]:
             continue
         try:
             rec = json.loads(line)
+            if "mixture" not in rec and "mix" in rec:  # SpeechBrain-style {"mix", "s1", "s2", ...}
+                rec = {"id": rec.get("id", Path(rec["mix"]).stem or str(n)), "mixture": rec["mix"],
+                       "sources": [rec[k] for k in sorted((k for k in rec if k[:1] == "s" and k[1:].isdigit()),
+                                                          key=lambda k: int(k[1:]))]}
             texts, speakers = rec.get("texts"), rec.get("speakers")
             items.append(
                 MixtureItem(
@@ -67,6 +76,28 @@ def read_manifest(path: str | os.PathLike) -> list[MixtureItem]:
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path}:{n}: bad manifest line ({type(err).__name__}: {err})") from None
     return items
+
+
+def _by_stem(path: Path, base: Path) -> Path | None:
+    """An audio file named like ``path`` (any extension) under ``base``, or None."""
+    from hubbub.pipeline.inputs import AUDIO_EXTENSIONS
+
+    for candidate in sorted(base.rglob(path.stem + ".*")):
+        if candidate.suffix.lower() in AUDIO_EXTENSIONS:
+            return candidate
+    return None
+
+
+def find_audio(path: str, base: Path) -> Path:
+    """A manifest's audio path: as written, relative to the manifest's folder ``base``, or by its
+    stem under ``base`` (any audio extension); FileNotFoundError when none is there."""
+    for candidate in (Path(path), base / path):
+        if candidate.is_file():
+            return candidate
+    found = _by_stem(Path(path), base)
+    if found is None:
+        raise FileNotFoundError(f"{path}: not found (also looked under {base})")
+    return found
 
 
 def manifest_record(
