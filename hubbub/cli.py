@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: as the model was saved)")
     tr.add_argument("--speakers", type=int, default=None,
                     help="1: transcribe as one voice, no separation (default: the separator's count)")
-    tr.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: joint CTC/attention beam search")
+    tr.add_argument("--beam-size", type=int, default=1,
+                    help="1: greedy; more: beam search (Whisper's, or a Speech-Transformer's joint CTC/attention)")
     tr.add_argument("--ctc-weight", type=float, default=None,
                     help="CTC weight in decoding (default: the model's); with --beam-size 1: 1 is the CTC best path, "
                          "0 the attention decoder")
@@ -295,6 +296,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
     Digital silence gives an empty result: no speakers, empty transcripts.
     """
+    from hubbub.models.decoding import DecodingOptions
     from hubbub.pipeline.audio import AudioError, SilentAudio, probe_audio
     from hubbub.pipeline.formats import parse_formats, write_outputs
     from hubbub.pipeline.pipeline import DEFAULT_ASR, Pipeline, load_asr
@@ -303,10 +305,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
     try:
         formats = parse_formats(args.output_format)
-        if args.beam_size < 1:
-            raise ValueError(f"--beam-size must be at least 1, got {args.beam_size}")
-        if args.ctc_weight is not None and not 0.0 <= args.ctc_weight <= 1.0:
-            raise ValueError(f"--ctc-weight must be in [0, 1], got {args.ctc_weight}")
+        decoding = DecodingOptions(beam_size=args.beam_size, ctc_weight=args.ctc_weight,
+                                   lm=False if args.no_lm else None)
         _check_windows(args)
     except ValueError as err:
         log.error("%s", err)
@@ -321,8 +321,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 names["separator"] = str(args.model or "separator-8k")
             state["pipe"] = Pipeline(sep, load_asr(args.asr, args.device, args.asr_window), device=args.device,
                                      chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
-                                     beam_size=args.beam_size, ctc_weight=args.ctc_weight,
-                                     lm=False if args.no_lm else None, max_seconds=args.max_seconds, names=names)
+                                     decoding=decoding, max_seconds=args.max_seconds, names=names)
         return state["pipe"]
 
     def silent(path: Path) -> Result:

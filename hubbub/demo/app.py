@@ -163,8 +163,8 @@ def _pipeline_for(pipeline, window: int | None, max_seconds: float | None):
             sep = with_config(sep, inter_window=window)
         variants[(window, limit)] = Pipeline(
             sep, pipeline.asr, device=pipeline.device, chunk_seconds=pipeline.chunk_seconds,
-            overlap_seconds=pipeline.overlap_seconds, beam_size=pipeline.beam_size, ctc_weight=pipeline.ctc_weight,
-            lm=pipeline.lm, regions=pipeline.regions, max_seconds=limit, names=pipeline.names,
+            overlap_seconds=pipeline.overlap_seconds, decoding=pipeline.decoding, regions=pipeline.regions,
+            max_seconds=limit, names=pipeline.names,
         )
     return variants[(window, limit)]
 

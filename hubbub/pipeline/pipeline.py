@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hubbub.models.decoding import DecodingOptions
 from hubbub.pipeline.audio import AudioError, check_waveform, probe_audio, resample
 from hubbub.pipeline.regions import RegionConfig, file_levels, regions_from_levels
 from hubbub.pipeline.result import Result, Segment, SpeakerResult, Word
@@ -120,13 +121,9 @@ class Pipeline:
         asr: a :class:`~hubbub.models.asr.SpeechTransformer`, or None to separate only.
         chunk_seconds, overlap_seconds: windowing of long recordings (see
             :func:`~hubbub.pipeline.separate.separate_stream`).
-        beam_size: 1 for greedy decoding, more for joint CTC/attention beam search.
-        ctc_weight: weight of the CTC score in decoding (beam search default: the
-            model's training weight). With ``beam_size=1``, 1.0 decodes the CTC
-            best path, 0.0 the attention decoder, and None the one the model's
-            ``config.decoder`` names.
-        lm: decode with the ASR's word language model (``asr.lm``); None: when it has one and
-            the options above ask for nothing else (see :func:`~hubbub.models.decoding.decode`).
+        decoding: how the ASR decodes (:class:`~hubbub.models.decoding.DecodingOptions`:
+            greedy or beam search, Whisper's encoder padding, a Speech-Transformer's CTC
+            weight and word LM); default: greedy.
         regions: where each voice speaks (:class:`~hubbub.pipeline.regions.RegionConfig`).
         max_seconds: longer recordings are refused.
     """
@@ -138,9 +135,7 @@ class Pipeline:
         device: str = "cpu",
         chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
         overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
-        beam_size: int = 1,
-        ctc_weight: float | None = None,
-        lm: bool | None = None,
+        decoding: DecodingOptions | None = None,
         regions: RegionConfig | None = None,
         max_seconds: float | None = None,
         names: dict[str, str] | None = None,
@@ -150,13 +145,7 @@ class Pipeline:
         self.device = device
         self.chunk_seconds = chunk_seconds or None
         self.overlap_seconds = overlap_seconds
-        if beam_size < 1:
-            raise ValueError(f"beam_size must be at least 1, got {beam_size}")
-        self.beam_size = beam_size
-        if ctc_weight is not None and not 0.0 <= ctc_weight <= 1.0:
-            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
-        self.ctc_weight = ctc_weight
-        self.lm = lm
+        self.decoding = decoding or DecodingOptions()
         self.regions = regions or RegionConfig()
         self.max_seconds = max_seconds
         self.names = names or {}
@@ -215,8 +204,7 @@ class Pipeline:
             want = any(j in detail for j in group)
             maps: list = []
             with _encoder_maps(self.asr, maps) if want else contextlib.nullcontext():
-                hyps = decode(self.asr, batch, lengths, beam_size=self.beam_size, ctc_weight=self.ctc_weight,
-                              lm=self.lm, return_cross_attention=want)
+                hyps = decode(self.asr, batch, lengths, self.decoding, return_cross_attention=want)
             for b, (j, hyp) in enumerate(zip(group, hyps)):
                 start, end = spans[j][2], spans[j][3]
                 seg = None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import time
@@ -52,22 +53,23 @@ class UtteranceScore:
     seconds: float  # decoding time
 
 
-def evaluate_asr(examples, model, beam_size: int = 1, batch_size: int = 1, device: str = "cpu",
-                 progress: bool = True, ctc_weight: float | None = None, lm: bool | None = None
-                 ) -> list[UtteranceScore]:
+def evaluate_asr(examples, model, options=None, batch_size: int = 1, device: str = "cpu",
+                 progress: bool = True) -> list[UtteranceScore]:
     """Transcribe each example (resampled to the model's rate) and count its word errors.
 
-    With ``batch_size > 1`` utterances of similar length are decoded together (greedy
-    only) and a batch's time is shared among them by duration.
+    ``options``: a :class:`~hubbub.models.decoding.DecodingOptions` (default: greedy). With
+    ``batch_size > 1`` utterances of similar length are decoded together and a batch's
+    time is shared among them by duration.
     """
     import torch
     from tqdm.auto import tqdm
 
-    from hubbub.models.decoding import decode
+    from hubbub.models.decoding import DecodingOptions, decode
     from hubbub.pipeline.metrics import wer
     from hubbub.recipes.asr_data import load_waveforms, pad_batch
 
-    if beam_size > 1:
+    options = dataclasses.replace(options or DecodingOptions(), word_timestamps=False)
+    if options.beam_size > 1 and not hasattr(model, "logmel"):  # the Speech-Transformer's beam search: one by one
         batch_size = 1
     order = sorted(range(len(examples)), key=lambda i: -examples[i].duration) if batch_size > 1 else \
         list(range(len(examples)))
@@ -85,8 +87,7 @@ def evaluate_asr(examples, model, beam_size: int = 1, batch_size: int = 1, devic
         wav, lengths = wav.to(device), lengths.to(device)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            hyps = decode(model, wav, lengths, beam_size=beam_size, ctc_weight=ctc_weight, lm=lm,
-                          word_timestamps=False)
+            hyps = decode(model, wav, lengths, options)
         seconds = time.perf_counter() - t0
         total = sum(len(w) for w in wavs)
         for i, ex, w, h in zip(chunk, kept, wavs, hyps):
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch  # after parsing: --help stays light
 
+    from hubbub.models.decoding import DecodingOptions
     from hubbub.pipeline.pipeline import DEFAULT_ASR, load_asr
     from hubbub.recipes.asr_data import load_corpus
 
@@ -174,8 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     if model.tokenizer is None:
         log.error("%s: the model has no tokenizer", args.model)
         return 2
-    scores = evaluate_asr(examples, model, args.beam_size, max(1, args.batch_size), args.device,
-                          progress=not args.quiet, ctc_weight=args.ctc_weight, lm=False if args.no_lm else None)
+    try:
+        options = DecodingOptions(beam_size=args.beam_size, ctc_weight=args.ctc_weight,
+                                  lm=False if args.no_lm else None)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
+    scores = evaluate_asr(examples, model, options, max(1, args.batch_size), args.device, progress=not args.quiet)
     if not scores:
         log.error("%s: no utterance could be read", args.data)
         return 1
