@@ -31,7 +31,7 @@ COMMANDS = {
     ("data", "mix"): "hubbub.recipes.librispeech_mixtures",
     ("data", "librimix"): "hubbub.recipes.librimix_generate",
     ("data", "synth"): "hubbub.recipes.synth",
-    ("data", "separated"): "hubbub.recipes.separated",
+    ("data", "separated"): "hubbub.recipes.separated_voices",
     ("models", "import"): "hubbub.recipes.import_model",
 }
 

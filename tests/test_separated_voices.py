@@ -14,7 +14,7 @@ from hubbub.recipes.asr_data import read_manifest as read_asr_manifest
 from hubbub.recipes.cli import main as recipes_main
 from hubbub.recipes.data import read_librispeech, split_speakers
 from hubbub.recipes.librispeech_mixtures import make_test_mixtures
-from hubbub.recipes.separated import separate_for_asr
+from hubbub.recipes.separated_voices import separate_for_asr
 
 
 @pytest.fixture()
