@@ -42,7 +42,7 @@ class HubbubASR:
         from hubbub.models.decoding import DecodingOptions
         from hubbub.pipeline.pipeline import load_asr
 
-        self.model = load_asr(path, int8=int8, **({"encoder_window": encoder_window} if encoder_window else {}))
+        self.model = load_asr(path, window=f"local:{encoder_window}" if encoder_window else None, int8=int8)
         self.rate = self.model.sample_rate
         self.name = name
         self.options = DecodingOptions(word_timestamps=False, **options)
