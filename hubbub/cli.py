@@ -294,13 +294,12 @@ def run_separate(args: argparse.Namespace) -> int:
 def run_transcribe(args: argparse.Namespace) -> int:
     """The ``transcribe`` command; returns the exit code.
 
-    Digital silence gives an empty result: no speakers, empty transcripts.
+    Digital silence gives the pipeline's empty result: no speakers, empty transcripts.
     """
     from hubbub.models.decoding import DecodingOptions
-    from hubbub.pipeline.audio import AudioError, SilentAudio, probe_audio
+    from hubbub.pipeline.audio import AudioError
     from hubbub.pipeline.formats import parse_formats, write_outputs
     from hubbub.pipeline.pipeline import DEFAULT_ASR, Pipeline, load_asr
-    from hubbub.pipeline.result import Result
     from hubbub.pipeline.separate import load_separator
 
     try:
@@ -324,11 +323,6 @@ def run_transcribe(args: argparse.Namespace) -> int:
                                      decoding=decoding, max_seconds=args.max_seconds, names=names)
         return state["pipe"]
 
-    def silent(path: Path) -> Result:
-        log.info("%s: digital silence: no speakers", path)
-        info = probe_audio(path)
-        return Result(str(path), info.duration, info.sample_rate, dict(pipeline().names), [])
-
     def process(group: list[tuple[Path, str]], out_dir: Path) -> list[Exception | None]:
         """Transcribe a group of inputs together (their speech regions share ASR batches)."""
         from hubbub.pipeline.writers import commit_dir, remove_partial, temp_dir_for
@@ -345,14 +339,12 @@ def run_transcribe(args: argparse.Namespace) -> int:
             results = pipeline().transcribe_many([(used[i], tmps[i]) for i in used], speakers=args.speakers)
             for i, result in zip(used, results):
                 path, name = group[i]
-                if isinstance(result, SilentAudio):
-                    result = silent(used[i])
                 if isinstance(result, Exception):
                     errors[i] = result
                     continue
                 try:
                     target = out_dir / name
-                    if result.speakers:
+                    if result.speakers:  # digital silence has none, and no voices to keep
                         commit_dir(tmps[i], target, overwrite=True)
                     for speaker in result.speakers:
                         speaker.audio = str(target / Path(speaker.audio).name)

@@ -26,7 +26,7 @@ from hubbub.pipeline.pipeline import load_asr
 from hubbub.pipeline.separate import load_separator
 
 OK = "ok"
-#: digital silence: an empty result from the CLI (exit 0 for it), an "is silent" error from the Python API
+#: digital silence: an empty result (no speakers) from the CLI (exit 0 for it), the Python API and the demo
 SILENT = "is silent"
 
 
@@ -137,6 +137,9 @@ def test_python_api_on_the_corpus(corpus, tiny_separator_dir, tiny_asr_dir):
         if expect == OK:
             result = pipe(path)
             assert len(result.speakers) == 2 and result.sample_rate == sf.info(str(path)).samplerate
+        elif expect == SILENT:
+            result = pipe(path)
+            assert result.speakers == [] and result.duration == sf.info(str(path)).duration
         else:
             with pytest.raises(AudioError) as info:
                 pipe(path)
@@ -191,9 +194,10 @@ def test_demo_handler_on_the_corpus(corpus, tiny_separator_dir, tiny_asr_dir):
 
     pipe = Pipeline(load_separator(tiny_separator_dir), load_asr(tiny_asr_dir))
     for path, expect in corpus:
-        if expect == OK:
+        if expect in (OK, SILENT):
             out = app.analyze(str(path), 2, "global", 16, progress=None, pipeline=pipe)
             assert Path(out[-1]).is_file(), path  # the zip of the outputs
+            assert (out[-2]["speakers"] == []) == (expect == SILENT), path
         else:
             with pytest.raises(gr.Error) as info:
                 app.analyze(str(path), 2, "global", 16, progress=None, pipeline=pipe)

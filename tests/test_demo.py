@@ -157,8 +157,8 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.mark.parametrize(
     ("kind", "problem"),
-    [("empty", "empty file"), ("corrupt", "not a readable audio file"), ("silent", "silent"),
-     ("nan", "NaN"), ("too_long", "too long: 2.0 s (limit 1 s)")],
+    [("empty", "empty file"), ("corrupt", "not a readable audio file"), ("nan", "NaN"),
+     ("too_long", "too long: 2.0 s (limit 1 s)")],
 )
 def test_bad_uploads_raise_gr_error_naming_the_file(sep_pipe, tmp_path, two_voice_mix, kind, problem):
     path = two_voice_mix if kind == "too_long" else _bad_files(tmp_path)[kind]
@@ -167,6 +167,21 @@ def test_bad_uploads_raise_gr_error_naming_the_file(sep_pipe, tmp_path, two_voic
     message = err.value.message
     assert message.startswith(f"{path.name}: ") and problem in message, message
     assert sep_pipe.max_seconds is None  # the limit does not stick to the pipeline
+
+
+def test_digital_silence_shows_an_empty_result_and_says_why(sep_pipe, tmp_path):
+    path = _bad_files(tmp_path)["silent"]
+    out = app.analyze(str(path), 2, "global", 16, pipeline=sep_pipe)  # no gr.Error: valid audio
+    players, texts, timeline, spec, sep, asr, cross, note, result, bundle = _unpack(out)
+    assert not any(p["visible"] for p in players) and not any(t["visible"] for t in texts)
+    assert spec is None and sep is None and asr is None and cross is None
+    assert "silent.wav is digital silence" in note
+    assert result["speakers"] == [] and result["duration"] == 1.0 and result["audio"] == "silent.wav"
+    _check_figure(timeline, "Who spoke when")
+    plots.close(timeline)
+    with zipfile.ZipFile(bundle) as zf:
+        assert sorted(zf.namelist()) == ["silent.json", "silent.srt"]
+        assert json.loads(zf.read("silent.json"))["speakers"] == []
 
 
 def test_no_upload_and_bad_settings_raise_gr_error(sep_pipe, two_voice_mix):

@@ -47,9 +47,17 @@ def test_waveform_input_and_one_speaker(pipe):
         pipe(torch.from_numpy(x), sample_rate=8000, speakers=3)
 
 
-def test_silent_and_nan_waveforms_are_refused(pipe):
-    with pytest.raises(AudioError, match="silent"):
-        pipe(np.zeros(8000, dtype=np.float32), sample_rate=8000)
+def test_digital_silence_is_an_empty_result_and_nan_is_refused(pipe, tmp_path):
+    quiet = pipe(np.zeros(8000, dtype=np.float32), sample_rate=8000)  # valid audio: nobody speaks
+    assert quiet.speakers == [] and quiet.duration == 1.0 and quiet.sample_rate == 8000 and quiet.audio is None
+    path = tmp_path / "silence.flac"
+    sf.write(path, np.zeros(12000, np.float32), 8000)
+    for result in (pipe(path), pipe(path, speakers=1), pipe(path, details=True)):
+        assert result.speakers == [] and result.duration == 1.5 and result.audio == str(path)
+        assert result.to_dict()["speakers"] == [] and result.segments() == []
+    assert pipe(path, details=True).details == {"regions": [], "leakage": []}
+    voices = tmp_path / "voices"
+    assert pipe.transcribe_to_dir(path, voices).speakers == [] and not list(voices.iterdir())  # nothing written
     bad = voice(120, 1.0, 8000)
     bad[3] = np.nan
     with pytest.raises(AudioError, match="NaN"):

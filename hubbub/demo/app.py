@@ -64,6 +64,11 @@ NO_ASR_NOTE = (
     "so there are no transcripts, subtitles or ASR attention maps. Start it with "
     "`hubbub demo --asr DIR` to use a trained Speech-Transformer."
 )
+SILENT_NOTE = (
+    "**{name} is digital silence** (every sample is zero or below -90 dBFS): valid audio in which "
+    "nobody speaks, so there are no voices, transcripts or attention maps to show. "
+    "`hubbub transcribe` gives the same empty result."
+)
 
 _work_root: Path | None = None
 _work_lock = threading.Lock()
@@ -197,7 +202,8 @@ def analyze(
     ``MAX_PLAYERS`` transcript updates, the timeline, spectrogram, separator
     attention, ASR attention and cross-attention figures (None where there is
     nothing to show), the ASR note (Markdown), the result as a dict and the
-    path of the zip. Raises :class:`gr.Error` for unusable input.
+    path of the zip. Raises :class:`gr.Error` for unusable input; digital
+    silence is valid input: no voices, and a note that says why.
     """
     pipeline = pipeline if pipeline is not None else _default_pipeline()
 
@@ -224,6 +230,7 @@ def analyze(
         raise gr.Error(f"{name}: {err.problem}", print_exception=False) from None
     separated = n_speakers != 1 and pipe.separator is not None
     details = result.details
+    silent = not result.speakers  # digital silence: the pipeline's empty result
 
     report(0.8, "writing outputs")
     wavs = []
@@ -254,8 +261,10 @@ def analyze(
 
     report(0.85, "drawing")
     timeline = plots.timeline_figure(result, activity=details["regions"])
-    sep_fig = None
-    if "separator" in details:
+    spec_fig = sep_fig = None
+    if silent:
+        pass  # no voices: nothing to draw but the empty timeline
+    elif "separator" in details:
         spec_fig = plots.spectrogram_figure(details["separator"], names=[s.id for s in result.speakers])
         sep_fig = plots.separator_attention_figure(details["separator"])
     else:  # not separated (the one voice is the recording), or a first window too long for attention weights
@@ -267,7 +276,9 @@ def analyze(
         spec_fig = plots.spectrogram_figure(spec, names=[s.id for s in result.speakers])
 
     asr_fig = cross_fig = None
-    if pipe.asr is None:
+    if silent:
+        note = SILENT_NOTE.format(name=name)
+    elif pipe.asr is None:
         note = NO_ASR_NOTE
     else:
         shown = [s.id for s in result.speakers[:MAX_PLAYERS] if s.id in details.get("asr", {})]

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hubbub.models.configs import SeparatorConfig
 from hubbub.models.dualpath import chunk, overlap_add
 from hubbub.models.hub import PretrainedMixin
 from hubbub.models.transformer import TransformerLayer
@@ -23,33 +24,6 @@ __all__ = ["LOCAL_INTER_WINDOW", "DualPathBlock", "Separator", "SeparatorConfig"
 
 #: inter-chunk window (chunks) that a bare ``local`` stands for (``--window local``)
 LOCAL_INTER_WINDOW = 16
-
-
-@dataclass(frozen=True)
-class SeparatorConfig:
-    """Hyper-parameters of :class:`Separator`; stored in ``config.json``."""
-
-    sample_rate: int = 8000
-    n_src: int = 2
-    enc_channels: int = 128  # N: learned filterbank size
-    kernel_size: int = 16  # encoder window in samples
-    stride: int = 8  # encoder hop in samples
-    d_model: int = 64
-    n_heads: int = 4
-    d_ff: int = 256
-    n_blocks: int = 4  # dual-path blocks, each one intra + one inter layer
-    intra_layers: int = 1
-    inter_layers: int = 1
-    chunk_size: int = 100  # K frames per chunk, hop K/2
-    intra_window: int | None = None  # None: whole chunk
-    inter_window: int | None = None  # None: global across chunks
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.n_src < 1:
-            raise ValueError(f"n_src must be >= 1, got {self.n_src}")
-        if self.chunk_size < 2 or self.chunk_size % 2:
-            raise ValueError(f"chunk_size must be even and >= 2 (50 % overlap), got {self.chunk_size}")
 
 
 @dataclass

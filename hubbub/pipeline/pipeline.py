@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from hubbub.models.decoding import DecodingOptions
-from hubbub.pipeline.audio import AudioError, check_waveform, probe_audio, resample
+from hubbub.pipeline.audio import AudioError, SilentAudio, check_waveform, probe_audio, resample
 from hubbub.pipeline.regions import RegionConfig, file_levels, regions_from_levels
 from hubbub.pipeline.result import Result, Segment, SpeakerResult, Word
 from hubbub.pipeline.separate import (
@@ -243,7 +243,8 @@ class Pipeline:
     def transcribe_to_dir(self, path: str | os.PathLike, voices_dir: str | os.PathLike,
                           speakers: int | None = None, progress=None, details: bool = False) -> Result:
         """Separate and transcribe ``path``, with the voices written to ``voices_dir/spkN.wav``
-        (see :meth:`transcribe_many`). ``Result.speakers[k].waveform`` is None and ``.audio`` the file."""
+        (see :meth:`transcribe_many`). ``Result.speakers[k].waveform`` is None and ``.audio`` the file;
+        digital silence gives an empty result (no speakers, nothing written)."""
         result = self.transcribe_many([(path, voices_dir)], speakers, progress, details)[0]
         if isinstance(result, Exception):
             raise result
@@ -262,6 +263,9 @@ class Pipeline:
 
         ``details``: fill ``Result.details`` with what the demo draws, from the same
         forward passes (see :meth:`__call__`).
+
+        A file of digital silence is valid audio whose right transcript is empty: its
+        Result has no speakers (and no voice files), with the file's duration and rate.
 
         Returns one Result per item, or the error (AudioError, OSError, ValueError,
         RuntimeError) that stopped that item; the others are done all the same.
@@ -289,6 +293,8 @@ class Pipeline:
                     extra[i].update(regions=found, leakage=leakage)
                     if "separator" in extra[i]:
                         extra[i]["separator"]["truncated"] = extra[i]["separator"]["seconds"] < duration - 1e-3
+            except SilentAudio:
+                results[i] = self._silent_result(path, models, details)
             except (AudioError, OSError, RuntimeError, ValueError) as err:
                 results[i] = err
         spans, owners, detail = [], [], set()
@@ -319,6 +325,14 @@ class Pipeline:
             results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out, extra.get(i, {}))
         return results
 
+    @staticmethod
+    def _silent_result(path, models: dict[str, str], details: bool) -> Result:
+        """The result of a file of digital silence: no speakers, the file's duration and rate."""
+        log.info("%s: digital silence: no speakers", path)
+        info = probe_audio(path)
+        extra = {"regions": [], "leakage": []} if details else {}
+        return Result(str(path), info.duration, info.sample_rate, dict(models), [], extra)
+
     # ---- the whole thing ---------------------------------------------------------------
     def __call__(
         self,
@@ -333,7 +347,8 @@ class Pipeline:
         The same path as ``hubbub transcribe`` (:meth:`transcribe_many`), with the
         voices written to a temporary folder and read back into
         ``Result.speakers[k].waveform``. ``speakers=1`` skips separation; otherwise
-        it must match the separator.
+        it must match the separator. Digital silence (a file, or a waveform of zeros)
+        gives an empty result: no speakers.
 
         ``details=True`` fills ``Result.details`` from the same forward passes::
 
@@ -366,7 +381,10 @@ class Pipeline:
         wav = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio).float()
         if wav.dim() == 2:
             wav = wav.mean(dim=0 if wav.shape[0] < wav.shape[1] else 1)
-        check_waveform(wav, sample_rate, None, min_seconds=0.05, max_seconds=self.max_seconds)
+        try:
+            check_waveform(wav, sample_rate, None, min_seconds=0.05, max_seconds=self.max_seconds)
+        except SilentAudio:
+            pass  # valid audio (its other checks passed): the file path gives it an empty result
         path = Path(folder) / "input.wav"
         sf.write(str(path), wav.numpy(), sample_rate, subtype="FLOAT")
         return path

@@ -28,13 +28,15 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from hubbub.models.tokenizer import normalize_text
-from hubbub.pipeline.audio import AudioError, load_audio, probe_audio, resample
-from hubbub.recipes.data import AUDIO_EXTENSIONS
+from hubbub.pipeline.inputs import AUDIO_EXTENSIONS
+
+if TYPE_CHECKING:  # torch and the audio front-end are imported where they run (``data synth --help`` needs neither)
+    import torch
 
 __all__ = [
     "DIGIT_WORDS",
@@ -95,6 +97,8 @@ def _example(id_: str, path: str | Path, text: str, speaker: str | None, corpus:
         log.debug("%s: no transcript, skipped", id_)
         return None
     if duration is None:
+        from hubbub.pipeline.audio import AudioError, probe_audio
+
         try:
             duration = probe_audio(path).duration
         except AudioError as err:
@@ -251,6 +255,8 @@ def speed_perturb(wav: torch.Tensor, sample_rate: int, factor: float) -> tuple[t
     """Play ``factor`` times faster (pitch moves with it) by resampling; the output is
     ``1 / factor`` as long. Returns the waveform and the factor used (rates are
     rounded to 50 Hz, which keeps the resampling kernel small)."""
+    from hubbub.pipeline.audio import resample
+
     source_rate = max(50, round(sample_rate * factor / 50) * 50)
     if source_rate == sample_rate:
         return wav, 1.0
@@ -259,6 +265,8 @@ def speed_perturb(wav: torch.Tensor, sample_rate: int, factor: float) -> tuple[t
 
 def pitch_shift(wav: torch.Tensor, sample_rate: int, cents: float) -> torch.Tensor | None:
     """Shift the pitch by ``cents`` keeping the tempo (sox ``pitch``); None without sox."""
+    import torch
+
     sox = shutil.which("sox")
     if sox is None:
         return None
@@ -276,6 +284,7 @@ def reverberate(wav: torch.Tensor, sample_rate: int, rt60: float, drr_db: float,
                 rng: np.random.Generator) -> torch.Tensor:
     """Convolve with a synthetic room response: a direct path and an exponentially
     decaying noise tail (-60 dB after ``rt60`` s) ``drr_db`` below it; the RMS is kept."""
+    import torch
     import torchaudio.functional as AF
 
     n = max(2, int(rt60 * sample_rate))
@@ -413,6 +422,8 @@ def load_waveforms(
 ) -> tuple[list[AsrExample], list[torch.Tensor]]:
     """Read each example at ``sample_rate`` (augmented when asked); unreadable ones
     are logged and left out, so the returned examples are those that loaded."""
+    from hubbub.pipeline.audio import AudioError, load_audio
+
     kept, wavs = [], []
     for ex in examples:
         try:
@@ -432,6 +443,8 @@ def load_waveforms(
 
 def pad_batch(seqs: Sequence[torch.Tensor], value: float | int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad 1-D tensors into ``(B, max_len)`` and their lengths ``(B,)``."""
+    import torch
+
     lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
     out = torch.full((len(seqs), int(lengths.max())), value, dtype=seqs[0].dtype)
     for i, s in enumerate(seqs):

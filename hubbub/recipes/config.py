@@ -5,6 +5,10 @@ A YAML file holds the training keys at the top level and the model's keys under
 ``model:``. ``--batch-size 8`` overrides a training key and ``--model-d-model 96``
 a model key. Nothing is ever constructed from YAML: it is parsed with
 ``yaml.safe_load`` and only known keys of known types are accepted.
+
+:class:`LoopConfig`, the training loop's keys, lives here with the models' configs
+(:mod:`hubbub.models.configs`) apart from torch: a recipe's parser, and so its
+``--help``, is built without importing any model or training code.
 """
 
 from __future__ import annotations
@@ -13,13 +17,40 @@ import argparse
 import dataclasses
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-__all__ = ["add_config_flags", "build_configs", "load_yaml"]
+__all__ = ["LoopConfig", "add_config_flags", "build_configs", "load_yaml", "recipe_parser"]
 
 MODEL_PREFIX = "model-"
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The settings of the training loop (:class:`~hubbub.recipes.trainer.Trainer`); each recipe's config
+    carries these keys."""
+
+    exp_dir: str = "exp/run"
+    seed: int = 0
+    batch_size: int = 4
+    epoch_size: int = 2000  # items per epoch
+    max_steps: int = 100_000
+    max_minutes: float | None = None
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 500
+    lr_decay: float = 0.5  # multiply the LR by this every `decay_steps`
+    decay_steps: int = 20_000
+    grad_clip: float = 5.0
+    val_every: int = 500
+    ckpt_every: int = 200
+    log_every: int = 50
+    max_bad_steps: int = 20
+    device: str = "cpu"
+    threads: int | None = None
+    higher_is_better: bool = True  # for the validation score
 
 
 def load_yaml(path: str | Path | None) -> dict:

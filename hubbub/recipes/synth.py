@@ -60,16 +60,17 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
-import torch
 
 from hubbub.models.tokenizer import normalize_text
-from hubbub.pipeline.audio import resample
 from hubbub.pipeline.writers import atomic_path, write_text
 from hubbub.recipes.asr_data import AugmentConfig, augment, read_sentences
-from hubbub.recipes.data import rms_db
+
+if TYPE_CHECKING:  # torch and the audio front-end are imported where they run: --help imports neither
+    import torch
 
 __all__ = [
     "DEFAULT_HELD_OUT",
@@ -244,6 +245,11 @@ def render_job(job: SynthJob, settings: SynthSettings) -> tuple[str, float, str 
     Returns ``(utt, seconds of audio, error or None)``; never raises for a bad
     rendering, so one failure does not stop a run.
     """
+    import torch
+
+    from hubbub.pipeline.audio import resample
+    from hubbub.recipes.data import rms_db
+
     try:
         raw, raw_sr = job.voice.render(job.text.lower(), settings.timeout)
     except RuntimeError as err:
@@ -267,6 +273,8 @@ def render_job(job: SynthJob, settings: SynthSettings) -> tuple[str, float, str 
 
 
 def _worker_init() -> None:
+    import torch
+
     torch.set_num_threads(1)
 
 

@@ -34,11 +34,11 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from hubbub.models.asr import ASRConfig, SpeechTransformer
+from hubbub.models.configs import ASRConfig
 from hubbub.models.tokenizer import (
     PAD_ID,
     TOKENIZER_JSON,
@@ -60,8 +60,12 @@ from hubbub.recipes.asr_data import (
     parse_spec,
     read_sentences,
 )
-from hubbub.recipes.config import build_configs, load_yaml, recipe_parser
-from hubbub.recipes.trainer import LoopConfig, Trainer, write_card
+from hubbub.recipes.config import LoopConfig, build_configs, load_yaml, recipe_parser
+
+if TYPE_CHECKING:  # torch and the model are imported where they run: --help imports neither
+    import torch
+
+    from hubbub.models.asr import SpeechTransformer
 
 __all__ = ["AsrData", "AsrTask", "AsrTrainConfig", "build_parser", "build_tokenizer", "fit", "main", "prepare",
            "train"]
@@ -188,6 +192,8 @@ class AsrTask:
         self.val, self.val_wavs = load_waveforms(data.val, sr)
 
     def batch(self, epoch: int, indices: list[int], step: int):
+        import torch
+
         number = indices[0] // max(len(indices), 1)
         examples = self.batches.examples(epoch, number)
         rng = np.random.default_rng([self.cfg.seed, epoch, number, 1])
@@ -254,6 +260,8 @@ class AsrTask:
 def write_model_card(directory: Path, model: SpeechTransformer, cfg: AsrTrainConfig, data: AsrData,
                      info: dict) -> None:
     """A README.md stating the data, steps, wall time and validation WER."""
+    from hubbub.recipes.trainer import write_card
+
     mc = model.config
     n_params = sum(p.numel() for p in model.parameters())
     weights = list(cfg.train_weights) or [1.0] * len(cfg.train_data)
@@ -304,6 +312,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def prepare(cfg: AsrTrainConfig, model_cfg: ASRConfig) -> tuple[SpeechTransformer, AsrTask]:
     """Read the data, build (or load) the tokenizer and the model, and the task."""
+    import torch
+
+    from hubbub.models.asr import SpeechTransformer
+
     data = AsrData(cfg)
     if cfg.init_from:
         model = SpeechTransformer.from_pretrained(cfg.init_from)
@@ -328,6 +340,8 @@ def train(cfg: AsrTrainConfig, model_cfg: ASRConfig, resume: bool = False) -> di
 
 def fit(cfg: AsrTrainConfig, model: SpeechTransformer, task: AsrTask, resume: bool = False) -> dict:
     """Run the shared training loop on a prepared model and task."""
+    from hubbub.recipes.trainer import Trainer
+
     full = {"train": dataclasses.asdict(cfg), "model": dataclasses.asdict(model.config)}
     return Trainer(cfg, model, task, full_config=full).fit(resume=resume)
 

@@ -30,13 +30,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from hubbub.models.configs import SeparatorConfig
+from hubbub.recipes.config import LoopConfig, build_configs, load_yaml, recipe_parser
 
-from hubbub.models.losses import pit_si_snr_loss, si_snr
-from hubbub.models.separator import Separator, SeparatorConfig
-from hubbub.recipes.config import build_configs, load_yaml, recipe_parser
-from hubbub.recipes.trainer import LoopConfig, Trainer, write_card
+if TYPE_CHECKING:  # torch and the model are imported where they run: --help imports neither
+    import torch
+
+    from hubbub.models.separator import Separator
 
 __all__ = ["SeparatorTask", "SeparatorTrainConfig", "build_parser", "describe_model", "main", "prepare", "train"]
 
@@ -132,6 +134,8 @@ class SeparatorTask:
         return self.source.batch(epoch, indices, self.segment_samples(step))
 
     def loss(self, model, batch) -> torch.Tensor:
+        from hubbub.models.losses import pit_si_snr_loss
+
         device = next(model.parameters()).device
         mix, sources = (t.to(device) for t in batch)
         return pit_si_snr_loss(model(mix), sources).mean()
@@ -139,6 +143,10 @@ class SeparatorTask:
     def validate(self, model) -> dict[str, float]:
         """Mean SI-SNRi (dB) over the validation mixtures, as the published LibriMix tables compute it
         (best permutation, improvement over the mixture itself, ``mix_both`` included)."""
+        import torch
+
+        from hubbub.models.losses import pit_si_snr_loss, si_snr
+
         device = next(model.parameters()).device
         if self.val_source is not None:  # whole mixtures, one at a time, with progress in the log
             batches = ([self.val_source.read(i)] for i in range(self.n_val))
@@ -182,6 +190,8 @@ class SeparatorTask:
 
 def describe_model(model_cfg: SeparatorConfig) -> str:
     """The architecture and size in one line (what the ``model`` keys made)."""
+    from hubbub.models.separator import Separator
+
     n_params = sum(p.numel() for p in Separator(model_cfg).parameters())
     return (f"{model_cfg.n_blocks} dual-path blocks x ({model_cfg.intra_layers} intra + {model_cfg.inter_layers} "
             f"inter) transformer layers, d_model {model_cfg.d_model}, d_ff {model_cfg.d_ff}, {model_cfg.n_heads} "
@@ -193,6 +203,8 @@ def write_model_card(directory: Path, model_cfg: SeparatorConfig, cfg: Separator
                      data: tuple[str, str], command: str | None = None) -> None:
     """A README.md stating the data (splits, mixture type), steps, wall time, validation score and the
     command that trained it."""
+    from hubbub.recipes.trainer import write_card
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
     batch = f"{cfg.batch_size} per process x {world} processes" if world > 1 else str(cfg.batch_size)
     command = command or "hubbub train separator --config hubbub/recipes/configs/separator-default.yaml"
@@ -255,6 +267,10 @@ def prepare(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, command: str 
             ) -> tuple[Separator, SeparatorTask]:
     """The model and the task (its data) from configs; ``command`` (the command line) goes into the
     model card. Missing data raises FileNotFoundError, before any training."""
+    import torch
+
+    from hubbub.models.separator import Separator
+
     if cfg.librimix_dir is None and not Path(cfg.data_dir).is_dir():
         raise FileNotFoundError(f"{cfg.data_dir}: LibriSpeech folder (data_dir) not found; "
                                 "set --data-dir, or --librimix-dir to train on LibriMix")
@@ -277,6 +293,8 @@ def train(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, resume: bool = 
 
 
 def fit(cfg: SeparatorTrainConfig, model: Separator, task: SeparatorTask, resume: bool = False) -> dict:
+    from hubbub.recipes.trainer import Trainer
+
     full = {"train": dataclasses.asdict(cfg), "model": dataclasses.asdict(model.config)}
     return Trainer(cfg, model, task, full_config=full).fit(resume=resume)
 

@@ -31,7 +31,7 @@ import os
 import random
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
 
@@ -39,34 +39,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from hubbub.recipes.config import LoopConfig
+
 __all__ = ["LoopConfig", "Task", "Trainer", "atomic_torch_save", "rank_logging", "write_card"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """The loop's own settings (each recipe's config carries these keys)."""
-
-    exp_dir: str = "exp/run"
-    seed: int = 0
-    batch_size: int = 4
-    epoch_size: int = 2000  # items per epoch
-    max_steps: int = 100_000
-    max_minutes: float | None = None
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 500
-    lr_decay: float = 0.5  # multiply the LR by this every `decay_steps`
-    decay_steps: int = 20_000
-    grad_clip: float = 5.0
-    val_every: int = 500
-    ckpt_every: int = 200
-    log_every: int = 50
-    max_bad_steps: int = 20
-    device: str = "cpu"
-    threads: int | None = None
-    higher_is_better: bool = True  # for the validation score
 
 
 class Task(Protocol):
