@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from conftest import TINY_SEPARATOR
-from hubbub.models.separator import SeparatorConfig
+from hubbub.models.separator import SeparatorConfig, separator_class
 from hubbub.recipes.config import build_configs, load_yaml
 from hubbub.recipes.train_separator import SeparatorTrainConfig, build_parser
 from hubbub.recipes.trainer import LoopConfig, Trainer, write_card
@@ -130,7 +130,10 @@ def test_config_rejects_unknown_keys_and_objects(tmp_path):
 
 def test_shipped_recipe_configs_parse():
     for path in (ROOT / "hubbub" / "recipes" / "configs").glob("separator-*.yaml"):
-        build_configs(build_parser().parse_args([]), SeparatorTrainConfig, SeparatorConfig, load_yaml(path))
+        architecture = load_yaml(path).get("architecture", "dualpath")
+        model_cls = separator_class(architecture).config_class
+        build_configs(build_parser(architecture=architecture).parse_args([]), SeparatorTrainConfig, model_cls,
+                      load_yaml(path))
 
 
 @pytest.mark.skipif(not hasattr(torch.distributed, "is_gloo_available") or not torch.distributed.is_gloo_available(),

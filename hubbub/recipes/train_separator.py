@@ -12,6 +12,10 @@ Usage:
         --config hubbub/recipes/configs/separator-libri2mix-8k.yaml --librimix-dir /data/Libri2Mix --device cuda
 
     # any config key can be overridden: --batch-size 8 --lr 5e-4 --model-d-model 96 --model-n-src 3
+
+    # another separator design (`architecture:` in the YAML, or --architecture): its `model:` keys and
+    # --model-* flags are those of its config (hubbub.models.tf_separator, hubbub.models.unet_separator)
+    hubbub train separator --config hubbub/recipes/configs/separator-study-tf.yaml --max-cpu-minutes 20
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 import torch
 
 from hubbub.models.losses import pit_si_snr_loss, si_snr
-from hubbub.models.separator import Separator, SeparatorConfig
+from hubbub.models.separator import Separator, SeparatorConfig, separator_class
 from hubbub.recipes.config import build_configs, load_yaml, recipe_parser
 from hubbub.recipes.trainer import LoopConfig, Trainer, write_card
 
@@ -39,6 +43,7 @@ class SeparatorTrainConfig(LoopConfig):
     """Training keys of the separator recipe (the loop's keys plus data)."""
 
     exp_dir: str = "exp/separator"
+    architecture: str = "dualpath"  # a name in hubbub.models.separator.ARCHITECTURES
     data_dir: str = "../shared/data/LibriSpeech/train-clean-100"  # LibriSpeech layout, dynamic mixing
     librimix_dir: str | None = None  # a Libri2Mix/Libri3Mix root: train on its mixtures instead
     librimix_mode: str = "min"
@@ -57,7 +62,7 @@ class SeparatorTrainConfig(LoopConfig):
 class SeparatorTask:
     """Dynamic mixing (or LibriMix) batches, PIT SI-SNR loss, SI-SNRi validation."""
 
-    def __init__(self, cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig) -> None:
+    def __init__(self, cfg: SeparatorTrainConfig, model_cfg) -> None:
         from hubbub.recipes.data import DynamicMixer, load_noises, load_speaker_audio, read_librispeech, split_speakers
 
         self.cfg = cfg
@@ -119,9 +124,22 @@ class SeparatorTask:
         write_model_card(directory, model.config, self.cfg, info)
 
 
-def write_model_card(directory: Path, model_cfg: SeparatorConfig, cfg: SeparatorTrainConfig, info: dict) -> None:
+def _design(model_cfg) -> str:
+    """One line on the separator's design, for its model card."""
+    c = model_cfg
+    if isinstance(c, SeparatorConfig):
+        return (f"Dual-path attention separator (learned encoder {c.kernel_size}/{c.stride},\n"
+                f"{c.n_blocks} dual-path blocks, d_model {c.d_model}, chunk {c.chunk_size})")
+    if hasattr(c, "n_fft"):
+        return (f"Time-frequency dual-path attention separator (STFT {c.n_fft}/{c.hop}, bands of {c.band_width} bins,\n"
+                f"{c.n_blocks} blocks of frequency + time attention, d_model {c.d_model})")
+    return (f"Multi-resolution (U-Net) separator (learned encoder {c.kernel_size}/{c.stride}, {c.n_blocks} U-blocks\n"
+            f"of depth {c.depth}, attention on the {c.attn_levels} coarsest levels, width {c.hidden})")
+
+
+def write_model_card(directory: Path, model_cfg, cfg: SeparatorTrainConfig, info: dict) -> None:
     """A README.md stating the data, steps, wall time and validation score."""
-    n_params = sum(p.numel() for p in Separator(model_cfg).parameters())
+    n_params = sum(p.numel() for p in separator_class(cfg.architecture)(model_cfg).parameters())
     data = f"LibriMix at `{cfg.librimix_dir}`" if cfg.librimix_dir else (
         f"dynamic {model_cfg.n_src}-speaker mixing of `{cfg.data_dir}` "
         f"({cfg.val_speakers} speakers held out for validation)"
@@ -129,8 +147,7 @@ def write_model_card(directory: Path, model_cfg: SeparatorConfig, cfg: Separator
     )
     text = f"""# hubbub separator ({model_cfg.sample_rate // 1000} kHz, {model_cfg.n_src} speakers)
 
-Dual-path attention separator (learned encoder {model_cfg.kernel_size}/{model_cfg.stride},
-{model_cfg.n_blocks} dual-path blocks, d_model {model_cfg.d_model}, chunk {model_cfg.chunk_size}),
+{_design(model_cfg)},
 {n_params / 1e6:.2f} M parameters.
 
 | | |
@@ -138,35 +155,55 @@ Dual-path attention separator (learned encoder {model_cfg.kernel_size}/{model_cf
 | training data | {data} |
 | steps | {info["step"]} (batch {cfg.batch_size}, segments {cfg.segment_seconds_start}-{cfg.segment_seconds} s) |
 | wall time | {info["wall_minutes"]} min |
+| CPU time (all threads; runs before CPU accounting count 0) | {info.get("cpu_minutes", "?")} min |
 | validation SI-SNRi ({cfg.val_mixtures} x {cfg.val_seconds} s, held-out speakers) | {info["si_snri"]:.2f} dB |
 
 Test scores (unseen speakers) are in `docs/benchmarks.md` of the hubbub repository.
-Reproduce: `hubbub train separator --config hubbub/recipes/configs/separator-default.yaml`.
+Reproduce: `hubbub train separator --config hubbub/recipes/configs/separator-default.yaml`
+(architecture `{cfg.architecture}`; the study configs are `hubbub/recipes/configs/separator-study-*.yaml`).
 """
     write_card(directory, text, cfg.exp_dir)
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    return recipe_parser("hubbub train separator", __doc__, SeparatorTrainConfig, SeparatorConfig, parser)
+def _architecture(argv: list[str] | None) -> str:
+    """The ``architecture`` a command line asks for: ``--architecture``, else its ``--config``'s key."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    pre.add_argument("--architecture", dest="cfg_architecture")
+    known, _ = pre.parse_known_args(argv)
+    return known.cfg_architecture or load_yaml(known.config).get("architecture") or "dualpath"
 
 
-def train(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, resume: bool = False) -> dict:
+def build_parser(
+    parser: argparse.ArgumentParser | None = None, architecture: str = "dualpath"
+) -> argparse.ArgumentParser:
+    """The recipe's parser; ``--model-*`` flags are the keys of ``architecture``'s model config."""
+    model_cls = separator_class(architecture).config_class
+    return recipe_parser("hubbub train separator", __doc__, SeparatorTrainConfig, model_cls, parser)
+
+
+def train(cfg: SeparatorTrainConfig, model_cfg, resume: bool = False) -> dict:
     """Build the model and task from configs and run the loop."""
+    model_cls = separator_class(cfg.architecture)
     if cfg.init_from:
         model = Separator.from_pretrained(cfg.init_from)
+        if not isinstance(model, model_cls):
+            raise ValueError(f"--init-from {cfg.init_from} is a {model.model_type}, not a {cfg.architecture} separator")
         model_cfg = model.config
         model.train()
     else:
         torch.manual_seed(cfg.seed)
-        model = Separator(model_cfg)
+        model = model_cls(model_cfg)
     task = SeparatorTask(cfg, model_cfg)
     full = {"train": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg)}
     return Trainer(cfg, model, task, full_config=full).fit(resume=resume)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cfg, model_cfg = build_configs(args, SeparatorTrainConfig, SeparatorConfig, load_yaml(args.config))
+    architecture = _architecture(argv)
+    args = build_parser(architecture=architecture).parse_args(argv)
+    model_cls = separator_class(architecture).config_class
+    cfg, model_cfg = build_configs(args, SeparatorTrainConfig, model_cls, load_yaml(args.config))
     summary = train(cfg, model_cfg, resume=args.resume)
     log.info("done: step %d, best validation SI-SNRi %s", summary["step"], summary["best"])
     return 0
