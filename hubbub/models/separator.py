@@ -33,6 +33,7 @@ __all__ = [
     "ARCHITECTURES",
     "DualPathBlock",
     "Separator",
+    "SeparatorBase",
     "SeparatorConfig",
     "SeparatorOutput",
     "decode_frames",
@@ -208,7 +209,22 @@ class Masker(nn.Module):
         return masks, intra_maps, inter_maps
 
 
-class Separator(nn.Module, PretrainedMixin):
+class SeparatorBase(PretrainedMixin):
+    """What every separator design offers the pipeline besides ``forward``:
+    its rate, its number of sources, and saving/loading."""
+
+    config: object
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def n_src(self) -> int:
+        return self.config.n_src
+
+
+class Separator(nn.Module, SeparatorBase):
     """Separates a mixture ``(B, T)`` into ``(B, n_src, T)`` sources.
 
     ``forward`` is the whole model: encode, estimate one mask per source, apply
@@ -224,14 +240,6 @@ class Separator(nn.Module, PretrainedMixin):
         self.encoder = nn.Conv1d(1, cfg.enc_channels, cfg.kernel_size, stride=cfg.stride, bias=False)
         self.masker = Masker(cfg)
         self.decoder = nn.ConvTranspose1d(cfg.enc_channels, 1, cfg.kernel_size, stride=cfg.stride, bias=False)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
-    @property
-    def n_src(self) -> int:
-        return self.config.n_src
 
     def set_inter_window(self, window: int | None) -> None:
         """Switch the inter-chunk attention to global (None) or local (``window`` chunks)."""

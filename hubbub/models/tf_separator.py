@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hubbub.models.hub import PretrainedMixin
-from hubbub.models.separator import DualPathBlock, SeparatorOutput
+from hubbub.models.separator import DualPathBlock, SeparatorBase, SeparatorOutput
 
 __all__ = ["TFSeparator", "TFSeparatorConfig"]
 
@@ -62,7 +61,7 @@ class TFSeparatorConfig:
         return -(-self.n_bins // self.band_width)
 
 
-class TFSeparator(nn.Module, PretrainedMixin):
+class TFSeparator(nn.Module, SeparatorBase):
     """Separates a mixture ``(B, T)`` into ``(B, n_src, T)`` sources in the STFT domain.
 
     ``forward`` reads as the model: encode (STFT, band tokens), mask (dual-path
@@ -86,14 +85,6 @@ class TFSeparator(nn.Module, PretrainedMixin):
         )
         self.head = nn.Sequential(nn.PReLU(), nn.Conv2d(cfg.d_model, cfg.n_src * features, (3, 3), padding=1))
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
-    @property
-    def n_src(self) -> int:
-        return self.config.n_src
 
     def set_inter_window(self, window: int | None) -> None:
         """Attention along time: global (None) or a local window of ``window`` frames."""

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hubbub.models.hub import PretrainedMixin
-from hubbub.models.separator import SeparatorOutput, decode_frames, encode_frames
+from hubbub.models.separator import SeparatorBase, SeparatorOutput, decode_frames, encode_frames
 from hubbub.models.transformer import TransformerLayer
 
 __all__ = ["UBlock", "UNetSeparator", "UNetSeparatorConfig"]
@@ -99,7 +98,7 @@ class UBlock(nn.Module):
         return x + self.proj_out(z), maps
 
 
-class UNetSeparator(nn.Module, PretrainedMixin):
+class UNetSeparator(nn.Module, SeparatorBase):
     """Separates a mixture ``(B, T)`` into ``(B, n_src, T)`` sources.
 
     ``forward`` reads as the model: encode, estimate one mask per source with
@@ -118,14 +117,6 @@ class UNetSeparator(nn.Module, PretrainedMixin):
         self.blocks = nn.ModuleList(UBlock(cfg) for _ in range(cfg.n_blocks))
         self.head = nn.Sequential(nn.PReLU(), nn.Conv1d(cfg.d_model, cfg.n_src * cfg.enc_channels, 1))
         self.decoder = nn.ConvTranspose1d(cfg.enc_channels, 1, cfg.kernel_size, stride=cfg.stride, bias=False)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
-    @property
-    def n_src(self) -> int:
-        return self.config.n_src
 
     def set_inter_window(self, window: int | None) -> None:
         """The coarsest level's attention: global (None) or local (``window`` frames of that level)."""
