@@ -148,7 +148,7 @@ def report(out: str, cpu_minutes: float | None) -> int:
         writer.writerows(curve)
     plot(curve, out_path.with_suffix(".png"))
     # the budget every candidate reached: compare the best validation score each had by then
-    common = min(s["cpu_min"] for s in summary)
+    common = min(max(r["cpu_min"] for r in curve if r["candidate"] == s["candidate"]) for s in summary)
     for s in summary:
         reached = [r["si_snri"] for r in curve if r["candidate"] == s["candidate"] and r["cpu_min"] <= common + 1e-6]
         s["best_within_common"] = round(max(reached), 2) if reached else None
