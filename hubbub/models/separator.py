@@ -5,11 +5,21 @@ the encoded sequence into 50 %-overlapping chunks; each dual-path block runs an
 intra-chunk transformer (local: it sees one chunk) and an inter-chunk
 transformer across chunks (global by default, or windowed with
 ``inter_window`` so that memory stays linear in the length of the recording).
+
+Other separator designs live beside this one (``ARCHITECTURES``): the
+time-frequency dual-path model of :mod:`hubbub.models.tf_separator` and the
+multi-resolution model of :mod:`hubbub.models.unet_separator`. They share
+``save_pretrained`` / ``from_pretrained``, and :meth:`Separator.from_pretrained`
+loads any of them by the ``model_type`` in ``config.json``.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +30,49 @@ from hubbub.models.dualpath import chunk, overlap_add
 from hubbub.models.hub import PretrainedMixin
 from hubbub.models.transformer import TransformerLayer
 
-__all__ = ["LOCAL_INTER_WINDOW", "DualPathBlock", "Separator", "SeparatorConfig", "SeparatorOutput"]
+__all__ = [
+    "ARCHITECTURES",
+    "LOCAL_INTER_WINDOW",
+    "DualPathBlock",
+    "Separator",
+    "SeparatorBase",
+    "SeparatorConfig",
+    "SeparatorOutput",
+    "decode_frames",
+    "encode_frames",
+    "separator_class",
+]
+
+#: separator designs by recipe name (``architecture:`` in a separator recipe YAML) -> "module:Class"
+ARCHITECTURES = {
+    "dualpath": "hubbub.models.separator:Separator",
+    "tf-dualpath": "hubbub.models.tf_separator:TFSeparator",
+    "unet": "hubbub.models.unet_separator:UNetSeparator",
+}
+
+
+def separator_class(architecture: str) -> type:
+    """The model class of a separator design named in :data:`ARCHITECTURES`."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown separator architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
+    module, name = ARCHITECTURES[architecture].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def encode_frames(encoder: nn.Conv1d, mix: torch.Tensor) -> torch.Tensor:
+    """Learned filterbank: ``(B, T) -> (B, N, L)``, padding ``T`` to a whole number of hops."""
+    kernel, stride = encoder.kernel_size[0], encoder.stride[0]
+    length = mix.shape[-1]
+    frames = max(1, -(-(length - kernel) // stride) + 1)
+    pad = (frames - 1) * stride + kernel - length
+    return F.relu(encoder(F.pad(mix, (0, max(pad, 0))).unsqueeze(1)))
+
+
+def decode_frames(decoder: nn.ConvTranspose1d, masked: torch.Tensor, length: int) -> torch.Tensor:
+    """Transposed filterbank: ``(B, n_src, N, L) -> (B, n_src, T)``."""
+    b, n_src, n, frames = masked.shape
+    out = decoder(masked.reshape(b * n_src, n, frames)).view(b, n_src, -1)
+    return out[..., :length]
 
 #: inter-chunk window (chunks) that a bare ``local`` stands for (``--window local``)
 LOCAL_INTER_WINDOW = 16
@@ -43,21 +95,38 @@ class SeparatorOutput:
 
 
 class DualPathBlock(nn.Module):
-    """Intra-chunk then inter-chunk transformers: ``(B, D, K, S) -> (B, D, K, S)``."""
+    """Intra-chunk then inter-chunk transformers: ``(B, D, K, S) -> (B, D, K, S)``.
 
-    def __init__(self, cfg: SeparatorConfig) -> None:
+    The time-frequency separator runs the same block with ``K`` frequency bands
+    (intra: along frequency) and ``S`` frames (inter: along time).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        intra_layers: int = 1,
+        inter_layers: int = 1,
+        intra_window: int | None = None,
+        inter_window: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
 
         def stack(n, window):
             return nn.ModuleList(
-                TransformerLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, window=window, dropout=cfg.dropout)
-                for _ in range(n)
+                TransformerLayer(d_model, n_heads, d_ff, window=window, dropout=dropout) for _ in range(n)
             )
 
-        self.intra = stack(cfg.intra_layers, cfg.intra_window)
-        self.inter = stack(cfg.inter_layers, cfg.inter_window)
-        self.intra_norm = nn.LayerNorm(cfg.d_model)
-        self.inter_norm = nn.LayerNorm(cfg.d_model)
+        self.intra = stack(intra_layers, intra_window)
+        self.inter = stack(inter_layers, inter_window)
+        self.intra_norm = nn.LayerNorm(d_model)
+        self.inter_norm = nn.LayerNorm(d_model)
+
+    def set_inter_window(self, window: int | None) -> None:
+        for layer in self.inter:
+            layer.attn.window = window
 
     @staticmethod
     def _run(layers, x, need_weights):
@@ -93,7 +162,11 @@ class Masker(nn.Module):
         self.cfg = cfg
         self.norm = nn.GroupNorm(1, cfg.enc_channels)
         self.bottleneck = nn.Conv1d(cfg.enc_channels, cfg.d_model, 1)
-        self.blocks = nn.ModuleList(DualPathBlock(cfg) for _ in range(cfg.n_blocks))
+        self.blocks = nn.ModuleList(
+            DualPathBlock(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.intra_layers, cfg.inter_layers,
+                          cfg.intra_window, cfg.inter_window, cfg.dropout)
+            for _ in range(cfg.n_blocks)
+        )
         self.head = nn.Sequential(nn.PReLU(), nn.Conv2d(cfg.d_model, cfg.n_src * cfg.d_model, 1))
         self.gate = nn.Conv1d(cfg.d_model, cfg.d_model, 1)
         self.value = nn.Conv1d(cfg.d_model, cfg.d_model, 1)
@@ -114,7 +187,22 @@ class Masker(nn.Module):
         return masks, intra_maps, inter_maps
 
 
-class Separator(nn.Module, PretrainedMixin):
+class SeparatorBase(PretrainedMixin):
+    """What every separator design offers the pipeline besides ``forward``:
+    its rate, its number of sources, and saving/loading."""
+
+    config: object
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def n_src(self) -> int:
+        return self.config.n_src
+
+
+class Separator(nn.Module, SeparatorBase):
     """Separates a mixture ``(B, T)`` into ``(B, n_src, T)`` sources.
 
     ``forward`` is the whole model: encode, estimate one mask per source, apply
@@ -131,27 +219,25 @@ class Separator(nn.Module, PretrainedMixin):
         self.masker = Masker(cfg)
         self.decoder = nn.ConvTranspose1d(cfg.enc_channels, 1, cfg.kernel_size, stride=cfg.stride, bias=False)
 
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
-    @property
-    def n_src(self) -> int:
-        return self.config.n_src
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", **config):
+        """Load a saved separator of any design in :data:`ARCHITECTURES` (by its ``model_type``);
+        keywords change configuration fields as in :meth:`PretrainedMixin.from_pretrained`."""
+        model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type")
+        if cls is Separator and model_type != cls.model_type:
+            for architecture in ARCHITECTURES:
+                other = separator_class(architecture)
+                if other.model_type == model_type:
+                    return other.from_pretrained(directory, device=device, **config)
+        return super().from_pretrained(directory, device=device, **config)
 
     def encode(self, mix: torch.Tensor) -> torch.Tensor:
         """``(B, T) -> (B, N, L)``, padding ``T`` to a whole number of hops."""
-        cfg = self.config
-        length = mix.shape[-1]
-        frames = max(1, -(-(length - cfg.kernel_size) // cfg.stride) + 1)
-        pad = (frames - 1) * cfg.stride + cfg.kernel_size - length
-        return F.relu(self.encoder(F.pad(mix, (0, max(pad, 0))).unsqueeze(1)))
+        return encode_frames(self.encoder, mix)
 
     def decode(self, masked: torch.Tensor, length: int) -> torch.Tensor:
         """``(B, n_src, N, L) -> (B, n_src, T)``."""
-        b, n_src, n, frames = masked.shape
-        out = self.decoder(masked.reshape(b * n_src, n, frames)).view(b, n_src, -1)
-        return out[..., :length]
+        return decode_frames(self.decoder, masked, length)
 
     def forward(self, mix: torch.Tensor, return_details: bool = False):
         """Args:

@@ -38,6 +38,7 @@ class LoopConfig:
     epoch_size: int = 2000  # items per epoch
     max_steps: int = 100_000
     max_minutes: float | None = None
+    max_cpu_minutes: float | None = None  # process CPU time (all threads) of this run
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 500

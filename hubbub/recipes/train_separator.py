@@ -16,6 +16,10 @@ Usage:
         --librimix-dir /data/Libri2Mix --librimix-mixture mix_both --librimix-train-splits "[train-100, train-360]"
 
     # any config key can be overridden: --batch-size 8 --lr 5e-4 --model-d-model 96 --model-n-src 3
+
+    # another separator design (`architecture:` in the YAML, or --architecture): its `model:` keys and
+    # --model-* flags are those of its config (hubbub.models.tf_separator, hubbub.models.unet_separator)
+    hubbub train separator --config hubbub/recipes/configs/separator-study-tf.yaml --max-cpu-minutes 20
     # (--batch-size is per process: under torchrun a step sees batch_size x nproc mixtures)
 """
 
@@ -50,6 +54,7 @@ class SeparatorTrainConfig(LoopConfig):
     """Training keys of the separator recipe (the loop's keys plus data)."""
 
     exp_dir: str = "exp/separator"
+    architecture: str = "dualpath"  # a name in hubbub.models.separator.ARCHITECTURES
     data_dir: str = "../shared/data/LibriSpeech/train-clean-100"  # LibriSpeech layout, dynamic mixing
     librimix_dir: str | None = None  # a Libri2Mix/Libri3Mix root: train on its mixtures instead (data_dir unused)
     librimix_mode: str = "min"
@@ -188,11 +193,13 @@ class SeparatorTask:
         return train, f"{len(self.val)} x {cfg.val_seconds} s mixtures of {cfg.val_speakers} held-out speakers"
 
 
-def describe_model(model_cfg: SeparatorConfig) -> str:
+def describe_model(model_cfg, architecture: str = "dualpath") -> str:
     """The architecture and size in one line (what the ``model`` keys made)."""
-    from hubbub.models.separator import Separator
+    from hubbub.models.separator import separator_class
 
-    n_params = sum(p.numel() for p in Separator(model_cfg).parameters())
+    n_params = sum(p.numel() for p in separator_class(architecture)(model_cfg).parameters())
+    if not isinstance(model_cfg, SeparatorConfig):
+        return f"design {architecture}, {n_params / 1e6:.2f} M parameters"
     return (f"{model_cfg.n_blocks} dual-path blocks x ({model_cfg.intra_layers} intra + {model_cfg.inter_layers} "
             f"inter) transformer layers, d_model {model_cfg.d_model}, d_ff {model_cfg.d_ff}, {model_cfg.n_heads} "
             f"heads, encoder {model_cfg.enc_channels} filters {model_cfg.kernel_size}/{model_cfg.stride}, chunk "
@@ -210,7 +217,7 @@ def write_model_card(directory: Path, model_cfg: SeparatorConfig, cfg: Separator
     command = command or "hubbub train separator --config hubbub/recipes/configs/separator-default.yaml"
     text = f"""# hubbub separator ({model_cfg.sample_rate // 1000} kHz, {model_cfg.n_src} speakers)
 
-Dual-path attention separator: {describe_model(model_cfg)}.
+Separator design `{cfg.architecture}`: {describe_model(model_cfg, cfg.architecture)}.
 
 | | |
 |---|---|
@@ -218,6 +225,7 @@ Dual-path attention separator: {describe_model(model_cfg)}.
 | validation data | {data[1]} |
 | steps | {info["step"]} (batch {batch}, segments {cfg.segment_seconds_start}-{cfg.segment_seconds} s) |
 | wall time | {info["wall_minutes"]} min to this step, validation included |
+| CPU time (all threads; runs before CPU accounting count 0) | {info.get("cpu_minutes", "?")} min |
 | validation SI-SNRi | {info["si_snri"]:.2f} dB |
 
 Test scores are in `docs/benchmarks.md` of the hubbub repository (`hubbub evaluate separation`).
@@ -258,9 +266,30 @@ TRAIN_KEYS = {
 }
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    return recipe_parser("hubbub train separator", __doc__, SeparatorTrainConfig, SeparatorConfig, parser,
-                         model_help=MODEL_KEYS, train_help=TRAIN_KEYS)
+def model_config_class(architecture: str = "dualpath") -> type:
+    """The model config of a separator design (the default's is torch-free: ``--help`` stays light)."""
+    if architecture == "dualpath":
+        return SeparatorConfig
+    from hubbub.models.separator import separator_class
+
+    return separator_class(architecture).config_class
+
+
+def _architecture(argv: list[str] | None) -> str:
+    """The ``architecture`` a command line asks for: ``--architecture``, else its ``--config``'s key."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    pre.add_argument("--architecture", dest="cfg_architecture")
+    known, _ = pre.parse_known_args(argv)
+    return known.cfg_architecture or load_yaml(known.config).get("architecture") or "dualpath"
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None, architecture: str = "dualpath"
+                 ) -> argparse.ArgumentParser:
+    """The recipe's parser; ``--model-*`` flags are the keys of ``architecture``'s model config."""
+    model_cls = model_config_class(architecture)
+    return recipe_parser("hubbub train separator", __doc__, SeparatorTrainConfig, model_cls, parser,
+                         model_help=MODEL_KEYS if model_cls is SeparatorConfig else None, train_help=TRAIN_KEYS)
 
 
 def prepare(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, command: str | None = None
@@ -269,19 +298,22 @@ def prepare(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, command: str 
     model card. Missing data raises FileNotFoundError, before any training."""
     import torch
 
-    from hubbub.models.separator import Separator
+    from hubbub.models.separator import Separator, separator_class
 
     if cfg.librimix_dir is None and not Path(cfg.data_dir).is_dir():
         raise FileNotFoundError(f"{cfg.data_dir}: LibriSpeech folder (data_dir) not found; "
                                 "set --data-dir, or --librimix-dir to train on LibriMix")
+    model_cls = separator_class(cfg.architecture)
     model = Separator.from_pretrained(cfg.init_from) if cfg.init_from else None
+    if model is not None and not isinstance(model, model_cls):
+        raise ValueError(f"--init-from {cfg.init_from} is a {model.model_type}, not a {cfg.architecture} separator")
     model_cfg = model.config if model is not None else model_cfg
     task = SeparatorTask(cfg, model_cfg, command)  # the data first: a missing split is found at once
     if model is None:
         torch.manual_seed(cfg.seed)
-        model = Separator(model_cfg)
+        model = model_cls(model_cfg)
     model.train()
-    log.info("separator: %s", describe_model(model_cfg))
+    log.info("separator: %s", describe_model(model_cfg, cfg.architecture))
     return model, task
 
 
@@ -308,9 +340,11 @@ def _command(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    architecture = _architecture(argv)
+    args = build_parser(architecture=architecture).parse_args(argv)
     try:
-        cfg, model_cfg = build_configs(args, SeparatorTrainConfig, SeparatorConfig, load_yaml(args.config))
+        cfg, model_cfg = build_configs(args, SeparatorTrainConfig, model_config_class(architecture),
+                                       load_yaml(args.config))
         model, task = prepare(cfg, model_cfg, _command(argv))
     except (FileNotFoundError, ValueError) as err:  # bad config or missing data: one line, no traceback
         log.error("%s", err)

@@ -19,7 +19,9 @@ What it promises:
   agreed on the same way;
 * a metrics CSV, tqdm progress, the best model exported with
   ``save_pretrained`` whenever validation improves, and a wall-clock budget
-  (``max_minutes``) after which it checkpoints and stops cleanly.
+  (``max_minutes``) or a CPU budget (``max_cpu_minutes``) after which it
+  checkpoints and stops cleanly. The CSV's ``cpu_s`` is the process CPU time
+  (all threads) of the experiment: on a shared machine wall time is unfair.
 """
 
 from __future__ import annotations
@@ -121,7 +123,9 @@ class Trainer:
         self.batch_in_epoch = 0
         self.best: float | None = None
         self.wall_before = 0.0  # seconds trained in earlier runs of this experiment
+        self.cpu_before = 0.0  # CPU seconds of earlier runs (0 for runs from before CPU accounting)
         self._t0 = time.monotonic()
+        self._cpu0 = time.process_time()
         self.full_config = full_config or {}
         self._stop = False
         self.exp.mkdir(parents=True, exist_ok=True)
@@ -146,6 +150,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "best": self.best,
             "wall_s": self.wall(),
+            "cpu_s": self.cpu(),
             "rng": _rng_state(),
             "config": self.full_config,
         }
@@ -171,6 +176,7 @@ class Trainer:
         self.step, self.epoch = state["step"], state["epoch"]
         self.batch_in_epoch, self.best = state["batch_in_epoch"], state["best"]
         self.wall_before = state.get("wall_s", 0.0)
+        self.cpu_before = state.get("cpu_s", 0.0)
         _set_rng_state(state["rng"])
         log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
         return True
@@ -178,6 +184,10 @@ class Trainer:
     def wall(self) -> float:
         """Seconds of training in this experiment, earlier (resumed) runs included."""
         return self.wall_before + time.monotonic() - self._t0
+
+    def cpu(self) -> float:
+        """Process CPU seconds (all threads) of this experiment, earlier runs included."""
+        return self.cpu_before + time.process_time() - self._cpu0
 
     # ---- metrics -------------------------------------------------------------------
     def _write_metrics(self, row: dict) -> None:
@@ -215,7 +225,8 @@ class Trainer:
             better = self.best is None or (score > self.best if self.cfg.higher_is_better else score < self.best)
             if better:
                 self.best = score
-                info = {"step": self.step, "epoch": self.epoch, "wall_minutes": round(elapsed / 60, 2), **metrics}
+                info = {"step": self.step, "epoch": self.epoch, "wall_minutes": round(elapsed / 60, 2),
+                        "cpu_minutes": round(self.cpu() / 60, 2), **metrics}
                 self.task.export(self.model, self.exp / "best", info)
             self._write_metrics(
                 {
@@ -226,6 +237,7 @@ class Trainer:
                     **{k: f"{v:.4f}" for k, v in metrics.items()},
                     "best": f"{self.best:.4f}",
                     "wall_s": round(elapsed, 1),
+                    "cpu_s": round(self.cpu(), 1),
                 }
             )
             log.info(
@@ -322,6 +334,7 @@ class Trainer:
         model = self.ddp or self.model
         model.train()
         t0 = self._t0 = time.monotonic()
+        cpu0 = self._cpu0 = time.process_time()
         self._bad = 0
         losses: list[float] = []
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.is_main, desc="train", dynamic_ncols=True)
@@ -352,6 +365,9 @@ class Trainer:
                 stop = self._should_stop(elapsed)
                 if stop:
                     reason = stop
+                    break
+                if cfg.max_cpu_minutes is not None and time.process_time() - cpu0 > cfg.max_cpu_minutes * 60:
+                    reason = "CPU budget"
                     break
         finally:
             bar.close()
