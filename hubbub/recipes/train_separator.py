@@ -198,8 +198,15 @@ def describe_model(model_cfg, architecture: str = "dualpath") -> str:
     from hubbub.models.separator import separator_class
 
     n_params = sum(p.numel() for p in separator_class(architecture)(model_cfg).parameters())
-    if not isinstance(model_cfg, SeparatorConfig):
-        return f"design {architecture}, {n_params / 1e6:.2f} M parameters"
+    c = model_cfg
+    if hasattr(c, "n_fft"):
+        return (f"time-frequency dual-path attention on the STFT ({c.n_fft}/{c.hop}, bands of {c.band_width} bins, "
+                f"{c.n_blocks} blocks of frequency + time attention, d_model {c.d_model}): "
+                f"{n_params / 1e6:.2f} M parameters")
+    if hasattr(c, "attn_levels"):
+        return (f"multi-resolution U-Net (encoder {c.kernel_size}/{c.stride}, {c.n_blocks} U-blocks of depth "
+                f"{c.depth}, attention on the {c.attn_levels} coarsest levels, width {c.hidden}): "
+                f"{n_params / 1e6:.2f} M parameters")
     return (f"{model_cfg.n_blocks} dual-path blocks x ({model_cfg.intra_layers} intra + {model_cfg.inter_layers} "
             f"inter) transformer layers, d_model {model_cfg.d_model}, d_ff {model_cfg.d_ff}, {model_cfg.n_heads} "
             f"heads, encoder {model_cfg.enc_channels} filters {model_cfg.kernel_size}/{model_cfg.stride}, chunk "
