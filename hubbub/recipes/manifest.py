@@ -63,7 +63,7 @@ def read_manifest(path: str | os.PathLike) -> list[MixtureItem]:
             texts, speakers = rec.get("texts"), rec.get("speakers")
             items.append(
                 MixtureItem(
-                    id=str(rec["id"]),
+                    id=str(rec.get("id") or Path(rec["mixture"]).stem or n),
                     mixture=resolve(rec["mixture"]),
                     sources=tuple(resolve(p) for p in rec["sources"]),
                     texts=tuple(texts) if texts is not None else None,
