@@ -90,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: as the model was saved)")
     tr.add_argument("--speakers", type=int, default=None,
                     help="1: transcribe as one voice, no separation (default: the separator's count)")
+    where = tr.add_mutually_exclusive_group()
+    where.add_argument("--overlap-aware", dest="overlap_aware", action="store_true", default=True,
+                       help="read each voice from the recording itself where it speaks alone and from its separated "
+                            "stream only where voices overlap (default)")
+    where.add_argument("--separate-everywhere", dest="overlap_aware", action="store_false",
+                       help="read every voice from its separated stream throughout")
+    tr.add_argument("--num-speakers", type=int, default=None,
+                    help="the number of people in each recording, when known (default: found by clustering)")
+    tr.add_argument("--no-speaker-labels", action="store_true",
+                    help="one speaker per separated stream: skip labelling persons by voice")
     tr.add_argument("--beam-size", type=int, default=1,
                     help="1: greedy; more: beam search (Whisper's, or a Speech-Transformer's joint CTC/attention)")
     tr.add_argument("--ctc-weight", type=float, default=None,
@@ -297,10 +307,12 @@ def run_transcribe(args: argparse.Namespace) -> int:
     Digital silence gives the pipeline's empty result: no speakers, empty transcripts.
     """
     from hubbub.models.decoding import DecodingOptions
+    from hubbub.models.speaker import SpeakerEncoder
     from hubbub.pipeline.audio import AudioError
     from hubbub.pipeline.formats import parse_formats, write_outputs
     from hubbub.pipeline.pipeline import DEFAULT_ASR, Pipeline, load_asr
     from hubbub.pipeline.separate import load_separator
+    from hubbub.pipeline.speakers import ClusterConfig
 
     try:
         formats = parse_formats(args.output_format)
@@ -320,7 +332,11 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 names["separator"] = str(args.model or "separator-8k")
             state["pipe"] = Pipeline(sep, load_asr(args.asr, args.device, args.asr_window), device=args.device,
                                      chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
-                                     decoding=decoding, max_seconds=args.max_seconds, names=names)
+                                     decoding=decoding, overlap_aware=args.overlap_aware,
+                                     speaker_encoder=None if args.no_speaker_labels or sep is None
+                                     else SpeakerEncoder.load(args.device),
+                                     clustering=ClusterConfig(num_speakers=args.num_speakers),
+                                     max_seconds=args.max_seconds, names=names)
         return state["pipe"]
 
     def process(group: list[tuple[Path, str]], out_dir: Path) -> list[Exception | None]:

@@ -30,6 +30,8 @@ from hubbub.pipeline.separate import (
     separate_file,
     separate_to_files,
 )
+from hubbub.pipeline.speakers import ClusterConfig
+from hubbub.pipeline.turns import Piece, TurnConfig, drop_echoes, keep_words, plan_pieces
 
 __all__ = ["DEFAULT_ASR", "Pipeline", "load_asr"]
 
@@ -109,6 +111,135 @@ def _model_name(spec, default: str) -> str:
     return str(spec) if spec else default
 
 
+def _join_pieces(owners, pieces, segments, voices) -> list[tuple[tuple[int, int], Segment]]:
+    """One Segment per voice region from its decoded pieces: a region decoded whole keeps
+    its transcript; a cut one joins the words each piece keeps (:func:`~hubbub.pipeline.turns.keep_words`)."""
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for j, ((i, k), piece) in enumerate(zip(owners, pieces)):
+        groups.setdefault((i, k, piece.region), []).append(j)
+    out = []
+    for (i, k, r), members in groups.items():
+        if len(members) == 1:
+            seg = segments[members[0]]
+            if seg is not None:
+                out.append(((i, k), seg))
+            continue
+        words = [w for j in members if segments[j] is not None for w in keep_words(pieces[j], segments[j].words)]
+        if words:
+            start, end = voices[i][3][k][r]
+            out.append(((i, k), Segment(start, end, " ".join(w.word for w in words), tuple(words))))
+    return out
+
+
+def _relabel_details(extra: dict, speakers: list[SpeakerResult], outs: list[Path],
+                     streams: list[list[Segment]]) -> None:
+    """Details (what the demo draws) per speaker rather than per stream, when clustering
+    relabelled the streams: each speaker's regions are its segments; its ASR maps are
+    those of the stream its first segment came from."""
+    if [spk.segments for spk in speakers] == streams:
+        return  # one speaker per stream, in stream order: nothing changed
+    first = {id(seg): k for k, st in enumerate(streams) for seg in st}
+    asr = extra.get("asr", {})
+    extra["regions"] = [[(seg.start, seg.end) for seg in spk.segments] for spk in speakers]
+    extra["leakage"] = [False] * len(speakers)
+    extra["asr"] = {}
+    for spk in speakers:
+        k = first.get(id(spk.segments[0])) if spk.segments else None
+        if k is not None and f"spk{k + 1}" in asr:
+            extra["asr"][spk.id] = asr[f"spk{k + 1}"]
+
+
+def _rename_streams(outs: list[Path], order: list[int]) -> list[Path]:
+    """Speaker ``c``'s voice is stream ``order[c]``: rename the files to ``spk{c + 1}.wav``
+    (streams that are no one's are removed). Returns the speakers' files."""
+    tmp = [outs[k].with_name(f".speaker{c + 1}.wav.part") for c, k in enumerate(order)]
+    for k, t in zip(order, tmp):
+        outs[k].replace(t)
+    for k, p in enumerate(outs):
+        if k not in order:
+            p.unlink(missing_ok=True)
+    final = [outs[0].with_name(f"spk{c + 1}.wav") for c in range(len(order))]
+    for t, f in zip(tmp, final):
+        t.replace(f)
+    return final
+
+
+def assemble_voices(outs: list[Path], spans_per_speaker: list[list]) -> list[Path]:
+    """Write one voice file per speaker from the stream files ``outs``: each speaker's
+    spans (``.stream``, ``.start``, ``.end``) copied from their streams, silence
+    elsewhere, block by block. The files take the streams' names (``spk1.wav``, ...);
+    the stream files are removed. Returns the speakers' files."""
+    import soundfile as sf
+
+    folder = outs[0].parent
+    info = sf.info(str(outs[0]))
+    sr, total = info.samplerate, info.frames
+    tmp = [folder / f".speaker{c + 1}.wav.part" for c in range(len(spans_per_speaker))]
+    sources = [sf.SoundFile(str(p)) for p in outs]
+    block = 1 << 16
+    try:
+        for path, spans in zip(tmp, spans_per_speaker):
+            with sf.SoundFile(str(path), "w", samplerate=sr, channels=1, subtype="FLOAT", format="WAV") as dst:
+                pos = 0
+                for sp in sorted(spans, key=lambda s: s.start):
+                    a, b = max(pos, int(sp.start * sr)), min(total, int(sp.end * sr))
+                    if b <= a:
+                        continue
+                    while pos < a:
+                        dst.write(np.zeros(min(block, a - pos), dtype=np.float32))
+                        pos = min(a, pos + block)
+                    src = sources[sp.stream]
+                    src.seek(a)
+                    while pos < b:
+                        x = src.read(min(block, b - pos), dtype="float32", always_2d=True)[:, 0]
+                        if not len(x):
+                            break
+                        dst.write(x)
+                        pos += len(x)
+                while pos < total:
+                    dst.write(np.zeros(min(block, total - pos), dtype=np.float32))
+                    pos = min(total, pos + block)
+    finally:
+        for f in sources:
+            f.close()
+    for p in outs:
+        p.unlink()
+    final = [folder / f"spk{c + 1}.wav" for c in range(len(spans_per_speaker))]
+    for t, f in zip(tmp, final):
+        t.replace(f)
+    return final
+
+
+def _drop_echoes(segments: dict, item: int, n_voices: int, levels: torch.Tensor, hop: float) -> None:
+    """Remove from one recording's segments the words that echo another voice's
+    (:func:`~hubbub.pipeline.turns.drop_echoes`), judged by the streams' frame ``levels``
+    (dB, ``(n_voices, frames)`` every ``hop`` seconds); segments left without words go."""
+    if n_voices < 2:
+        return
+    voices = [segments.get((item, k), []) for k in range(n_voices)]
+    words = [[w for seg in segs for w in seg.words] for segs in voices]
+
+    def level(k: int, w) -> float:
+        a = min(int(w.start / hop), levels.shape[1] - 1)
+        b = max(a + 1, min(int(w.end / hop) + 1, levels.shape[1]))
+        return float(10 * torch.log10(torch.pow(10.0, levels[k, a:b] / 10).mean()))
+
+    echo = drop_echoes(words, [[level(k, w) for w in ws] for k, ws in enumerate(words)])
+    for k, segs in enumerate(voices):
+        flags = iter(echo[k])
+        kept = []
+        for seg in segs:
+            mine = [next(flags) for _ in seg.words]
+            if not any(mine):
+                kept.append(seg)
+                continue
+            words_left = tuple(w for w, e in zip(seg.words, mine) if not e)
+            if words_left:
+                kept.append(Segment(seg.start, seg.end, " ".join(w.word for w in words_left), words_left))
+        if (item, k) in segments:
+            segments[(item, k)] = kept
+
+
 class Pipeline:
     """Separate a recording into voices, find where each speaks, transcribe it.
 
@@ -125,6 +256,14 @@ class Pipeline:
             greedy or beam search, Whisper's encoder padding, a Speech-Transformer's CTC
             weight and word LM); default: greedy.
         regions: where each voice speaks (:class:`~hubbub.pipeline.regions.RegionConfig`).
+        overlap_aware: read a voice from the recording itself where it speaks alone
+            and from its separated stream only where voices overlap
+            (:mod:`~hubbub.pipeline.turns`); False reads every voice from its
+            separated stream throughout.
+        turns: how regions are cut at overlaps (:class:`~hubbub.pipeline.turns.TurnConfig`).
+        speaker_encoder: a :class:`~hubbub.models.speaker.SpeakerEncoder` to label
+            speakers as persons across the streams, or None: one speaker per stream.
+        clustering: how segments are grouped by speaker (:class:`~hubbub.pipeline.speakers.ClusterConfig`).
         max_seconds: longer recordings are refused.
     """
 
@@ -137,6 +276,10 @@ class Pipeline:
         overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
         decoding: DecodingOptions | None = None,
         regions: RegionConfig | None = None,
+        overlap_aware: bool = True,
+        turns: TurnConfig | None = None,
+        speaker_encoder=None,
+        clustering: ClusterConfig | None = None,
         max_seconds: float | None = None,
         names: dict[str, str] | None = None,
     ) -> None:
@@ -147,6 +290,10 @@ class Pipeline:
         self.overlap_seconds = overlap_seconds
         self.decoding = decoding or DecodingOptions()
         self.regions = regions or RegionConfig()
+        self.overlap_aware = overlap_aware
+        self.turns = turns or TurnConfig()
+        self.speaker_encoder = speaker_encoder
+        self.clustering = clustering or ClusterConfig()
         self.max_seconds = max_seconds
         self.names = names or {}
 
@@ -154,13 +301,14 @@ class Pipeline:
     def from_pretrained(
         cls, separator: str | os.PathLike | None = None, asr: str | os.PathLike | None = None,
         device: str = "cpu", load_asr_model: bool = True, window: str | None = None,
-        asr_window: str | None = None, **kwargs,
+        asr_window: str | None = None, label_speakers: bool = True, **kwargs,
     ) -> Pipeline:
         """Load the embedded defaults, or saved models by folder or embedded name.
 
         ``window`` / ``asr_window``: the separator's inter-chunk / the ASR encoder's
-        attention, ``"global"`` or ``"local:W"`` (None: as saved); the rest of the
-        keywords go to the constructor.
+        attention, ``"global"`` or ``"local:W"`` (None: as saved); ``label_speakers``:
+        load the speaker encoder, so that a label is one person throughout; the rest
+        of the keywords go to the constructor.
         """
         sep = load_separator(separator, device=device, window=window)
         rec = None
@@ -174,6 +322,10 @@ class Pipeline:
         names = {"separator": _model_name(separator, DEFAULT_SEPARATOR)}
         if rec is not None:
             names["asr"] = _model_name(asr, DEFAULT_ASR)
+        if label_speakers and "speaker_encoder" not in kwargs:
+            from hubbub.models.speaker import SpeakerEncoder
+
+            kwargs["speaker_encoder"] = SpeakerEncoder.load(device)
         return cls(sep, rec, device=device, names=names, **kwargs)
 
     @property
@@ -275,7 +427,7 @@ class Pipeline:
             raise ValueError(f"the separator splits {self.separator.n_src} voices, not {speakers}")
         models = {k: v for k, v in self.names.items() if (k != "separator" or separate)}
         results: list = [None] * len(items)
-        voices: dict[int, tuple] = {}  # item -> (voice files, rate, duration, regions per voice)
+        voices: dict[int, tuple] = {}  # item -> (voice files, rate, duration, regions per voice, frame levels)
         extra: dict[int, dict] = {i: {} for i in range(len(items))} if details else {}
         for i, (path, voices_dir) in enumerate(items):
             try:
@@ -288,7 +440,7 @@ class Pipeline:
                                        self.device, self.max_seconds, progress, view)
                 levels, duration, leakage = file_levels(outs, self.regions)
                 found = regions_from_levels(levels, duration, self.regions, leakage)
-                voices[i] = (outs, sr, duration, found)
+                voices[i] = (outs, sr, duration, found, levels)
                 if details:
                     extra[i].update(regions=found, leakage=leakage)
                     if "separator" in extra[i]:
@@ -297,13 +449,18 @@ class Pipeline:
                 results[i] = self._silent_result(path, models, details)
             except (AudioError, OSError, RuntimeError, ValueError) as err:
                 results[i] = err
-        spans, owners, detail = [], [], set()
-        for i, (outs, sr, _, found) in voices.items():
-            for k, (out, regions) in enumerate(zip(outs, found)):
-                if details and regions:
-                    detail.add(len(spans))  # each voice's first region
-                spans.extend((out, sr, s, e) for s, e in regions)
-                owners.extend((i, k) for _ in regions)
+        spans, pieces, owners, detail = [], [], [], set()
+        for i, (outs, sr, _, found, _) in voices.items():
+            plan = self._plan(found, separate and len(outs) > 1)
+            seen: set[int] = set()
+            for piece in plan:
+                if details and piece.voice not in seen:
+                    detail.add(len(spans))  # each voice's first piece
+                seen.add(piece.voice)
+                source = items[i][0] if piece.source == "mixture" else outs[piece.voice]
+                spans.append((source, sr, piece.decode_start, piece.decode_end))
+                pieces.append(piece)
+                owners.append((i, piece.voice))
         try:
             decoded = self._decode_spans(spans, detail)
         except (OSError, RuntimeError, ValueError) as err:  # cannot tell which item: all of them failed
@@ -311,19 +468,65 @@ class Pipeline:
                 results[i] = err
             return results
         segments: dict[tuple[int, int], list[Segment]] = {}
-        for owner, (seg, info) in zip(owners, decoded):
-            if seg is not None:
-                segments.setdefault(owner, []).append(seg)
+        for owner, seg in _join_pieces(owners, pieces, [d[0] for d in decoded], voices):
+            segments.setdefault(owner, []).append(seg)
+        for i, (outs, _, _, _, levels) in voices.items():
+            _drop_echoes(segments, i, len(outs), levels, self.regions.hop)
+        for owner, (_, info) in zip(owners, decoded):
             if info is not None:
                 extra[owner[0]].setdefault("asr", {})[f"spk{owner[1] + 1}"] = info
-        for i, (outs, sr, duration, _) in voices.items():
-            speakers_out = [
-                SpeakerResult(f"spk{k + 1}", None, sorted(segments.get((i, k), []), key=lambda s: s.start),
-                              audio=str(out))
-                for k, out in enumerate(outs)
-            ]
+        mixed = {(i, p.voice, *voices[i][3][p.voice][p.region]) for (i, _), p in zip(owners, pieces)
+                 if p.source != "mixture"}  # regions read (in part) from their separated stream
+        for i, (outs, sr, duration, _, _) in voices.items():
+            streams = [sorted(segments.get((i, k), []), key=lambda s: s.start) for k in range(len(outs))]
+            try:
+                speakers_out = self._speakers(items[i][0], outs, sr, streams, mixed, i, separate)
+            except (OSError, RuntimeError, ValueError) as err:
+                results[i] = err
+                continue
+            if details:
+                _relabel_details(extra[i], speakers_out, outs, [[seg for seg in st] for st in streams])
             results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out, extra.get(i, {}))
         return results
+
+    def _speakers(self, path, outs: list[Path], sr: int, streams: list[list[Segment]], mixed: set, item: int,
+                  separated: bool) -> list[SpeakerResult]:
+        """The recording's speakers from its streams' segments: one per stream, or, with a
+        speaker encoder, one per person (:func:`~hubbub.pipeline.speakers.cluster_segments`;
+        a person heard in more than one stream gets a voice file of its own)."""
+        plain = [SpeakerResult(f"spk{k + 1}", None, segs, audio=str(out))
+                 for k, (out, segs) in enumerate(zip(outs, streams))]
+        if self.speaker_encoder is None or not separated or sum(bool(st) for st in streams) < 2:
+            return plain  # nothing to relabel: no encoder, or words in one stream at most
+        from hubbub.pipeline.speakers import SegmentSpan, cluster_segments
+
+        spans, segs, embeddings = [], [], []
+        for k, stream in enumerate(streams):
+            for seg in stream:
+                span = SegmentSpan(k, seg.start, seg.end)
+                source = outs[k] if (item, k, seg.start, seg.end) in mixed else path
+                long = span.duration >= self.clustering.min_seconds
+                embeddings.append(self.speaker_encoder.embed(_read_span(source, sr, seg.start, seg.end), sr)
+                                  if long else None)
+                spans.append(span)
+                segs.append(seg)
+        labels = cluster_segments(spans, embeddings, self.clustering)
+        n = max(labels) + 1
+        per = [[(spans[j], segs[j]) for j in range(len(spans)) if labels[j] == c] for c in range(n)]
+        stream_of = [{sp.stream for sp, _ in members} for members in per]
+        if all(len(s) == 1 for s in stream_of) and len({next(iter(s)) for s in stream_of}) == n:
+            paths = _rename_streams(outs, [next(iter(s)) for s in stream_of])  # one stream per person
+        else:
+            paths = assemble_voices(outs, [[sp for sp, _ in members] for members in per])
+        return [SpeakerResult(f"spk{c + 1}", None, [g for _, g in members], audio=str(paths[c]))
+                for c, members in enumerate(per)]
+
+    def _plan(self, found: list[list[tuple[float, float]]], separated: bool):
+        """The pieces to decode for one recording's voice regions: cut at overlaps when
+        overlap-aware, else each region whole from its voice's stream."""
+        if separated and self.overlap_aware:
+            return plan_pieces(found, self.turns)
+        return [Piece(k, r, s, e, "voice", s, e) for k, regions in enumerate(found) for r, (s, e) in enumerate(regions)]
 
     @staticmethod
     def _silent_result(path, models: dict[str, str], details: bool) -> Result:

@@ -37,6 +37,7 @@ class RegionConfig:
     hop: float = 0.010
     floor_db: float = -45.0  # below the loudest stream's speech level: silence
     leak_db: float = 18.0  # this far below another stream on the same frame: leakage
+    smooth: float = 0.0  # the leakage test compares levels averaged over this many seconds (0: frame by frame)
     onset_db: float = 6.0  # hysteresis: a region starts this far above the floor
     min_speech: float = 0.25
     min_gap: float = 0.30
@@ -191,6 +192,15 @@ def speech_regions(
     return regions_from_levels(_frame_db(streams, sample_rate, cfg), streams.shape[-1] / sample_rate, cfg, leak)
 
 
+def _smoothed(db: torch.Tensor, frames: int) -> torch.Tensor:
+    """``(n, F)`` levels in dB, power-averaged over ``frames`` centred frames (1 or less: as is)."""
+    if frames <= 1:
+        return db
+    power = torch.pow(10.0, db / 10)[:, None]
+    avg = F.avg_pool1d(power, frames | 1, stride=1, padding=(frames | 1) // 2, count_include_pad=False)
+    return 10 * torch.log10(avg[:, 0] + 1e-10)
+
+
 def regions_from_levels(
     db: torch.Tensor, duration: float, cfg: RegionConfig | None = None, leakage: list[bool] | None = None
 ) -> list[list[tuple[float, float]]]:
@@ -201,11 +211,14 @@ def regions_from_levels(
     loud = db.max(dim=0).values
     reference = float(torch.quantile(loud, 0.95)) if loud.numel() else 0.0
     floor = reference + cfg.floor_db
-    if n > 1:
-        others = torch.stack([torch.cat([db[:k], db[k + 1 :]]).max(dim=0).values for k in range(n)])
-    else:
-        others = torch.full_like(db, -1e9)
-    not_leak = db > others - cfg.leak_db
+
+    def others_of(x: torch.Tensor) -> torch.Tensor:
+        if n == 1:
+            return torch.full_like(x, -1e9)
+        return torch.stack([torch.cat([x[:k], x[k + 1 :]]).max(dim=0).values for k in range(n)])
+
+    level = _smoothed(db, int(round(cfg.smooth / cfg.hop)))
+    not_leak = level > others_of(level) - cfg.leak_db
     hop = cfg.hop
     out: list[list[tuple[float, float]]] = []
     for k in range(n):

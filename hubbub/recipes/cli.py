@@ -10,6 +10,7 @@ Usage:
     hubbub data mix --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-2mix-8k
     hubbub data librimix --librispeech-dir /data/LibriSpeech --wham-dir /data/wham_noise \
         --metadata-dir /data/LibriMix/metadata --out /data/Libri2Mix
+    hubbub data conversation --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-conv2-16k
     hubbub data synth --out data/synth-8k --jobs 2
     hubbub data separated --mixtures data/train-2mix-max-8k --out data/train-separated-8k
     hubbub models import /models/faster-whisper-small -o models/whisper-small
@@ -30,6 +31,7 @@ COMMANDS = {
     ("evaluate", "asr"): "hubbub.recipes.evaluate_asr",
     ("data", "mix"): "hubbub.recipes.librispeech_mixtures",
     ("data", "librimix"): "hubbub.recipes.librimix_generate",
+    ("data", "conversation"): "hubbub.recipes.conversation",
     ("data", "synth"): "hubbub.recipes.synth",
     ("data", "separated"): "hubbub.recipes.separated_voices",
     ("models", "import"): "hubbub.recipes.import_model",
@@ -44,6 +46,7 @@ HELP = {
     ("evaluate", "asr"): "word error rate of an ASR model on transcribed recordings",
     ("data", "mix"): "build evaluation mixtures from a LibriSpeech folder",
     ("data", "librimix"): "generate the official LibriMix from its metadata",
+    ("data", "conversation"): "LibriCSS-like recordings of 2-3 people taking turns, 0-40 % overlap, with RTTMs",
     ("data", "synth"): "render text with the offline Debian TTS voices into an ASR corpus",
     ("data", "separated"): "separated voices of training mixtures, with their transcripts, as ASR data",
     ("models", "import"): "a Whisper checkpoint (CTranslate2, OpenAI, Hugging Face) into a hubbub model folder",

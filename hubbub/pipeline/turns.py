@@ -1,0 +1,187 @@
+"""Where voices overlap, and what to read each stretch of speech from.
+
+A conversation is mostly one voice at a time. The separator is needed only where
+two voices overlap; elsewhere its output is the original voice with artefacts.
+:func:`plan_pieces` cuts each voice's speech regions (from
+:func:`~hubbub.pipeline.regions.regions_from_levels`) at the edges of overlaps:
+
+* a stretch where this voice speaks alone is read from the **recording itself**
+  (its own rate, full bandwidth, no separation artefacts);
+* a stretch where another voice speaks too is read from the **separated voice**.
+
+A cut piece is decoded with ``context`` seconds of audio on the cut side (but
+never past its region, where this voice is silent), and keeps only the words
+whose middle falls inside it, so a word on a boundary is kept exactly once
+(:func:`keep_words`). Overlaps shorter than ``min_overlap`` and lone stretches
+shorter than ``min_single`` do not cut a region: a short overlap is mostly the
+padding of two turns that follow each other, and a short lone stretch between
+two overlaps is not worth a decode of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Piece", "TurnConfig", "drop_echoes", "keep_words", "merge_intervals", "overlaps", "plan_pieces"]
+
+MIXTURE = "mixture"
+VOICE = "voice"
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    """Settings of :func:`plan_pieces` (seconds)."""
+
+    min_overlap: float = 0.5
+    min_single: float = 1.0
+    context: float = 1.0
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of one voice's speech region and where to read it from.
+
+    voice, region: the separated stream and the index of its region.
+    start, end: the stretch whose words are kept.
+    source: ``"mixture"`` (the recording) or ``"voice"`` (the separated stream).
+    decode_start, decode_end: the audio decoded (the stretch with context on a cut side).
+    """
+
+    voice: int
+    region: int
+    start: float
+    end: float
+    source: str
+    decode_start: float
+    decode_end: float
+
+
+def merge_intervals(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted union of ``(start, end)`` intervals."""
+    out: list[list[float]] = []
+    for s, e in sorted(intervals):
+        if e <= s:
+            continue
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def _intersect(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        s, e = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if e > s:
+            out.append((s, e))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def overlaps(regions: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
+    """Where two or more voices speak at once: ``regions[k]`` are voice ``k``'s ``(start, end)``."""
+    found = []
+    for k in range(len(regions)):
+        others = merge_intervals([r for j, rs in enumerate(regions) if j != k for r in rs])
+        found += _intersect(merge_intervals(regions[k]), others)
+    return merge_intervals(found)
+
+
+def _stretches(start: float, end: float, overlap: list[tuple[float, float]],
+               cfg: TurnConfig) -> list[tuple[float, float, str]]:
+    """``[start, end)`` cut into lone (``mixture``) and overlapped (``voice``) stretches."""
+    over = [(s, e) for s, e in _intersect([(start, end)], overlap) if e - s >= cfg.min_overlap]
+    if not over:
+        return [(start, end, MIXTURE)]
+    parts: list[list] = []
+    t = start
+    for s, e in over:
+        if s > t:
+            parts.append([t, s, MIXTURE])
+        parts.append([s, e, VOICE])
+        t = e
+    if end > t:
+        parts.append([t, end, MIXTURE])
+    # a short lone stretch joins the overlapped stretch(es) next to it
+    merged: list[list] = []
+    for p in parts:
+        if p[2] == MIXTURE and p[1] - p[0] < cfg.min_single:
+            p[2] = VOICE
+        if merged and merged[-1][2] == p[2]:
+            merged[-1][1] = p[1]
+        else:
+            merged.append(p)
+    return [(s, e, src) for s, e, src in merged]
+
+
+def plan_pieces(regions: list[list[tuple[float, float]]], cfg: TurnConfig | None = None) -> list[Piece]:
+    """What to decode for each voice's regions (see the module's docstring).
+
+    Args:
+        regions: per voice, its speech regions ``[(start, end)]`` in seconds.
+
+    Returns:
+        Pieces in voice, region and time order; a region that no overlap cuts is
+        one piece read from the recording.
+    """
+    cfg = cfg or TurnConfig()
+    overlap = overlaps(regions)
+    pieces = []
+    for k, voice_regions in enumerate(regions):
+        for r, (start, end) in enumerate(voice_regions):
+            for s, e, src in _stretches(start, end, overlap, cfg):
+                a = s if s <= start else max(start, s - cfg.context)
+                b = e if e >= end else min(end, e + cfg.context)
+                pieces.append(Piece(k, r, s, e, src, a, b))
+    return pieces
+
+
+def keep_words(piece: Piece, words) -> list:
+    """The words (with ``start``/``end`` in the recording's seconds) whose middle
+    falls inside the piece: ``[start, end)``, open on a side that is not cut."""
+    lo = -float("inf") if piece.start <= piece.decode_start else piece.start
+    hi = float("inf") if piece.end >= piece.decode_end else piece.end
+    return [w for w in words if lo <= (w.start + w.end) / 2 < hi]
+
+
+def _norm(word: str) -> str:
+    return "".join(c for c in word.lower() if c.isalnum())
+
+
+def drop_echoes(words: list[list], levels: list[list[float]], window: float = 0.5) -> list[list[bool]]:
+    """Which words are echoes: a separator leaves a faint copy of one voice in the
+    other stream, and where both streams are decoded (an overlap) the copy comes
+    out as the same words at the same time. Of two equal words (letters and digits,
+    case-blind) of different voices whose middles are less than ``window`` seconds
+    apart, the one of the quieter stream is the echo.
+
+    Args:
+        words: per voice, its words (``.word``, ``.start``, ``.end``).
+        levels: per voice, the level (dB) of its stream over each of its words.
+
+    Returns:
+        Per voice, per word, True where the word is an echo.
+    """
+    import bisect
+
+    echo = [[False] * len(ws) for ws in words]
+    mids = [[(w.start + w.end) / 2 for w in ws] for ws in words]
+    orders = [sorted(range(len(m)), key=m.__getitem__) for m in mids]
+    for k, ws in enumerate(words):
+        for j in range(k + 1, len(words)):
+            sorted_mids = [mids[j][b] for b in orders[j]]
+            for a, wa in enumerate(ws):
+                name = _norm(wa.word)
+                lo = bisect.bisect_right(sorted_mids, mids[k][a] - window)
+                hi = bisect.bisect_left(sorted_mids, mids[k][a] + window)
+                for b in (orders[j][i] for i in range(lo, hi)):
+                    if name and _norm(words[j][b].word) == name:
+                        if levels[k][a] < levels[j][b]:
+                            echo[k][a] = True
+                        else:
+                            echo[j][b] = True
+    return echo

@@ -1,0 +1,163 @@
+"""Overlap-aware transcription: where voices overlap, what each piece is read from,
+words at piece boundaries, echoes, speaker labels, per-speaker voice files."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from hubbub.models.decoding import WordTiming as Word
+from hubbub.pipeline.formats import render
+from hubbub.pipeline.regions import RegionConfig, speech_regions
+from hubbub.pipeline.result import Result, Segment, SpeakerResult
+from hubbub.pipeline.speakers import ClusterConfig, SegmentSpan, cluster_segments
+from hubbub.pipeline.turns import Piece, TurnConfig, drop_echoes, keep_words, overlaps, plan_pieces
+
+SR = 8000
+
+
+def _voice(start: float, end: float, total: float, level: float = 0.3, freq: float = 220.0) -> torch.Tensor:
+    """A harmonic 'voice' between ``start`` and ``end`` seconds, silence elsewhere."""
+    t = torch.arange(int(total * SR)) / SR
+    x = sum(torch.sin(2 * math.pi * freq * h * t + h) / h for h in range(1, 6))
+    on = (t >= start) & (t < end)
+    return level * x * on * (1 + 0.3 * torch.sin(2 * math.pi * 3 * t))
+
+
+def test_overlaps_and_pieces_of_two_turns():
+    regions = [[(0.0, 10.0)], [(8.0, 20.0)]]
+    assert overlaps(regions) == [(8.0, 10.0)]
+    pieces = plan_pieces(regions, TurnConfig(min_overlap=0.5, min_single=1.0, context=1.0))
+    assert pieces == [
+        Piece(0, 0, 0.0, 8.0, "mixture", 0.0, 9.0),
+        Piece(0, 0, 8.0, 10.0, "voice", 7.0, 10.0),
+        Piece(1, 0, 8.0, 10.0, "voice", 8.0, 11.0),
+        Piece(1, 0, 10.0, 20.0, "mixture", 9.0, 20.0),
+    ]
+
+
+def test_short_overlaps_and_short_lone_stretches_do_not_cut():
+    cfg = TurnConfig(min_overlap=0.5, min_single=1.0)
+    # the padding of two turns that follow each other: 0.2 s of overlap
+    assert [p.source for p in plan_pieces([[(0.0, 5.1)], [(4.9, 9.0)]], cfg)] == ["mixture", "mixture"]
+    # a 0.5-s lone stretch between two overlaps is read from the voice with them
+    pieces = plan_pieces([[(0.0, 10.0)], [(2.0, 5.0), (5.5, 8.0)]], cfg)
+    assert [(p.start, p.end, p.source) for p in pieces if p.voice == 0] == [
+        (0.0, 2.0, "mixture"), (2.0, 8.0, "voice"), (8.0, 10.0, "mixture")]
+
+
+def test_one_voice_is_one_piece_from_the_recording():
+    assert plan_pieces([[(1.0, 4.0), (6.0, 9.0)], []]) == [
+        Piece(0, 0, 1.0, 4.0, "mixture", 1.0, 4.0), Piece(0, 1, 6.0, 9.0, "mixture", 6.0, 9.0)]
+
+
+def test_boundary_words_are_kept_exactly_once():
+    regions = [[(0.0, 10.0)], [(8.0, 20.0)]]
+    a, b = [p for p in plan_pieces(regions) if p.voice == 0]
+    # both pieces of voice 0 decode the word that straddles 8.0 s (context): exactly one keeps it
+    words = [Word("before", 6.0, 6.5), Word("straddles", 7.7, 8.2), Word("after", 8.5, 9.0)]
+    in_a = [w.word for w in keep_words(a, [w for w in words if a.decode_start <= w.start < a.decode_end])]
+    in_b = [w.word for w in keep_words(b, [w for w in words if b.decode_start <= w.start < b.decode_end])]
+    assert in_a + in_b == ["before", "straddles", "after"]
+    assert not set(in_a) & set(in_b)
+
+
+def test_uncut_sides_keep_every_word():
+    piece = Piece(0, 0, 1.0, 4.0, "mixture", 1.0, 4.0)
+    words = [Word("early", 0.9, 1.05), Word("late", 3.9, 4.2)]  # timings a little outside the region
+    assert keep_words(piece, words) == words
+
+
+def test_echoes_go_from_the_quieter_stream():
+    words = [[Word("the", 1.0, 1.2), Word("medical", 1.3, 1.8)], [Word("medical", 1.35, 1.75), Word("man", 2.0, 2.3)]]
+    levels = [[-20.0, -20.0], [-35.0, -18.0]]
+    assert drop_echoes(words, levels) == [[False, False], [True, False]]
+    # the same word far apart in time is two words
+    far = [[Word("yes", 1.0, 1.2)], [Word("yes", 5.0, 5.2)]]
+    assert drop_echoes(far, [[-20.0], [-30.0]]) == [[False], [False]]
+
+
+def test_a_silent_stream_has_no_regions():
+    streams = torch.stack([_voice(0.5, 3.0, 4.0), torch.zeros(4 * SR)])
+    regions = speech_regions(streams, SR, RegionConfig())
+    assert regions[1] == [] and regions[0]
+
+
+def test_leakage_below_the_threshold_makes_no_second_speaker():
+    voice = _voice(0.5, 3.5, 4.0)
+    other = _voice(0.5, 3.5, 4.0, freq=310.0)
+    for leak_db in (8.0, 18.0):
+        cfg = RegionConfig(leak_db=leak_db, smooth=1.0)
+        faint = 10 ** (-(leak_db + 6) / 20) * other  # another voice's faint copy, below the threshold
+        assert speech_regions(torch.stack([voice, faint]), SR, cfg)[1] == []
+        loud = 10 ** (-(leak_db - 6) / 20) * other  # above it: a second talker
+        assert speech_regions(torch.stack([voice, loud]), SR, cfg)[1]
+
+
+def test_clustering_joins_turns_of_one_person_across_streams():
+    rng = np.random.default_rng(0)
+    a, b, c = (torch.from_numpy(rng.normal(size=16)).float() for _ in range(3))
+    unit = [v / v.norm() for v in (a, b, c)]
+
+    def near(v: torch.Tensor) -> torch.Tensor:
+        w = v + 0.1 * torch.from_numpy(rng.normal(size=16)).float() / 4
+        return w / w.norm()
+
+    # three people taking turns on two streams: A (stream 0), B (1), C (0), A (1), short B (1)
+    spans = [SegmentSpan(0, 0, 5), SegmentSpan(1, 4, 9), SegmentSpan(0, 9, 14), SegmentSpan(1, 14, 19),
+             SegmentSpan(1, 19.2, 19.6)]
+    emb = [near(unit[0]), near(unit[1]), near(unit[2]), near(unit[0]), None]
+    assert cluster_segments(spans, emb, ClusterConfig(threshold=0.5)) == [0, 1, 2, 0, 0]
+    assert cluster_segments(spans, emb, ClusterConfig(num_speakers=2))[:4] in ([0, 1, 1, 0], [0, 1, 0, 0])
+
+
+def test_overlapping_segments_of_two_streams_are_two_people():
+    e = torch.ones(4) / 2
+    spans = [SegmentSpan(0, 0, 5), SegmentSpan(1, 1, 6)]
+    assert cluster_segments(spans, [e, e], ClusterConfig(threshold=0.5)) == [0, 1]
+
+
+def test_assembled_voices_take_each_persons_spans(tmp_path):
+    from hubbub.pipeline.pipeline import assemble_voices
+
+    n = 4 * SR
+    s0, s1 = np.full(n, 0.1, dtype=np.float32), np.full(n, 0.2, dtype=np.float32)
+    outs = [tmp_path / "spk1.wav", tmp_path / "spk2.wav"]
+    for p, x in zip(outs, (s0, s1)):
+        sf.write(str(p), x, SR, subtype="FLOAT")
+    # person 1: stream 0 for 0-1 s and stream 1 for 2-3 s; person 2: stream 1 for 0.5-1.5 s; person 3: stream 0 3-4 s
+    paths = assemble_voices(outs, [[SegmentSpan(0, 0, 1), SegmentSpan(1, 2, 3)], [SegmentSpan(1, 0.5, 1.5)],
+                                   [SegmentSpan(0, 3, 4)]])
+    assert [p.name for p in paths] == ["spk1.wav", "spk2.wav", "spk3.wav"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spk1.wav", "spk2.wav", "spk3.wav"]
+    x = sf.read(str(paths[0]), dtype="float32")[0]
+    assert len(x) == n
+    assert np.allclose(x[:SR], 0.1) and np.allclose(x[SR : 2 * SR], 0) and np.allclose(x[2 * SR : 3 * SR], 0.2)
+    assert np.allclose(sf.read(str(paths[2]), dtype="float32")[0][3 * SR :], 0.1)
+
+
+def test_rttm_of_a_known_layout():
+    result = Result("talk.wav", 20.0, 16000, {}, [
+        SpeakerResult("spk1", None, [Segment(0.0, 10.0, "hello there"), Segment(15.0, 18.5, "bye")]),
+        SpeakerResult("spk2", None, [Segment(8.0, 14.0, "hi")]),
+    ])
+    assert render(result, "rttm").splitlines() == [
+        "SPEAKER talk 1 0.000 10.000 <NA> <NA> spk1 <NA> <NA>",
+        "SPEAKER talk 1 8.000 6.000 <NA> <NA> spk2 <NA> <NA>",
+        "SPEAKER talk 1 15.000 3.500 <NA> <NA> spk1 <NA> <NA>",
+    ]
+
+
+@pytest.mark.slow
+def test_speaker_encoder_tells_two_voices_apart():
+    from hubbub.models.speaker import SpeakerEncoder
+
+    enc = SpeakerEncoder.load()
+    low, high = _voice(0, 3, 3, freq=110.0), _voice(0, 3, 3, freq=330.0)
+    e_low, e_low2, e_high = enc.embed(low[: 2 * SR], SR), enc.embed(low[SR:], SR), enc.embed(high, SR)
+    assert e_low.shape == (256,) and abs(float(e_low.norm()) - 1) < 1e-3
+    assert float(e_low @ e_low2) > float(e_low @ e_high)
