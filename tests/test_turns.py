@@ -50,6 +50,12 @@ def test_short_overlaps_and_short_lone_stretches_do_not_cut():
         (0.0, 2.0, "mixture"), (2.0, 8.0, "voice"), (8.0, 10.0, "mixture")]
 
 
+def test_by_default_a_region_with_an_overlap_is_read_whole_from_its_voice():
+    pieces = plan_pieces([[(0.0, 10.0), (12.0, 15.0)], [(8.0, 11.5)]])
+    assert pieces == [Piece(0, 0, 0.0, 10.0, "voice", 0.0, 10.0), Piece(0, 1, 12.0, 15.0, "mixture", 12.0, 15.0),
+                      Piece(1, 0, 8.0, 11.5, "voice", 8.0, 11.5)]
+
+
 def test_one_voice_is_one_piece_from_the_recording():
     assert plan_pieces([[(1.0, 4.0), (6.0, 9.0)], []]) == [
         Piece(0, 0, 1.0, 4.0, "mixture", 1.0, 4.0), Piece(0, 1, 6.0, 9.0, "mixture", 6.0, 9.0)]
@@ -57,7 +63,7 @@ def test_one_voice_is_one_piece_from_the_recording():
 
 def test_boundary_words_are_kept_exactly_once():
     regions = [[(0.0, 10.0)], [(8.0, 20.0)]]
-    a, b = [p for p in plan_pieces(regions) if p.voice == 0]
+    a, b = [p for p in plan_pieces(regions, TurnConfig(min_single=1.0)) if p.voice == 0]
     # both pieces of voice 0 decode the word that straddles 8.0 s (context): exactly one keeps it
     words = [Word("before", 6.0, 6.5), Word("straddles", 7.7, 8.2), Word("after", 8.5, 9.0)]
     in_a = [w.word for w in keep_words(a, [w for w in words if a.decode_start <= w.start < a.decode_end])]
@@ -161,3 +167,23 @@ def test_speaker_encoder_tells_two_voices_apart():
     e_low, e_low2, e_high = enc.embed(low[: 2 * SR], SR), enc.embed(low[SR:], SR), enc.embed(high, SR)
     assert e_low.shape == (256,) and abs(float(e_low.norm()) - 1) < 1e-3
     assert float(e_low @ e_low2) > float(e_low @ e_high)
+
+
+def test_short_segments_of_a_leakage_stream_are_no_ones():
+    from hubbub.pipeline.speakers import DROPPED
+
+    a = torch.nn.functional.normalize(torch.randn(16), dim=0)
+    spans = [SegmentSpan(0, 0.0, 6.0), SegmentSpan(1, 2.0, 2.6), SegmentSpan(1, 8.0, 8.5)]
+    labels = cluster_segments(spans, [a, None, None])
+    # stream 1 has no segment long enough to embed: during person 0's speech it is leakage,
+    # alone it is the nearest person
+    assert labels == [0, DROPPED, 0]
+
+
+def test_a_small_cluster_joins_the_nearest_person():
+    torch.manual_seed(0)
+    a, b = (torch.nn.functional.normalize(torch.randn(16), dim=0) for _ in range(2))
+    near_a = torch.nn.functional.normalize(a + 0.9 * torch.nn.functional.normalize(torch.randn(16), dim=0), dim=0)
+    spans = [SegmentSpan(0, 0.0, 5.0), SegmentSpan(1, 5.5, 10.0), SegmentSpan(0, 11.0, 12.5)]
+    assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05, min_cluster_seconds=0.0)) == [0, 1, 2]
+    assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05)) == [0, 1, 0]

@@ -511,7 +511,9 @@ class Pipeline:
                 spans.append(span)
                 segs.append(seg)
         labels = cluster_segments(spans, embeddings, self.clustering)
-        n = max(labels) + 1
+        n = max(labels) + 1  # segments labelled DROPPED (leakage) are no one's
+        if n <= 0:
+            return plain
         per = [[(spans[j], segs[j]) for j in range(len(spans)) if labels[j] == c] for c in range(n)]
         stream_of = [{sp.stream for sp, _ in members} for members in per]
         if all(len(s) == 1 for s in stream_of) and len({next(iter(s)) for s in stream_of}) == n:

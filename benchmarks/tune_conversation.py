@@ -1,0 +1,137 @@
+"""Tune who-speaks-when on conversations of training speakers: the leakage test of the speech regions
+(``RegionConfig.leak_db`` / ``smooth``) and the speaker clustering threshold (``ClusterConfig``).
+
+Usage:
+    hubbub data conversation --librispeech ../shared/data/LibriSpeech/train-clean-100 \
+        --out data/train-conv2-16k --n-speakers 2 --n-recordings 4
+    hubbub data conversation --librispeech ../shared/data/LibriSpeech/train-clean-100 \
+        --out data/train-conv3-16k --n-speakers 3 --n-recordings 3
+    python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --threads 2 \
+        --out benchmarks/conversation-tuning.md
+
+Each recording is separated once (the default separator, the pipeline's streaming path). Then, for
+every setting of the grid, the speech regions of the streams are scored against the set's turns with
+pyannote.metrics: missed speech + false alarm of DER (one label per stream; the speaker count of
+each moment counts, so a leakage region is a false alarm). For the best region setting, the regions
+are embedded (the recording where one voice speaks, the stream where voices overlap, as the pipeline
+does) and clustered at each threshold; the table gives DER with speaker confusion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from _common import write_report
+from bench_conversation import load_set
+
+log = logging.getLogger("tune_conversation")
+
+
+def _der(metric, rec: dict, streams: list[list[tuple[float, float]]], labels=None) -> dict:
+    from pyannote.core import Annotation, Segment
+
+    ref, hyp = Annotation(uri=rec["id"]), Annotation(uri=rec["id"])
+    for k, t in enumerate(rec["turns"]):
+        ref[Segment(t["start"], t["end"]), k] = t["speaker"]
+    j = 0
+    for s, regions in enumerate(streams):
+        for k, (a, b) in enumerate(regions):
+            hyp[Segment(a, b), (s, k)] = f"spk{labels[j] if labels else s}"
+            j += 1
+    return metric(ref, hyp, detailed=True)
+
+
+def _sum(rows: list[dict]) -> dict:
+    total = sum(r["total"] for r in rows)
+    return {k: 100 * sum(r[k] for r in rows) / total for k in ("missed detection", "false alarm", "confusion")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", required=True)
+    p.add_argument("--leak-db", type=float, nargs="+", default=[6, 9, 12, 15, 18])
+    p.add_argument("--smooth", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    from hubbub.models.speaker import SpeakerEncoder
+    from hubbub.pipeline.pipeline import _read_span
+    from hubbub.pipeline.regions import RegionConfig, file_levels, regions_from_levels
+    from hubbub.pipeline.separate import load_separator, separate_to_files
+    from hubbub.pipeline.speakers import ClusterConfig, SegmentSpan, cluster_segments
+    from hubbub.pipeline.turns import overlaps
+
+    metric = DiarizationErrorRate(collar=0.5, skip_overlap=False)
+    sep = load_separator(None)
+    base = RegionConfig()
+    records = [rec for d in args.data for rec in load_set(d, None)]
+    work = Path(tempfile.mkdtemp(prefix="hubbub-tune-"))
+    separated = []
+    for rec in records:
+        outs = [work / rec["id"] / f"spk{k + 1}.wav" for k in range(sep.n_src)]
+        outs[0].parent.mkdir(parents=True)
+        sr = separate_to_files(sep, rec["mixture"], outs)
+        levels, duration, leakage = file_levels(outs, base)
+        separated.append((outs, sr, levels, duration, leakage))
+        log.info("separated %s", rec["id"])
+    grid = []
+    for leak_db, smooth in itertools.product(args.leak_db, args.smooth):
+        cfg = replace(base, leak_db=leak_db, smooth=smooth)
+        rows = [_der(metric, rec, regions_from_levels(lv, dur, cfg, lk))
+                for rec, (_, _, lv, dur, lk) in zip(records, separated)]
+        score = _sum(rows)
+        grid.append((score["missed detection"] + score["false alarm"], leak_db, smooth, score))
+        log.info("leak_db %g smooth %g: missed %.1f%% false alarm %.1f%%", leak_db, smooth,
+                 score["missed detection"], score["false alarm"])
+    grid.sort(key=lambda g: g[0])
+    best = replace(base, leak_db=grid[0][1], smooth=grid[0][2])
+    encoder = SpeakerEncoder.load()
+    spans_emb = []
+    for rec, (outs, sr, lv, dur, lk) in zip(records, separated):
+        found = regions_from_levels(lv, dur, best, lk)
+        over = overlaps(found)
+        spans, embs = [], []
+        for k, regions in enumerate(found):
+            for a, b in regions:
+                mixed = any(min(b, e) - max(a, s) > 0.5 for s, e in over)
+                src = outs[k] if mixed else rec["mixture"]
+                spans.append(SegmentSpan(k, a, b))
+                embs.append(encoder.embed(_read_span(src, sr, a, b), sr) if b - a >= 1.0 else None)
+        spans_emb.append((found, spans, embs))
+    clusters = []
+    for th in args.thresholds:
+        rows = []
+        for rec, (found, spans, embs) in zip(records, spans_emb):
+            labels = cluster_segments(spans, embs, ClusterConfig(threshold=th))
+            rows.append(_der(metric, rec, found, labels))
+        score = _sum(rows)
+        clusters.append((th, score))
+        log.info("threshold %g: DER %.1f%% (confusion %.1f%%)", th, sum(score.values()), score["confusion"])
+    cmd = "python benchmarks/tune_conversation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [f"`{cmd}` ({len(records)} recordings of training speakers)", "",
+             "Speech regions of the separated streams (one label per stream): missed + false alarm of DER, %", "",
+             "| leak_db | smooth (s) | missed | false alarm | sum |", "|---|---|---|---|---|"]
+    lines += [f"| {g[1]:g} | {g[2]:g} | {g[3]['missed detection']:.1f} | {g[3]['false alarm']:.1f} | {g[0]:.1f} |"
+              for g in sorted(grid, key=lambda g: (g[1], g[2]))]
+    lines += ["", f"Clustering of the regions of the best setting (leak_db {best.leak_db:g}, smooth {best.smooth:g}):",
+              "", "| threshold | missed | false alarm | confusion | DER |", "|---|---|---|---|---|"]
+    lines += [f"| {th:g} | {s['missed detection']:.1f} | {s['false alarm']:.1f} | {s['confusion']:.1f} | "
+              f"{sum(s.values()):.1f} |" for th, s in clusters]
+    write_report("\n".join(lines) + "\n", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
