@@ -131,8 +131,7 @@ def _join_pieces(owners, pieces, segments, voices) -> list[tuple[tuple[int, int]
     return out
 
 
-def _relabel_details(extra: dict, speakers: list[SpeakerResult], outs: list[Path],
-                     streams: list[list[Segment]]) -> None:
+def _relabel_details(extra: dict, speakers: list[SpeakerResult], streams: list[list[Segment]]) -> None:
     """Details (what the demo draws) per speaker rather than per stream, when clustering
     relabelled the streams: each speaker's regions are its segments; its ASR maps are
     those of the stream its first segment came from."""
@@ -485,7 +484,7 @@ class Pipeline:
                 results[i] = err
                 continue
             if details:
-                _relabel_details(extra[i], speakers_out, outs, [[seg for seg in st] for st in streams])
+                _relabel_details(extra[i], speakers_out, streams)
             results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out, extra.get(i, {}))
         return results
 
