@@ -23,7 +23,10 @@ Systems (``--systems``):
   transcription of the unseparated recording (timestamps on, greedy, no VAD), one stream.
 
 Scores: cpWER by meeteval (``cp_word_error_rate``; every speaker's words in time order, texts
-normalised with hubbub's normaliser first); DER by pyannote.metrics (``DiarizationErrorRate``,
+normalised with hubbub's normaliser first); ORC-WER by meeteval (``orc_word_error_rate``: every
+reference utterance is scored against the hypothesis stream that fits it best, so speaker labels do
+not count: the fair measure of the words of a single-stream system, which cpWER charges for putting
+two people in one stream); DER by pyannote.metrics (``DiarizationErrorRate``,
 overlapped speech scored, a 0.5-s collar in pyannote's sense, i.e. +-0.25 s around reference
 boundaries as in NIST md-eval) against the set's RTTMs, from each system's timed segments. Each
 score is summed over the recordings of a ratio (errors over reference words; DER components over
@@ -98,6 +101,7 @@ def transcribe(system: str, rec: dict, pipes: dict, whisper) -> list[list[tuple[
 
 def score(rec: dict, hyp: list[list[tuple[float, float, str]]], der_metric) -> dict:
     """cpWER counts (meeteval) and DER components (pyannote.metrics) of one recording."""
+    from meeteval.wer import orc_word_error_rate
     from meeteval.wer.wer.cp import cp_word_error_rate
     from pyannote.core import Annotation, Segment
 
@@ -109,6 +113,9 @@ def score(rec: dict, hyp: list[list[tuple[float, float, str]]], der_metric) -> d
     refs = [stream(texts) for texts in rec["texts"]]
     hyps = [stream(text for _, _, text in sorted(segs)) for segs in hyp] or [""]
     cp = cp_word_error_rate(refs, hyps)
+    # speaker-agnostic: each reference utterance goes to the hypothesis stream that fits it best
+    utterances = [t for t in (normalize_text(x["text"]) for x in sorted(rec["turns"], key=lambda t: t["start"])) if t]
+    orc = orc_word_error_rate(utterances, hyps)
     reference, hypothesis = Annotation(uri=rec["id"]), Annotation(uri=rec["id"])
     for k, t in enumerate(rec["turns"]):
         reference[Segment(t["start"], t["end"]), k] = t["speaker"]
@@ -117,7 +124,7 @@ def score(rec: dict, hyp: list[list[tuple[float, float, str]]], der_metric) -> d
             if b > a:
                 hypothesis[Segment(a, b), (s, k)] = f"spk{s + 1}"
     der = der_metric(reference, hypothesis, detailed=True)
-    return {"errors": cp.errors, "words": cp.length, "speakers": len(hyp),
+    return {"errors": cp.errors, "words": cp.length, "orc_errors": orc.errors, "speakers": len(hyp),
             "der": {k: der[k] for k in ("missed detection", "false alarm", "confusion", "total")}}
 
 
@@ -133,9 +140,11 @@ def run(records: list[dict], systems: list[str], pipes: dict, whisper) -> dict:
             seconds = time.perf_counter() - t0
             one = score(rec, hyp, metric)
             row = out.setdefault(system, {}).setdefault(str(rec["overlap_ratio"]), {
-                "errors": 0, "words": 0, "seconds": 0.0, "audio_s": 0.0, "recordings": 0, "speakers_found": [],
+                "errors": 0, "words": 0, "orc_errors": 0, "seconds": 0.0, "audio_s": 0.0, "recordings": 0,
+                "speakers_found": [],
                 "missed": 0.0, "false_alarm": 0.0, "confusion": 0.0, "ref_speech": 0.0})
             row["errors"] += one["errors"]
+            row["orc_errors"] += one["orc_errors"]
             row["words"] += one["words"]
             row["seconds"] += seconds
             row["audio_s"] += rec["duration"]
@@ -151,6 +160,7 @@ def run(records: list[dict], systems: list[str], pipes: dict, whisper) -> dict:
                      seconds)
         for row in out[system].values():
             row["cpwer"] = row["errors"] / max(row["words"], 1)
+            row["orcwer"] = row["orc_errors"] / max(row["words"], 1)
             row["der"] = (row["missed"] + row["false_alarm"] + row["confusion"]) / max(row["ref_speech"], 1e-9)
             row["rtf"] = row["seconds"] / row["audio_s"]
     return out
@@ -191,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         rtf = sum(v["seconds"] for v in results[s].values()) / sum(v["audio_s"] for v in results[s].values())
         lines.append(f"| {s} | " + " | ".join(f"{100 * results[s][r]['cpwer']:.1f}%" for r in ratios)
                      + f" | {rtf:.3f} |")
+    lines += ["", "ORC-WER (meeteval, speakers ignored: each reference utterance is scored against the "
+              "hypothesis stream that fits it best), the words alone:", "",
+              "| system | " + " | ".join(f"{float(r):g} %" for r in ratios) + " |", "|---" * (len(ratios) + 1) + "|"]
+    for s in args.systems:
+        lines.append(f"| {s} | " + " | ".join(f"{100 * results[s][r]['orcwer']:.1f}%" for r in ratios) + " |")
     lines += ["", "DER (pyannote.metrics, overlap scored, +-0.25 s collar): missed + false alarm + confusion; "
               "speakers found per recording (mean):", "",
               "| system | " + " | ".join(f"{float(r):g} %" for r in ratios) + " |", "|---" * (len(ratios) + 1) + "|"]

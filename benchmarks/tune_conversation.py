@@ -15,6 +15,13 @@ pyannote.metrics: missed speech + false alarm of DER (one label per stream; the 
 each moment counts, so a leakage region is a false alarm). For the best region setting, the regions
 are embedded (the recording where one voice speaks, the stream where voices overlap, as the pipeline
 does) and clustered at each threshold; the table gives DER with speaker confusion.
+
+``--cpwer LEAK_DB,SMOOTH,SAME_VOICE,THRESHOLD ...`` scores whole settings by what users get instead:
+the overlap-aware pipeline (``hubbub transcribe``) run on the first ``--limit`` recordings of each ratio
+with those region and clustering settings, speaker-attributed cpWER (meeteval) per overlap ratio:
+
+    python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --limit 2 \
+        --cpwer 12,0.5,1,0.3 18,1,0.8,0.3 --out benchmarks/conversation-tuning-cpwer.md
 """
 
 from __future__ import annotations
@@ -59,11 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", nargs="+", required=True)
     p.add_argument("--leak-db", type=float, nargs="+", default=[6, 9, 12, 15, 18])
     p.add_argument("--smooth", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    p.add_argument("--local-same-voice", type=float, nargs="+", default=[1.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+                   help="RegionConfig.local_same_voice values (1: the frame-wise same-voice test off)")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cpwer", nargs="+", default=None, metavar="LEAK_DB,SMOOTH,SAME_VOICE,THRESHOLD",
+                   help="score these settings by the pipeline's cpWER instead of the region grid")
+    p.add_argument("--limit", type=int, default=None, help="--cpwer: first N recordings of each ratio")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.cpwer:
+        return cpwer_settings(args, argv)
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     from hubbub.models.speaker import SpeakerEncoder
@@ -83,24 +97,24 @@ def main(argv: list[str] | None = None) -> int:
         outs = [work / rec["id"] / f"spk{k + 1}.wav" for k in range(sep.n_src)]
         outs[0].parent.mkdir(parents=True)
         sr = separate_to_files(sep, rec["mixture"], outs)
-        levels, duration, leakage = file_levels(outs, base)
-        separated.append((outs, sr, levels, duration, leakage))
+        levels, duration, leakage, agreement = file_levels(outs, base)
+        separated.append((outs, sr, levels, duration, leakage, agreement))
         log.info("separated %s", rec["id"])
     grid = []
-    for leak_db, smooth in itertools.product(args.leak_db, args.smooth):
-        cfg = replace(base, leak_db=leak_db, smooth=smooth)
-        rows = [_der(metric, rec, regions_from_levels(lv, dur, cfg, lk))
-                for rec, (_, _, lv, dur, lk) in zip(records, separated)]
+    for leak_db, smooth, same in itertools.product(args.leak_db, args.smooth, args.local_same_voice):
+        cfg = replace(base, leak_db=leak_db, smooth=smooth, local_same_voice=same)
+        rows = [_der(metric, rec, regions_from_levels(lv, dur, cfg, lk, ag))
+                for rec, (_, _, lv, dur, lk, ag) in zip(records, separated)]
         score = _sum(rows)
-        grid.append((score["missed detection"] + score["false alarm"], leak_db, smooth, score))
-        log.info("leak_db %g smooth %g: missed %.1f%% false alarm %.1f%%", leak_db, smooth,
+        grid.append((score["missed detection"] + score["false alarm"], leak_db, smooth, same, score))
+        log.info("leak_db %g smooth %g same voice %g: missed %.1f%% false alarm %.1f%%", leak_db, smooth, same,
                  score["missed detection"], score["false alarm"])
     grid.sort(key=lambda g: g[0])
-    best = replace(base, leak_db=grid[0][1], smooth=grid[0][2])
+    best = replace(base, leak_db=grid[0][1], smooth=grid[0][2], local_same_voice=grid[0][3])
     encoder = SpeakerEncoder.load()
     spans_emb = []
-    for rec, (outs, sr, lv, dur, lk) in zip(records, separated):
-        found = regions_from_levels(lv, dur, best, lk)
+    for rec, (outs, sr, lv, dur, lk, ag) in zip(records, separated):
+        found = regions_from_levels(lv, dur, best, lk, ag)
         over = overlaps(found)
         spans, embs = [], []
         for k, regions in enumerate(found):
@@ -122,13 +136,50 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python benchmarks/tune_conversation.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"`{cmd}` ({len(records)} recordings of training speakers)", "",
              "Speech regions of the separated streams (one label per stream): missed + false alarm of DER, %", "",
-             "| leak_db | smooth (s) | missed | false alarm | sum |", "|---|---|---|---|---|"]
-    lines += [f"| {g[1]:g} | {g[2]:g} | {g[3]['missed detection']:.1f} | {g[3]['false alarm']:.1f} | {g[0]:.1f} |"
-              for g in sorted(grid, key=lambda g: (g[1], g[2]))]
-    lines += ["", f"Clustering of the regions of the best setting (leak_db {best.leak_db:g}, smooth {best.smooth:g}):",
+             "| leak_db | smooth (s) | local same voice | missed | false alarm | sum |", "|---|---|---|---|---|---|"]
+    lines += [f"| {g[1]:g} | {g[2]:g} | {g[3]:g} | {g[4]['missed detection']:.1f} | {g[4]['false alarm']:.1f} | "
+              f"{g[0]:.1f} |" for g in sorted(grid, key=lambda g: (g[1], g[2], g[3]))]
+    lines += ["", f"Clustering of the regions of the best setting (leak_db {best.leak_db:g}, smooth {best.smooth:g}, "
+              f"local same voice {best.local_same_voice:g}):",
               "", "| threshold | missed | false alarm | confusion | DER |", "|---|---|---|---|---|"]
     lines += [f"| {th:g} | {s['missed detection']:.1f} | {s['false alarm']:.1f} | {s['confusion']:.1f} | "
               f"{sum(s.values()):.1f} |" for th, s in clusters]
+    write_report("\n".join(lines) + "\n", args.out)
+    return 0
+
+
+def cpwer_settings(args, argv) -> int:
+    """cpWER per overlap ratio of the overlap-aware pipeline under each ``--cpwer`` setting."""
+    from bench_conversation import run
+
+    from hubbub.pipeline import Pipeline
+    from hubbub.pipeline.regions import RegionConfig
+    from hubbub.pipeline.speakers import ClusterConfig
+
+    records = [rec for d in args.data for rec in load_set(d, args.limit)]
+    base = Pipeline.from_pretrained()
+    table = []
+    for setting in args.cpwer:
+        leak_db, smooth, same, threshold = (float(v) for v in setting.split(","))
+        pipe = Pipeline(base.separator, base.asr, regions=RegionConfig(leak_db=leak_db, smooth=smooth,
+                                                                      local_same_voice=same),
+                        speaker_encoder=base.speaker_encoder, clustering=ClusterConfig(threshold=threshold),
+                        names=base.names)
+        out = run(records, ["overlap-aware"], {"overlap-aware": pipe}, None)["overlap-aware"]
+        table.append((setting, out))
+    ratios = sorted({str(r["overlap_ratio"]) for r in records}, key=float)
+    cmd = "python benchmarks/tune_conversation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [f"`{cmd}` ({len(records)} recordings of training speakers)", "",
+             "Speaker-attributed cpWER (%) of the overlap-aware pipeline, per overlap ratio", "",
+             "| leak_db, smooth, local same voice, threshold | " + " | ".join(f"{r} %" for r in ratios)
+             + " | all | DER |", "|---|" + "---|" * (len(ratios) + 2)]
+    for setting, out in table:
+        errors = sum(out[r]["errors"] for r in ratios)
+        words = sum(out[r]["words"] for r in ratios)
+        der = (sum(out[r]["missed"] + out[r]["false_alarm"] + out[r]["confusion"] for r in ratios)
+               / max(sum(out[r]["ref_speech"] for r in ratios), 1e-9))
+        lines.append(f"| {setting} | " + " | ".join(f"{100 * out[r]['cpwer']:.1f}" for r in ratios)
+                     + f" | {100 * errors / max(words, 1):.1f} | {100 * der:.1f} |")
     write_report("\n".join(lines) + "\n", args.out)
     return 0
 

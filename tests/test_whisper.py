@@ -355,3 +355,72 @@ def test_pipeline_details_carry_whisper_maps(sources, tmp_path):
     d = views[0]
     assert d["time_attention"].shape[0] == d["time_attention"].shape[1] and d["freq_attention"].shape == (16, 16)
     assert len(d["freq_hz"]) == 16 and d["freq_hz"][-1] < 8000
+
+
+def _random_whisper(folder, tmp_path) -> WhisperASR:
+    """A tiny random Whisper (3 s of audio, 64 text positions) saved with its byte tokenizer."""
+    from hubbub.models.whisper import WhisperConfig, WhisperTokenizer
+
+    write_tokenizer(tmp_path / "tokenizer.json")
+    cfg = WhisperConfig(**{**DIMS, "n_audio_ctx": 150, "n_text_ctx": 64}, eot=256, sot=257, language=258,
+                        transcribe=259, no_timestamps=260)
+    torch.manual_seed(0)
+    model = WhisperASR(cfg, WhisperTokenizer(tmp_path / "tokenizer.json", cfg.eot))
+    model.save_pretrained(folder)
+    return model
+
+
+def test_training_loss_is_the_cross_entropy_of_text_then_end(tmp_path):
+    model = _random_whisper(tmp_path / "m", tmp_path)
+    cfg = model.config
+    wav = torch.randn(2, 16000) * 0.1
+    lengths = torch.tensor([16000, 9000])
+    texts = [model.tokenizer.encode(" hello there"), model.tokenizer.encode(" yo")]
+    tokens = torch.zeros(2, max(map(len, texts)), dtype=torch.long)
+    for i, t in enumerate(texts):
+        tokens[i, : len(t)] = torch.tensor(t)
+    loss = model(wav, lengths, tokens, torch.tensor(list(map(len, texts))), input_padding=1.0)["loss"]
+    # by hand, one utterance at a time (each padded as in the batch)
+    mel = model.features(wav, lengths, model.encoder_frames(lengths, 1.0))
+    memory, _ = model.encode(mel, lengths // 160)
+    total, count = 0.0, 0
+    for i, t in enumerate(texts):
+        seq = torch.tensor([[*cfg.prompt, *t, cfg.eot]])
+        logits, _ = model.decoder(seq[:, :-1], memory[i : i + 1])
+        p = len(cfg.prompt)
+        total += float(torch.nn.functional.cross_entropy(logits[0, p - 1 :], seq[0, p:], reduction="sum"))
+        count += len(t) + 1
+    assert abs(float(loss) - total / count) < 1e-4
+    loss.backward()  # the loss reaches the weights
+    assert model.decoder.embed.weight.grad is not None
+
+
+def test_whisper_text_is_sentence_case():
+    from hubbub.recipes.whisper_finetune import whisper_text
+
+    assert whisper_text("I AM HERE  AND I'LL GO") == " I am here and I'll go"
+    assert whisper_text("Already cased, kept.") == " Already cased, kept."
+
+
+def test_train_asr_from_whisper_learns_only_the_time_frequency_block(tmp_path, tiny_librispeech):
+    from hubbub.__main__ import main
+
+    start = _random_whisper(tmp_path / "whisper", tmp_path)
+    exp = tmp_path / "exp"
+    args = ["train", "asr", "--init-from", str(tmp_path / "whisper"), "--tf-channels", "4", "--trainable", "[tf.]",
+            "--train-data", f"[librispeech:{tiny_librispeech}]", "--val-speakers", "2", "--val-items", "2",
+            "--exp-dir", str(exp), "--batch-size", "2", "--epoch-size", "4", "--max-steps", "3", "--val-every", "3",
+            "--ckpt-every", "1", "--warmup-steps", "1", "--lr", "1e-2", "--threads", "1", "--input-padding", "0.5"]
+    assert main(args) == 0
+    tuned = load_model(exp / "best")
+    assert tuned.config.tf_channels == 4
+    assert float(tuned.tf.out.weight.abs().sum()) > 0  # the block's zero output has learned
+    before = start.state_dict()
+    for name, value in tuned.state_dict().items():
+        if not name.startswith("tf."):
+            assert torch.equal(value, before[name]), name  # Whisper's own weights are untouched
+    meta = json.loads((exp / "best" / "config.json").read_text())
+    assert meta["training"]["trainable"] == ["tf."] and meta["training"]["step"] == 3
+    assert "validation WER" in (exp / "best" / "README.md").read_text()
+    # a name that matches no parameter is refused with a clear message, not trained silently
+    assert main([*args[:7], "[nothing.]", *args[8:], "--exp-dir", str(tmp_path / "exp2")]) == 2

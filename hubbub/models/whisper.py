@@ -22,6 +22,7 @@ Hugging Face and CTranslate2 checkpoints in :mod:`hubbub.models.whisper_import`.
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass
 from functools import cached_property
@@ -327,6 +328,43 @@ class WhisperASR(nn.Module, PretrainedMixin):
         mask[list(cfg.suppress_ids)] = float("-inf")
         mask[cfg.eot + 1 :] = float("-inf")
         return mask
+
+    def encoder_frames(self, lengths: torch.Tensor, padding: float | None) -> int:
+        """Log-mel frames of the encoder input for waveforms of ``lengths``
+        samples: the longest plus ``padding`` seconds of zeros, even, at most the
+        model's context (30 s); None: always 30 s, as Whisper was trained."""
+        full = 2 * self.config.n_audio_ctx
+        if padding is None:
+            return full
+        frames = int(lengths.max()) // HOP + int(math.ceil(padding * SAMPLE_RATE / HOP))
+        return min(full, frames + frames % 2)
+
+    def forward(
+        self, wav: torch.Tensor, lengths: torch.Tensor, tokens: torch.Tensor, token_lengths: torch.Tensor,
+        input_padding: float | None = 10.0,
+    ) -> dict[str, torch.Tensor]:
+        """Teacher-forced training loss.
+
+        ``wav`` ``(B, T)`` 16 kHz with ``lengths`` ``(B,)``; ``tokens`` ``(B, U)``
+        text ids (no special tokens; padded) with ``token_lengths`` ``(B,)``. The
+        decoder reads the task prompt and the text and is scored (mean
+        cross-entropy over the real targets) on the text followed by end of text.
+        ``input_padding``: as in decoding, so the model trains on what it reads.
+        Returns ``{"loss"}``.
+        """
+        cfg = self.config
+        lengths = lengths.to(wav.device)
+        mel = self.features(wav, lengths, self.encoder_frames(lengths.cpu(), input_padding))
+        memory, _ = self.encode(mel, torch.clamp(lengths // HOP, min=1))
+        b, p = tokens.shape[0], len(cfg.prompt)
+        prompt = torch.tensor(cfg.prompt, device=wav.device).expand(b, p)
+        inputs = torch.cat([prompt, tokens], dim=1)  # padding positions are never scored
+        targets = torch.cat([tokens, tokens.new_full((b, 1), cfg.eot)], dim=1)
+        pos = torch.arange(targets.shape[1], device=wav.device)[None]
+        targets = torch.where(pos < token_lengths[:, None], targets, torch.full_like(targets, -100))
+        targets[torch.arange(b), token_lengths] = cfg.eot  # end of text right after each text
+        logits, _ = self.decoder(inputs, memory)
+        return {"loss": F.cross_entropy(logits[:, p - 1 :].transpose(1, 2), targets, ignore_index=-100)}
 
     def features(self, wav: torch.Tensor, lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
         """``(B, T)`` waveforms -> ``(B, n_mels, n_frames)`` log-mel, each

@@ -82,19 +82,10 @@ def _join(hyps: list[Hypothesis], offsets: list[float], model: WhisperASR) -> Hy
                       cross_attention=cross)
 
 
-def _n_frames(lengths: torch.Tensor, padding: float | None, n_audio_ctx: int) -> int:
-    """Log-mel frames of the encoder input (even, at most the model's context: 30 s)."""
-    full = 2 * n_audio_ctx
-    if padding is None:
-        return full
-    frames = int(lengths.max()) // HOP + int(math.ceil(padding * FRAMES_PER_SECOND))
-    return min(full, frames + frames % 2)
-
-
 def _decode_batch(model: WhisperASR, wav: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions):
     cfg = model.config
     with inference(model):
-        mel = model.features(wav, lengths, _n_frames(lengths, options.input_padding, cfg.n_audio_ctx))
+        mel = model.features(wav, lengths, model.encoder_frames(lengths, options.input_padding))
         memory, _ = model.encode(mel, torch.clamp(lengths // HOP, min=1))
         seconds = lengths.float() / model.sample_rate
         limit = _max_tokens(options.max_len, float(seconds.max()), cfg)

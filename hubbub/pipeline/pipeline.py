@@ -437,8 +437,8 @@ class Pipeline:
                 view = self._separator_view(path, extra[i]) if details and separate else None
                 sr = separate_to_files(model, path, outs, self.chunk_seconds, self.overlap_seconds,
                                        self.device, self.max_seconds, progress, view)
-                levels, duration, leakage = file_levels(outs, self.regions)
-                found = regions_from_levels(levels, duration, self.regions, leakage)
+                levels, duration, leakage, agreement = file_levels(outs, self.regions)
+                found = regions_from_levels(levels, duration, self.regions, leakage, agreement)
                 voices[i] = (outs, sr, duration, found, levels)
                 if details:
                     extra[i].update(regions=found, leakage=leakage)

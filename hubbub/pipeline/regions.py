@@ -6,7 +6,9 @@ below the loudest other stream on the same frame (a separator leaves a faint
 copy of the other talker behind; that leakage must not become words). A stream
 whose sound is only a part of another stream's voice (same phases in every
 time-frequency bin where both have energy: :func:`phase_agreement`) is
-leakage as a whole and yields no speaker. Decisions
+leakage as a whole and yields no speaker; the same test, on half a second at a
+time, finds the stretches where a separator has split one voice across its
+outputs (the quieter part is leakage there, not a second talker). Decisions
 are smoothed (hysteresis, short gaps closed, short bursts dropped), padded, and
 long regions are cut at their quietest point so that each piece suits the ASR.
 """
@@ -37,11 +39,11 @@ class RegionConfig:
     hop: float = 0.010
     floor_db: float = -45.0  # below the loudest stream's speech level: silence
     # leakage: this far below another stream, levels power-averaged over ``smooth`` seconds (0: frame by
-    # frame). Tuned on conversations of training speakers (benchmarks/conversation-tuning.md): 12 dB over
-    # 0.5 s halves the false alarms of 18 dB frame by frame (11.5 % of speech against 29.9 %) for 1.4
-    # points more missed speech; 9 dB was 0.4 points better still, 12 keeps a margin for a quiet talker
-    leak_db: float = 12.0
-    smooth: float = 0.5
+    # frame), and the frame-wise same-voice test below: tuned together on conversations of training speakers
+    # by the pipeline's cpWER (benchmarks/conversation-tuning-cpwer.md): 15 dB over 1 s with the test at
+    # 0.85 gave 40.9 % against 46.1 % for the earlier 12 dB over 0.5 s without it
+    leak_db: float = 15.0
+    smooth: float = 1.0
     onset_db: float = 6.0  # hysteresis: a region starts this far above the floor
     min_speech: float = 0.25
     min_gap: float = 0.30
@@ -52,6 +54,10 @@ class RegionConfig:
     # on test-other: 72 of 100 single utterances give one speaker; 14 of 100 two-talker mixtures give
     # one too, all of them mixtures it failed to separate (their mean SI-SNRi 0.5 dB against 5.9 dB)
     same_voice: float = 0.93
+    # the same test, frame by frame (32-ms frames summed over ``smooth`` seconds): where two streams agree
+    # this much, one voice is split across them and the quieter is leakage there. A separator far from
+    # perfect (5-6 dB) splits a lone talker on unseen speakers; 1.0 turns the test off
+    local_same_voice: float = 0.85
 
 
 def _frame_db(streams: torch.Tensor, sample_rate: int, cfg: RegionConfig) -> torch.Tensor:
@@ -85,26 +91,44 @@ def _split_long(start: int, end: int, level: torch.Tensor, max_frames: int) -> l
 class _Agreement:
     """Running sums of :func:`phase_agreement` over blocks of ``(n, T)`` streams."""
 
-    def __init__(self, n: int, sample_rate: int) -> None:
+    def __init__(self, n: int, sample_rate: int, hop: int | None = None) -> None:
         self.n_fft = 1 << round(math.log2(0.032 * sample_rate))
         self.window = torch.hann_window(self.n_fft)
         self.num = torch.zeros(n, n, dtype=torch.float64)
         self.den = torch.zeros(n, n, dtype=torch.float64)
         self.energy = torch.zeros(n, dtype=torch.float64)
+        self.hop = hop  # level frames (samples): also keep the sums per level frame
+        self.frames: list[torch.Tensor] = []  # per block: (2, n, n, level frames) numerator and denominator
 
-    def add(self, x: torch.Tensor) -> None:
+    def add(self, x: torch.Tensor, n_frames: int = 0) -> None:
+        """Add a block of ``(n, T)`` streams; ``n_frames``: its level frames (with ``hop``)."""
         x = x.float()
+        n = x.shape[0]
         self.energy += x.double().pow(2).sum(-1)
-        if x.shape[-1] < self.n_fft:
-            return
-        spec = torch.stft(x, self.n_fft, self.n_fft // 4, window=self.window, center=False, return_complex=True)
-        mag = spec.abs()
-        for k in range(x.shape[0]):
-            for j in range(k + 1, x.shape[0]):
-                w = torch.minimum(mag[k], mag[j]).pow(2)
-                cos = (spec[k] * spec[j].conj()).real / (mag[k] * mag[j] + 1e-12)
-                self.num[k, j] += float((w * cos).sum())
-                self.den[k, j] += float(w.sum())
+        per = torch.zeros(2, n, n, n_frames) if self.hop else None
+        if x.shape[-1] >= self.n_fft:
+            stft_hop = self.n_fft // 4
+            spec = torch.stft(x, self.n_fft, stft_hop, window=self.window, center=False, return_complex=True)
+            mag = spec.abs()
+            if per is not None:  # the level frame each STFT frame's centre falls in
+                centre = torch.arange(spec.shape[-1]) * stft_hop + self.n_fft // 2
+                index = (centre // self.hop).clamp(max=n_frames - 1)
+            for k in range(n):
+                for j in range(k + 1, n):
+                    w = torch.minimum(mag[k], mag[j]).pow(2)
+                    cos = (spec[k] * spec[j].conj()).real / (mag[k] * mag[j] + 1e-12)
+                    num, den = (w * cos).sum(0), w.sum(0)  # per STFT frame
+                    self.num[k, j] += float(num.sum())
+                    self.den[k, j] += float(den.sum())
+                    if per is not None:
+                        per[0, k, j].index_add_(0, index, num)
+                        per[1, k, j].index_add_(0, index, den)
+        if per is not None:
+            self.frames.append(per)
+
+    def per_frame(self) -> torch.Tensor:
+        """``(2, n, n, frames)``: the sums of each level frame (pairs ``k < j``)."""
+        return torch.cat(self.frames, dim=-1)
 
     def result(self) -> torch.Tensor:
         out = torch.where(self.den > 0, self.num / self.den.clamp_min(1e-30), torch.zeros_like(self.num))
@@ -142,7 +166,9 @@ def file_levels(
     and which of them are leakage (:func:`leakage_streams`).
 
     Memory holds one block of audio and the levels (100 frames per second).
-    Returns ``(levels (n, frames), duration in seconds, leakage per file)``.
+    Returns ``(levels (n, frames), duration in seconds, leakage per file,
+    agreement (2, n, n, frames))``: the last holds, per frame, the sums of
+    :func:`phase_agreement` for each pair of files, for :func:`regions_from_levels`.
     """
     import soundfile as sf
 
@@ -154,7 +180,7 @@ def file_levels(
         win = max(1, int(cfg.frame * sr))
         step = max(hop, int(block_seconds * sr) // hop * hop)  # whole frames per block
         total = min(f.frames for f in files)
-        agreement = _Agreement(len(files), sr)
+        agreement = _Agreement(len(files), sr, hop)
         levels = []
         start = 0
         while start < total:
@@ -166,12 +192,13 @@ def file_levels(
             n = min(len(b) for b in blocks)
             x = torch.stack([b[:n] for b in blocks])
             db = _frame_db(x, sr, cfg)
-            agreement.add(x[:, : min(n, step)])
             keep = -(-min(step, total - start) // hop)  # frames that start inside this block
+            keep = min(keep, db.shape[-1])
+            agreement.add(x[:, : min(n, step)], keep)
             levels.append(db[:, :keep])
             start += step
         leak = leakage_streams(agreement.result(), agreement.energy, cfg)
-        return torch.cat(levels, dim=1), total / sr, leak
+        return torch.cat(levels, dim=1), total / sr, leak, agreement.per_frame()
     finally:
         for f in files:
             f.close()
@@ -192,8 +219,19 @@ def speech_regions(
     cfg = cfg or RegionConfig()
     if streams.dim() == 1:
         streams = streams[None]
-    leak = leakage_streams(phase_agreement(streams, sample_rate), streams.double().pow(2).sum(-1), cfg)
-    return regions_from_levels(_frame_db(streams, sample_rate, cfg), streams.shape[-1] / sample_rate, cfg, leak)
+    db = _frame_db(streams, sample_rate, cfg)
+    acc = _Agreement(streams.shape[0], sample_rate, max(1, int(cfg.hop * sample_rate)))
+    acc.add(streams, db.shape[-1])
+    leak = leakage_streams(acc.result(), acc.energy, cfg)
+    return regions_from_levels(db, streams.shape[-1] / sample_rate, cfg, leak, acc.per_frame())
+
+
+def _summed(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """``(..., F)`` per-frame sums, summed over ``frames`` centred frames (at least one)."""
+    width = max(1, frames) | 1
+    flat = x.reshape(-1, 1, x.shape[-1])
+    out = F.avg_pool1d(flat, width, stride=1, padding=width // 2, count_include_pad=True) * width
+    return out.reshape(x.shape)
 
 
 def _smoothed(db: torch.Tensor, frames: int) -> torch.Tensor:
@@ -206,10 +244,13 @@ def _smoothed(db: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 def regions_from_levels(
-    db: torch.Tensor, duration: float, cfg: RegionConfig | None = None, leakage: list[bool] | None = None
+    db: torch.Tensor, duration: float, cfg: RegionConfig | None = None, leakage: list[bool] | None = None,
+    agreement: torch.Tensor | None = None,
 ) -> list[list[tuple[float, float]]]:
     """Speech regions from frame levels ``(n_src, frames)`` of a ``duration``-second
-    recording; streams marked in ``leakage`` have none."""
+    recording; streams marked in ``leakage`` have none. ``agreement``: the per-frame
+    sums of :func:`file_levels`; where two streams agree (``cfg.local_same_voice``),
+    the quieter one is leakage."""
     cfg = cfg or RegionConfig()
     n = db.shape[0]
     loud = db.max(dim=0).values
@@ -223,6 +264,15 @@ def regions_from_levels(
 
     level = _smoothed(db, int(round(cfg.smooth / cfg.hop)))
     not_leak = level > others_of(level) - cfg.leak_db
+    if agreement is not None and cfg.local_same_voice < 1.0 and agreement.shape[-1]:
+        sums = _summed(agreement[:, :, :, : db.shape[-1]], int(round(cfg.smooth / cfg.hop)))
+        same = sums[0] >= cfg.local_same_voice * sums[1].clamp_min(1e-12)  # (n, n, frames), pairs k < j
+        power = torch.pow(10.0, db / 10)
+        for k in range(n):
+            for j in range(k + 1, n):
+                for s, e in _runs(same[k, j]):  # one voice in both: the quieter over the stretch is leakage
+                    quieter = k if float(power[k, s:e].sum()) < float(power[j, s:e].sum()) else j
+                    not_leak[quieter, s:e] = False
     hop = cfg.hop
     out: list[list[tuple[float, float]]] = []
     for k in range(n):

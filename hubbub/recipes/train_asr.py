@@ -12,6 +12,9 @@ Usage:
     torchrun --nproc_per_node 4 -m hubbub train asr --config hubbub/recipes/configs/asr-librispeech-960h.yaml \
         --device cuda
 
+    # Whisper's weights adapted to separated voices: see hubbub/recipes/whisper_finetune.py
+    hubbub train asr --config hubbub/recipes/configs/asr-whisper-separated.yaml
+
     # fine-tune a trained model (its tokenizer is kept) on other data
     hubbub train asr --config hubbub/recipes/configs/asr-default.yaml --init-from checkpoints/asr-default/best \
         --exp-dir exp/asr-finetune --train-data "[manifest:data/my-calls/train.jsonl]"
@@ -97,7 +100,11 @@ class AsrTrainConfig(LoopConfig):
     tokenizer_dir: str | None = None  # an existing tokenizer folder; else char, or sentencepiece trained here
     tokenizer_text: tuple[str, ...] = ()  # extra text files for sentencepiece (utt_id<TAB>TEXT or lines)
     spm_model_type: str = "unigram"
-    init_from: str | None = None  # a pretrained ASR folder to start from (its tokenizer is kept)
+    init_from: str | None = None  # a pretrained ASR folder, or whisper-base / whisper-tiny.en (tokenizer kept)
+    # a Whisper init_from only (hubbub.recipes.whisper_finetune):
+    tf_channels: int = 0  # add a time-frequency block of this many channels (zero residual at start)
+    trainable: tuple[str, ...] = ()  # name prefixes of the parameters that learn (tf., encoder.layers.5.); (): all
+    input_padding: float | None = 10.0  # seconds of zero log-mel after the speech, as decoding pads
     higher_is_better: bool = False  # the validation score is the WER
 
 
@@ -202,9 +209,25 @@ class AsrTask:
             raise RuntimeError(f"epoch {epoch} batch {number}: no readable audio in {[e.audio for e in examples]}")
         wav, lengths = pad_batch(wavs)
         tokens, token_lengths = pad_batch(
-            [torch.tensor(self.tokenizer.encode(e.text) or [UNK_ID], dtype=torch.long) for e in kept], PAD_ID
+            [torch.tensor(self.encode(e.text), dtype=torch.long) for e in kept], self.pad_id
         )
         return wav, lengths, tokens, token_lengths
+
+    pad_id = PAD_ID
+
+    def encode(self, text: str) -> list[int]:
+        """A transcript's training targets."""
+        return self.tokenizer.encode(text) or [UNK_ID]
+
+    def corpus_wers(self, refs: list[str], hyps: list[str]) -> dict[str, float]:
+        """WER per validation corpus, ``{"wer_<label>": ...}``."""
+        from hubbub.pipeline.metrics import wer
+
+        out = {}
+        for spec, label in self.data.labels.items():
+            idx = [i for i, e in enumerate(self.val) if e.corpus == spec]
+            out[f"wer_{label}"] = wer([refs[i] for i in idx], [hyps[i] for i in idx]).wer
+        return out
 
     def loss(self, model, batch) -> torch.Tensor:
         device = next(model.parameters()).device
@@ -218,16 +241,28 @@ class AsrTask:
         from hubbub.models.decoding import decode
 
         device = next(model.parameters()).device
+
+        def run(chunk: list[int], wav: torch.Tensor, lengths: torch.Tensor) -> list:
+            return decode(model, wav.to(device), lengths.to(device), ctc_weight=1.0 if ctc else 0.0,
+                          max_len=None if ctc else max(max_tokens[i] for i in chunk), word_timestamps=False)
+
+        return self.by_length(wavs, run)
+
+    def by_length(self, wavs: list[torch.Tensor], run) -> list[str]:
+        """``run(indices, wav, lengths)`` on batches of ``wavs`` of similar length; the texts in order."""
         order = sorted(range(len(wavs)), key=lambda i: -len(wavs[i]))
         hyps = [""] * len(wavs)
         for start in range(0, len(order), self.cfg.val_batch_size):
             chunk = order[start : start + self.cfg.val_batch_size]
             wav, lengths = pad_batch([wavs[i] for i in chunk])
-            out = decode(model, wav.to(device), lengths.to(device), ctc_weight=1.0 if ctc else 0.0,
-                         max_len=None if ctc else max(max_tokens[i] for i in chunk), word_timestamps=False)
-            for i, h in zip(chunk, out):
+            for i, h in zip(chunk, run(chunk, wav, lengths)):
                 hyps[i] = h.text
         return hyps
+
+    def hypotheses(self, model, refs: list[str]) -> list[str]:
+        """Greedy transcripts of the validation utterances."""
+        # an untrained decoder rarely stops: twice the reference length is enough to score it
+        return self.transcribe(model, self.val_wavs, [2 * len(self.tokenizer.encode(r)) + 10 for r in refs])
 
     def validate(self, model) -> dict[str, float]:
         from hubbub.pipeline.metrics import wer
@@ -235,14 +270,10 @@ class AsrTask:
         if not self.val:
             return {"score": float("nan"), "wer": float("nan")}
         refs = [e.text for e in self.val]
-        # an untrained decoder rarely stops: twice the reference length is enough to score it
-        hyps = self.transcribe(model, self.val_wavs, [2 * len(self.tokenizer.encode(r)) + 10 for r in refs])
+        hyps = self.hypotheses(model, refs)
         total = wer(refs, hyps).wer
-        metrics = {"score": total, "wer": total}
-        for spec, label in self.data.labels.items():
-            idx = [i for i, e in enumerate(self.val) if e.corpus == spec]
-            metrics[f"wer_{label}"] = wer([refs[i] for i in idx], [hyps[i] for i in idx]).wer
-        if model.config.ctc_weight > 0:  # the CTC head alone: it learns to read before the decoder attends
+        metrics = {"score": total, "wer": total, **self.corpus_wers(refs, hyps)}
+        if getattr(model.config, "ctc_weight", 0) > 0:  # the CTC head alone: it reads before the decoder attends
             metrics["wer_ctc"] = wer(refs, self.transcribe(model, self.val_wavs, [], ctc=True)).wer
             metrics["score"] = min(total, metrics["wer_ctc"])  # the model is exported with the better decoder
         for i in range(min(2, len(refs))):
@@ -257,13 +288,8 @@ class AsrTask:
         write_model_card(directory, model, self.cfg, self.data, info)
 
 
-def write_model_card(directory: Path, model: SpeechTransformer, cfg: AsrTrainConfig, data: AsrData,
-                     info: dict) -> None:
-    """A README.md stating the data, steps, wall time and validation WER."""
-    from hubbub.recipes.trainer import write_card
-
-    mc = model.config
-    n_params = sum(p.numel() for p in model.parameters())
+def card_tables(cfg: AsrTrainConfig, data: AsrData, info: dict) -> tuple[str, str]:
+    """A model card's training-corpus table rows and its per-corpus validation WERs."""
     weights = list(cfg.train_weights) or [1.0] * len(cfg.train_data)
     rows = "\n".join(
         f"| `{spec}` | {w:g} | {len(c)} | {sum(e.duration for e in c) / 3600:.1f} h |"
@@ -271,6 +297,17 @@ def write_model_card(directory: Path, model: SpeechTransformer, cfg: AsrTrainCon
     )
     per_corpus = ", ".join(f"{lab} {100 * info[f'wer_{lab}']:.1f} %" for lab in data.labels.values()
                            if f"wer_{lab}" in info)
+    return rows, per_corpus
+
+
+def write_model_card(directory: Path, model: SpeechTransformer, cfg: AsrTrainConfig, data: AsrData,
+                     info: dict) -> None:
+    """A README.md stating the data, steps, wall time and validation WER."""
+    from hubbub.recipes.trainer import write_card
+
+    mc = model.config
+    n_params = sum(p.numel() for p in model.parameters())
+    rows, per_corpus = card_tables(cfg, data, info)
     val_wer = f"{100 * info['wer']:.1f} %" + (f" ({per_corpus})" if per_corpus else "")
     ctc_row = f"\n| validation WER, CTC best path | {100 * info['wer_ctc']:.1f} % |" if "wer_ctc" in info else ""
     if "wer_ctc" in info:
@@ -310,6 +347,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return recipe_parser("hubbub train asr", __doc__, AsrTrainConfig, ASRConfig, parser)
 
 
+def _is_whisper(name_or_path: str) -> bool:
+    from hubbub.models.loading import model_type, resolve_model_dir
+
+    return model_type(resolve_model_dir(name_or_path)) == "hubbub-whisper"
+
+
 def prepare(cfg: AsrTrainConfig, model_cfg: ASRConfig) -> tuple[SpeechTransformer, AsrTask]:
     """Read the data, build (or load) the tokenizer and the model, and the task."""
     import torch
@@ -317,6 +360,11 @@ def prepare(cfg: AsrTrainConfig, model_cfg: ASRConfig) -> tuple[SpeechTransforme
     from hubbub.models.asr import SpeechTransformer
 
     data = AsrData(cfg)
+    if cfg.init_from and _is_whisper(cfg.init_from):
+        from hubbub.recipes.whisper_finetune import WhisperTask, load_for_training
+
+        model = load_for_training(cfg)
+        return model, WhisperTask(cfg, data, model)
     if cfg.init_from:
         model = SpeechTransformer.from_pretrained(cfg.init_from)
         if model.tokenizer is None:

@@ -112,7 +112,8 @@ class Trainer:
         self.ddp = None
         if self.world > 1:
             self.ddp = nn.parallel.DistributedDataParallel(self.model)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        learning = [p for p in self.model.parameters() if p.requires_grad]  # frozen parts stay as they are
+        self.opt = torch.optim.AdamW(learning, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
         def lr_lambda(step: int) -> float:
             return min(1.0, (step + 1) / max(cfg.warmup_steps, 1)) * cfg.lr_decay ** (step / cfg.decay_steps)
