@@ -124,7 +124,7 @@ def test_a_voice_split_across_streams_for_a_stretch_is_one_talker():
     def covers(regions, s, e):
         return any(min(e, re) - max(s, rs) > 0.5 * (e - s) for rs, re in regions)
 
-    regions = speech_regions(streams, SR)
+    regions = speech_regions(streams, SR, RegionConfig(local_same_voice=0.85))
     assert covers(regions[0], 2.3, 4.7) and not covers(regions[1], 2.3, 4.7)
     assert covers(regions[0], 8.2, 10.8) and covers(regions[1], 8.2, 10.8)
     off = speech_regions(streams, SR, RegionConfig(local_same_voice=1.0))  # the frame-wise test off
