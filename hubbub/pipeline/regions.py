@@ -6,9 +6,10 @@ below the loudest other stream on the same frame (a separator leaves a faint
 copy of the other talker behind; that leakage must not become words). A stream
 whose sound is only a part of another stream's voice (same phases in every
 time-frequency bin where both have energy: :func:`phase_agreement`) is
-leakage as a whole and yields no speaker; the same test, on half a second at a
-time, finds the stretches where a separator has split one voice across its
-outputs (the quieter part is leakage there, not a second talker). Decisions
+leakage as a whole and yields no speaker; the same test over ``smooth`` seconds
+at a time (``local_same_voice``, off by default) finds the stretches where a
+separator has split one voice across its outputs (the quieter part is leakage
+there, not a second talker). Decisions
 are smoothed (hysteresis, short gaps closed, short bursts dropped), padded, and
 long regions are cut at their quietest point so that each piece suits the ASR.
 """
@@ -130,6 +131,9 @@ class _Agreement:
 
     def per_frame(self) -> torch.Tensor:
         """``(2, n, n, frames)``: the sums of each level frame (pairs ``k < j``)."""
+        if not self.frames:  # nothing was read
+            n = self.num.shape[0]
+            return torch.zeros(2, n, n, 0)
         return torch.cat(self.frames, dim=-1)
 
     def result(self) -> torch.Tensor:
