@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-f", "--output-format", default="txt,srt,json",
                     help="comma list of txt,srt,vtt,tsv,json,rttm, or all (default: txt,srt,json)")
     tr.add_argument("--asr", default=None,
-                    help="whisper-base, whisper-tiny.en, an embedded name (asr-8k) or a model folder "
-                         "(default: whisper-base)")
+                    help="whisper-base-separated, whisper-base, whisper-tiny.en, an embedded name (asr-8k) or a "
+                         "model folder (default: whisper-base-separated, Whisper base with its time-frequency "
+                         "block adapted to separated voices)")
     tr.add_argument("--asr-window", default=None, metavar="global|local:W",
                     help="the ASR encoder's time attention: global, or local over W encoder frames "
                          "(default: as the model was saved)")

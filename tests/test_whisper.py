@@ -422,5 +422,14 @@ def test_train_asr_from_whisper_learns_only_the_time_frequency_block(tmp_path, t
     meta = json.loads((exp / "best" / "config.json").read_text())
     assert meta["training"]["trainable"] == ["tf."] and meta["training"]["step"] == 3
     assert "validation WER" in (exp / "best" / "README.md").read_text()
+    # the adapter: only what learned, laid over the base when loaded, the same model as the whole folder
+    adapter = exp / "best" / "adapter"
+    from safetensors.torch import load_file
+
+    assert set(load_file(str(adapter / "model.safetensors"))) == {k for k in tuned.state_dict() if k.startswith("tf.")}
+    assert json.loads((adapter / "config.json").read_text())["changes"] == {"tf_channels": 4}
+    laid = load_model(adapter)
+    assert all(torch.equal(v, laid.state_dict()[k]) for k, v in tuned.state_dict().items())
+    assert laid.tokenizer is not None
     # a name that matches no parameter is refused with a clear message, not trained silently
     assert main([*args[:7], "[nothing.]", *args[8:], "--exp-dir", str(tmp_path / "exp2")]) == 2

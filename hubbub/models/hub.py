@@ -16,7 +16,10 @@ from typing import ClassVar
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["PretrainedMixin", "pretrained_dir"]
+__all__ = ["ADAPTER_TYPE", "PretrainedMixin", "pretrained_dir"]
+
+#: ``model_type`` of a folder that :meth:`PretrainedMixin.save_adapter` writes
+ADAPTER_TYPE = "hubbub-adapter"
 
 PRETRAINED_ROOT = Path(__file__).parent / "pretrained"
 
@@ -86,6 +89,24 @@ class PretrainedMixin:
         names = {f.name for f in dataclasses.fields(cls.config_class)}
         return cls.config_class(**{k: v for k, v in meta.items() if k in names})
 
+    def save_adapter(self, directory: str | os.PathLike, base: str, base_config, prefixes: tuple[str, ...],
+                     extra: dict | None = None) -> Path:
+        """Write only the parameters whose names start with ``prefixes`` and the fields of the
+        configuration that differ from ``base_config``: a small folder that :meth:`from_adapter`
+        lays over the model ``base`` (a name or folder that :mod:`hubbub.models.loading` resolves)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        ours, theirs = dataclasses.asdict(self.config), dataclasses.asdict(base_config)
+        changes = {k: v for k, v in ours.items() if theirs.get(k) != v}
+        meta = {"model_type": ADAPTER_TYPE, "base": str(base), "base_type": self.model_type, "changes": changes,
+                "prefixes": list(prefixes), **(extra or {})}
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items() if k.startswith(tuple(prefixes))}
+        if not state:
+            raise ValueError(f"no parameter starts with {list(prefixes)}")
+        _atomic_write(directory / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2) + "\n"))
+        _atomic_write(directory / "model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"}))
+        return directory
+
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", **config):
         """Load a model saved by :meth:`save_pretrained` (in eval mode).
@@ -93,7 +114,26 @@ class PretrainedMixin:
         Keywords change fields of the saved configuration that the weights do not
         depend on (e.g. an attention window); the model then saves the changed one.
         """
-        model = cls(dataclasses.replace(cls.load_config(directory), **config))
-        model.load_state_dict(load_file(str(Path(directory) / "model.safetensors"), device=str(device)))
-        model.load_extra_files(Path(directory))
+        return cls._build(Path(directory), {}, [Path(directory) / "model.safetensors"], device, config)
+
+    @classmethod
+    def from_adapter(cls, adapter: str | os.PathLike, base: str | os.PathLike, device: str | torch.device = "cpu",
+                     **config):
+        """The model folder ``base`` with an adapter written by :meth:`save_adapter` laid over it:
+        the adapter's configuration changes, its weights replacing or adding to the base's (every
+        parameter must be given by one of them). Keywords as in :meth:`from_pretrained`."""
+        meta = json.loads((Path(adapter) / "config.json").read_text())
+        if meta.get("model_type") != ADAPTER_TYPE or meta.get("base_type") != cls.model_type:
+            raise ValueError(f"{adapter}: not an adapter of a {cls.model_type!r} model")
+        files = [Path(base) / "model.safetensors", Path(adapter) / "model.safetensors"]
+        return cls._build(Path(base), meta["changes"], files, device, config)
+
+    @classmethod
+    def _build(cls, directory: Path, changes: dict, weights: list[Path], device, config: dict):
+        model = cls(dataclasses.replace(cls.load_config(directory), **{**changes, **config}))
+        state: dict = {}
+        for path in weights:
+            state.update(load_file(str(path), device=str(device)))
+        model.load_state_dict(state)
+        model.load_extra_files(directory)
         return model.to(device).eval()

@@ -5,7 +5,10 @@ A model folder holds ``config.json`` (whose ``model_type`` names the class),
 :func:`load_model` takes such a folder, an experiment folder (its ``best/``),
 the name of an embedded model (``separator-8k``) or of a Whisper checkpoint
 installed as a Python package (``whisper-base``, ``whisper-tiny.en``,
-converted once into a cache, see :mod:`hubbub.models.whisper_import`).
+converted once into a cache, see :mod:`hubbub.models.whisper_import`). An
+adapter folder (``model_type`` ``hubbub-adapter``: a few trained parameters and
+the configuration fields they change, see :meth:`PretrainedMixin.save_adapter`)
+loads as its ``base`` model with those parameters laid over it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from hubbub.models.hub import pretrained_dir
+from hubbub.models.hub import ADAPTER_TYPE, pretrained_dir
 
 __all__ = ["MODEL_TYPES", "load_model", "model_type", "resolve_model_dir"]
 
@@ -62,11 +65,18 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     """
     directory = resolve_model_dir(name_or_path)
     kind = model_type(directory)
+    base = None
+    if kind == ADAPTER_TYPE:
+        base = resolve_model_dir(json.loads((directory / "config.json").read_text())["base"])
+        kind = model_type(base)
     if kind not in MODEL_TYPES:
         raise ValueError(f"{directory}: unknown model_type {kind!r}; known: {sorted(MODEL_TYPES)}")
     module, name = MODEL_TYPES[kind]
     cls = getattr(importlib.import_module(module), name)
-    model = cls.from_pretrained(directory, device=device, **overrides)
+    if base is None:
+        model = cls.from_pretrained(directory, device=device, **overrides)
+    else:
+        model = cls.from_adapter(directory, base, device=device, **overrides)
     if int8:
         if kind != "hubbub-whisper":
             raise ValueError(f"{directory}: int8 quantisation is for Whisper models")

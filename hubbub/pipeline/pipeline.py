@@ -37,7 +37,7 @@ __all__ = ["DEFAULT_ASR", "Pipeline", "load_asr"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ASR = "whisper-base"
+DEFAULT_ASR = "whisper-base-separated"  # Whisper base + the time-frequency block adapted to separated voices
 #: regions decoded together in one ASR batch
 ASR_BATCH = 8
 

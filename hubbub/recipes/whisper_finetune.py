@@ -96,10 +96,18 @@ class WhisperTask(AsrTask):
         return self.transcribe(model, self.val_wavs)
 
     def export(self, model, directory: Path, info: dict) -> None:
-        model.save_pretrained(directory, extra={"training": {**info, "recipe": "hubbub train asr",
-                                                             "init_from": str(self.cfg.init_from),
-                                                             "trainable": list(self.cfg.trainable)}})
+        """The whole model in ``directory``; with ``trainable`` set, also ``directory/adapter``: only the
+        parameters that learned, laid over ``init_from`` when loaded (kilobytes, not Whisper's 290 MB)."""
+        from hubbub.models.loading import resolve_model_dir
+
+        training = {"training": {**info, "recipe": "hubbub train asr", "init_from": str(self.cfg.init_from),
+                                 "trainable": list(self.cfg.trainable)}}
+        model.save_pretrained(directory, extra=training)
         write_model_card(directory, model, self.cfg, self.data, info)
+        if self.cfg.trainable:
+            base = type(model).load_config(resolve_model_dir(self.cfg.init_from))
+            model.save_adapter(directory / "adapter", self.cfg.init_from, base, tuple(self.cfg.trainable), training)
+            write_model_card(directory / "adapter", model, self.cfg, self.data, info)
 
 
 def write_model_card(directory: Path, model: WhisperASR, cfg: AsrTrainConfig, data: AsrData, info: dict) -> None:
@@ -125,6 +133,7 @@ OpenAI Whisper (MIT licence) in hubbub's Speech-Transformer, with a time-frequen
 | wall time | {info["wall_minutes"]} min |
 | validation WER (greedy, {len(data.val)} utterances) | {100 * info["wer"]:.1f} % ({per_corpus}) |
 
-Reproduce: see the Usage of `hubbub/recipes/whisper_finetune.py`.
+Reproduce: see the Usage of `hubbub/recipes/whisper_finetune.py`. With `trainable` set, `adapter/`
+holds only the parameters that learned; it loads over `{cfg.init_from}` (`--asr PATH/adapter`).
 """
     write_card(directory, text, cfg.exp_dir)
