@@ -148,3 +148,30 @@ def test_overfit_one_mixture_raises_si_snr():
     baseline = si_snr(mix.expand(2, -1), sources[0]).mean().item()
     assert after > before + 5, (before, after)
     assert after > baseline + 3, (baseline, after)
+
+
+def test_adapter_lays_its_parameters_over_the_base(tmp_path):
+    """An adapter holds only the named parameters and the config fields it changes; loaded over its
+    base it is the whole model again; an adapter of no parameter, or over a base of another kind, is
+    refused."""
+    from hubbub.models.loading import load_model
+
+    torch.manual_seed(0)
+    base = Separator(TINY_SEPARATOR)
+    base.save_pretrained(tmp_path / "base")
+    tuned = Separator(dataclasses.replace(TINY_SEPARATOR, dropout=0.1))
+    tuned.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        tuned.encoder.weight.add_(1.0)
+    tuned.save_adapter(tmp_path / "adapter", str(tmp_path / "base"), base.config, ("encoder.",))
+    meta = json.loads((tmp_path / "adapter" / "config.json").read_text())
+    assert meta["changes"] == {"dropout": 0.1} and meta["base_type"] == "hubbub-separator"
+    laid = load_model(tmp_path / "adapter")
+    assert laid.config == tuned.config
+    assert all(torch.equal(v, laid.state_dict()[k]) for k, v in tuned.state_dict().items())
+    with pytest.raises(ValueError, match="no parameter"):
+        tuned.save_adapter(tmp_path / "none", "x", base.config, ("no-such.",))
+    meta["base_type"] = "hubbub-whisper"
+    (tmp_path / "adapter" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not an adapter"):
+        Separator.from_adapter(tmp_path / "adapter", tmp_path / "base")
