@@ -27,7 +27,8 @@ normalised with hubbub's normaliser first); ORC-WER by meeteval (``orc_word_erro
 reference utterance is scored against the hypothesis stream that fits it best, so speaker labels do
 not count: the fair measure of the words of a single-stream system, which cpWER charges for putting
 two people in one stream; exact up to 2 hypothesis streams, meeteval's greedy assignment beyond, whose
-exact search needs memory that grows as the product of the streams' lengths); DER by pyannote.metrics (``DiarizationErrorRate``,
+exact search needs memory that grows as the product of the streams' lengths); DER by pyannote.metrics
+(``DiarizationErrorRate``,
 overlapped speech scored, a 0.5-s collar in pyannote's sense, i.e. +-0.25 s around reference
 boundaries as in NIST md-eval) against the set's RTTMs, from each system's timed segments. Each
 score is summed over the recordings of a ratio (errors over reference words; DER components over

@@ -175,3 +175,42 @@ def test_adapter_lays_its_parameters_over_the_base(tmp_path):
     (tmp_path / "adapter" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="not an adapter"):
         Separator.from_adapter(tmp_path / "adapter", tmp_path / "base")
+
+
+def test_loss_with_silence_keeps_a_lone_voice_whole():
+    """Where every source speaks it is the PIT SI-SNR loss; where one is silent, a lone voice kept in one
+    output (the other quiet) costs less than the same voice split across both, in either output order."""
+    from hubbub.models.losses import pit_loss_with_silence
+
+    torch.manual_seed(0)
+    src = torch.randn(2, 2, 800)
+    est = src + 0.1 * torch.randn(2, 2, 800)
+    torch.testing.assert_close(pit_loss_with_silence(est, src, src.sum(1)), pit_si_snr_loss(est, src))
+    voice = torch.randn(800)
+    lone = torch.stack([voice, torch.zeros(800)])[None]
+    heard = voice + 0.1 * torch.randn(800)
+    whole = torch.stack([torch.zeros(800), heard])[None]  # swapped outputs
+    split = torch.stack([0.5 * heard, 0.5 * heard])[None]  # the same SI-SNR for the voice, but no silence
+    a = pit_loss_with_silence(whole, lone, lone.sum(1))
+    b = pit_loss_with_silence(split, lone, lone.sum(1))
+    assert torch.isfinite(a).all() and float(a) < float(b) - 10
+    mixed = pit_loss_with_silence(torch.cat([est, whole]), torch.cat([src, lone]), torch.cat([src, lone]).sum(1))
+    torch.testing.assert_close(mixed, torch.cat([pit_si_snr_loss(est, src), a]))
+
+
+def test_dynamic_mixer_single_talker_share():
+    import numpy as np
+
+    from hubbub.recipes.data import DynamicMixer
+
+    rng = np.random.default_rng(0)
+    speakers = {f"s{k}": [rng.standard_normal(4000).astype(np.float32)] for k in range(4)}
+    plain = DynamicMixer(speakers, 2, seed=3)
+    single = DynamicMixer(speakers, 2, seed=3, single_prob=0.5)
+    items = [single.item(0, i, 1000) for i in range(40)]
+    lone = [(m, s) for m, s in items if float(s[1].abs().sum()) == 0]
+    assert 8 < len(lone) < 32  # about half
+    assert all(torch.allclose(m, s[0]) for m, s in lone)  # the mixture is the one voice
+    assert all(float(s[0].abs().sum()) > 0 for _, s in items)
+    same = DynamicMixer(speakers, 2, seed=3, single_prob=0.0)
+    assert torch.equal(plain.item(0, 5, 1000)[0], same.item(0, 5, 1000)[0])  # no draw at 0: mixtures unchanged

@@ -298,3 +298,15 @@ def test_the_last_checkpoint_knows_the_last_validation(tmp_path):
     assert resumed.load_checkpoint() and resumed.step == 6 and resumed.best == 0.9
     resumed.fit()  # step 8 scores 0.7: not better, so best/ is not replaced
     assert resumed.best == 0.9
+
+
+def test_single_talker_share_trains_and_reports_the_lone_voice_leak(tmp_path, tiny_librispeech):
+    from hubbub.__main__ import main
+
+    exp = tmp_path / "exp"
+    assert main(_args(tiny_librispeech, exp, 4) + ["--single-speaker-prob", "0.5"]) == 0
+    header, *rows = (exp / "metrics.csv").read_text().splitlines()
+    assert "lone_leak_db" in header.split(",")
+    value = float(rows[-1].split(",")[header.split(",").index("lone_leak_db")])
+    assert -200 < value <= -3.0  # the quieter output holds at most half of the voice
+    assert "one talker alone with p=0.5" in (exp / "best" / "README.md").read_text()

@@ -127,7 +127,9 @@ class DynamicMixer:
 
     Speakers are drawn uniformly (not by amount of audio), each source is set to
     a random level in ``level_db`` (dBFS RMS, LibriMix-like), and real noise is
-    added at an SNR in ``snr_db`` with probability ``noise_prob``.
+    added at an SNR in ``snr_db`` with probability ``noise_prob``. With probability
+    ``single_prob`` a mixture holds one talker: the other sources are silent (zeros),
+    so that a separator learns to keep a lone voice in one output.
 
     Args:
         speakers: speaker id -> list of mono waveforms at the target rate.
@@ -145,6 +147,7 @@ class DynamicMixer:
         noise_prob: float = 0.0,
         snr_db: tuple[float, float] = (5.0, 20.0),
         gain_jitter: bool = True,
+        single_prob: float = 0.0,
     ) -> None:
         self.speakers = sorted(speakers)
         if len(self.speakers) < n_src:
@@ -157,6 +160,7 @@ class DynamicMixer:
         self.noise_prob = noise_prob
         self.snr_db = snr_db
         self.gain_jitter = gain_jitter
+        self.single_prob = single_prob
 
     def item(self, epoch: int, index: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One mixture ``(T,)`` and its sources ``(n_src, T)``."""
@@ -173,6 +177,8 @@ class DynamicMixer:
             level = rng.uniform(*self.level_db)
             sources.append(wav * 10 ** ((level - rms_db(wav)) / 20))
         src = np.stack(sources).astype(np.float32)
+        if self.single_prob > 0 and rng.random() < self.single_prob:  # no draw at 0: the same mixtures as before
+            src[1:] = 0.0
         mix = src.sum(0)
         if self.noises and rng.random() < self.noise_prob:
             noise = _crop(rng, self.noises[rng.integers(len(self.noises))], length)

@@ -64,6 +64,7 @@ class SeparatorTrainConfig(LoopConfig):
     librimix_val_hold_out: int = 0  # N > 0: validate on the last N training mixtures instead (a dev stand-in)
     noise_dir: str | None = None
     noise_prob: float = 0.0
+    single_speaker_prob: float = 0.0  # dynamic mixing: this share of mixtures holds one talker (the rest silent)
     val_speakers: int = 12  # dynamic mixing: held out of data_dir, never trained on
     val_mixtures: int = 48  # LibriMix: 0 = the whole validation split
     val_seconds: float = 4.0  # dynamic mixing only: LibriMix validates on whole mixtures
@@ -82,6 +83,7 @@ class SeparatorTask:
         self.command = command
         self.val_source = None  # LibriMix: validation reads whole mixtures from here
         self.val: list[tuple[torch.Tensor, torch.Tensor]] = []  # dynamic mixing: fixed crops
+        self.val_lone: list[torch.Tensor] = []  # single_speaker_prob > 0: lone talkers, fixed crops
         if cfg.librimix_dir:
             self._librimix_data()
         else:
@@ -93,6 +95,8 @@ class SeparatorTask:
         from hubbub.recipes.librimix_reader import LibriMixSource
 
         cfg = self.cfg
+        if cfg.single_speaker_prob > 0:
+            raise ValueError("single_speaker_prob is for dynamic mixing; LibriMix mixtures are what they are")
         common = dict(sample_rate=self.model_cfg.sample_rate, n_src=self.model_cfg.n_src, mode=cfg.librimix_mode,
                       mixture=cfg.librimix_mixture, seed=cfg.seed)
         hold = cfg.librimix_val_hold_out
@@ -123,9 +127,13 @@ class SeparatorTask:
         val_mixer = DynamicMixer(load_speaker_audio(val_utts, sr), self.model_cfg.n_src, seed=cfg.seed + 1)
         length = int(cfg.val_seconds * sr)
         self.val = [val_mixer.item(1_000_000, i, length) for i in range(cfg.val_mixtures)]
+        if cfg.single_speaker_prob > 0:  # lone talkers of the held-out speakers: how much leaks into the other output
+            lone = DynamicMixer(load_speaker_audio(val_utts, sr), self.model_cfg.n_src, seed=cfg.seed + 2,
+                                single_prob=1.0)
+            self.val_lone = [lone.item(1_000_000, i, length)[0] for i in range(max(8, cfg.val_mixtures // 3))]
         self.source = DynamicMixer(
             load_speaker_audio(train_utts, sr), self.model_cfg.n_src, seed=cfg.seed,
-            noises=noises, noise_prob=cfg.noise_prob,
+            noises=noises, noise_prob=cfg.noise_prob, single_prob=cfg.single_speaker_prob,
         )
 
     def segment_samples(self, step: int) -> int:
@@ -139,10 +147,12 @@ class SeparatorTask:
         return self.source.batch(epoch, indices, self.segment_samples(step))
 
     def loss(self, model, batch) -> torch.Tensor:
-        from hubbub.models.losses import pit_si_snr_loss
+        from hubbub.models.losses import pit_loss_with_silence, pit_si_snr_loss
 
         device = next(model.parameters()).device
         mix, sources = (t.to(device) for t in batch)
+        if self.cfg.single_speaker_prob > 0:  # some targets are silent: SI-SNR is undefined for them
+            return pit_loss_with_silence(model(mix), sources, mix).mean()
         return pit_si_snr_loss(model(mix), sources).mean()
 
     def validate(self, model) -> dict[str, float]:
@@ -173,7 +183,14 @@ class SeparatorTask:
                 log.info("validation: %d/%d mixtures, SI-SNRi so far %.2f dB (%.0f s)", len(gains), total,
                          sum(gains) / len(gains), last - t0)
         score = sum(gains) / len(gains)
-        return {"score": score, "si_snri": score}
+        out = {"score": score, "si_snri": score}
+        if self.val_lone:  # the quieter output's share of a lone voice (dB; lower: the voice is kept whole)
+            with torch.inference_mode():
+                est = model(torch.stack(self.val_lone).to(device)).cpu()
+            energy = est.pow(2).sum(-1)
+            share = energy.min(-1).values / energy.sum(-1).clamp_min(1e-12)
+            out["lone_leak_db"] = float((10 * torch.log10(share.clamp_min(1e-12))).mean())
+        return out
 
     def export(self, model, directory: Path, info: dict) -> None:
         model.save_pretrained(directory, extra={"training": {**info, "recipe": "hubbub train separator"}})
@@ -189,7 +206,8 @@ class SeparatorTask:
                 train += f" (less the {cfg.librimix_val_hold_out} held out)"
             return train, f"{self.n_val} whole {cfg.librimix_mixture} mixtures {self.val_where}"
         train = (f"dynamic {mc.n_src}-speaker mixing of `{cfg.data_dir}`"
-                 + (f", real noise from `{cfg.noise_dir}` with p={cfg.noise_prob}" if cfg.noise_prob else ""))
+                 + (f", real noise from `{cfg.noise_dir}` with p={cfg.noise_prob}" if cfg.noise_prob else "")
+                 + (f", one talker alone with p={cfg.single_speaker_prob}" if cfg.single_speaker_prob else ""))
         return train, f"{len(self.val)} x {cfg.val_seconds} s mixtures of {cfg.val_speakers} held-out speakers"
 
 
