@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--asr-window", default=None, metavar="global|local:W",
                     help="the ASR encoder's time attention: global, or local over W encoder frames "
                          "(default: as the model was saved)")
+    tr.add_argument("--asr-int8", action=argparse.BooleanOptionalAction, default=None,
+                    help="int8 weights in a Whisper decoder's linear layers (default: on for Whisper on the CPU: "
+                         "greedy decoding about 25 %% faster at the same WER; --no-asr-int8 keeps float32)")
     tr.add_argument("--speakers", type=int, default=None,
                     help="1: transcribe as one voice, no separation (default: the separator's count)")
     where = tr.add_mutually_exclusive_group()
@@ -331,7 +334,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
             names = {"asr": str(args.asr or DEFAULT_ASR)}
             if sep is not None:
                 names["separator"] = str(args.model or "separator-8k")
-            state["pipe"] = Pipeline(sep, load_asr(args.asr, args.device, args.asr_window), device=args.device,
+            asr = load_asr(args.asr, args.device, args.asr_window, int8=args.asr_int8)
+            state["pipe"] = Pipeline(sep, asr, device=args.device,
                                      chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
                                      decoding=decoding, overlap_aware=args.overlap_aware,
                                      speaker_encoder=None if args.no_speaker_labels or sep is None

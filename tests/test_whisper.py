@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from hubbub.models.decoding import DecodingOptions, decode
 from hubbub.models.loading import load_model
@@ -433,3 +434,44 @@ def test_train_asr_from_whisper_learns_only_the_time_frequency_block(tmp_path, t
     assert laid.tokenizer is not None
     # a name that matches no parameter is refused with a clear message, not trained silently
     assert main([*args[:7], "[nothing.]", *args[8:], "--exp-dir", str(tmp_path / "exp2")]) == 2
+
+
+def test_decoding_projection_keeps_the_float32_top_logits():
+    """With gradients off the vocabulary projection runs in int8 and recomputes its
+    shortlist exactly: the top logits (so greedy and beam choices) are float32's."""
+    from hubbub.models.whisper import WhisperConfig, WhisperDecoder
+
+    torch.manual_seed(0)
+    decoder = WhisperDecoder(WhisperConfig(**{**DIMS, "n_vocab": 4000, "n_text_state": 64}))
+    y = torch.randn(3, 5, 64)
+    exact = torch.nn.functional.linear(y, decoder.embed.weight)
+    with torch.no_grad():
+        fast = decoder.project(y)
+    assert torch.equal(fast.argmax(-1), exact.argmax(-1))
+    top = exact.topk(8, dim=-1)  # the beam's candidates, well inside the shortlist
+    assert torch.allclose(fast.gather(-1, top.indices), top.values, atol=1e-5)
+    assert (fast - exact).abs().max() < 0.05 * exact.abs().max()
+    assert not torch.equal(fast, exact)  # the rest did come from the int8 copy
+    decoder.embed.weight.data.mul_(2.0)  # changed weights: the int8 copy is made again
+    with torch.no_grad():
+        assert torch.allclose(decoder.project(y).gather(-1, top.indices), 2 * top.values, atol=1e-4)
+    assert torch.equal(decoder.project(y), 2 * exact)  # with gradients (training): plain float32
+    assert not any(k.startswith("_low") for k in decoder.state_dict())  # the int8 copy is never saved
+
+
+def test_load_asr_puts_a_whisper_decoder_in_int8_on_the_cpu(tmp_path):
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    from hubbub.pipeline.pipeline import load_asr
+
+    _random_whisper(tmp_path / "m", tmp_path)
+
+    def kinds(module) -> set:
+        return {type(m) for m in module.modules() if isinstance(m, (nn.Linear, Int8Linear))}
+
+    model = load_asr(tmp_path / "m")
+    assert kinds(model.decoder.layers) == {Int8Linear}
+    assert Int8Linear not in kinds(model.encoder)  # the encoder stays float32
+    assert kinds(load_asr(tmp_path / "m", int8=False).decoder.layers) == {nn.Linear}
+    with pytest.raises(ValueError, match="int8"):
+        load_asr("asr-8k", int8=True)

@@ -54,14 +54,12 @@ def model_type(directory: str | os.PathLike) -> str:
     return json.loads((Path(directory) / "config.json").read_text()).get("model_type", "")
 
 
-def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu", int8: bool = False,
-               **overrides) -> torch.nn.Module:
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu", **overrides) -> torch.nn.Module:
     """Load any hubbub model in eval mode.
 
     ``overrides``: config fields set when the model is built (and saved with
     it): ``inter_window`` of a separator, ``encoder_window`` of an ASR,
-    ``tf_channels`` of a Whisper model. ``int8``: dynamic int8 quantisation of
-    a Whisper model's linear layers, for CPU inference.
+    ``tf_channels`` of a Whisper model.
     """
     directory = resolve_model_dir(name_or_path)
     kind = model_type(directory)
@@ -77,10 +75,4 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         model = cls.from_pretrained(directory, device=device, **overrides)
     else:
         model = cls.from_adapter(directory, base, device=device, **overrides)
-    if int8:
-        if kind != "hubbub-whisper":
-            raise ValueError(f"{directory}: int8 quantisation is for Whisper models")
-        from hubbub.models.whisper import quantize_int8
-
-        model = quantize_int8(model)
     return model
