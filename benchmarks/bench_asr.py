@@ -36,9 +36,9 @@ class HubbubASR:
     """hubbub's ASR through :func:`hubbub.models.decoding.decode` with the given
     :class:`~hubbub.models.decoding.DecodingOptions` fields (a Speech-Transformer:
     ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path). ``int8``: a Whisper decoder's linear layers
-    in int8 (None: as ``hubbub transcribe`` loads it, int8 on the CPU)."""
+    in int8 (``hubbub transcribe --asr-int8``)."""
 
-    def __init__(self, path: str | None, name: str = "hubbub", int8: bool | None = None,
+    def __init__(self, path: str | None, name: str = "hubbub", int8: bool = False,
                  encoder_window: int | None = None, **options) -> None:
         from hubbub.models.decoding import DecodingOptions
         from hubbub.pipeline.pipeline import load_asr
@@ -130,7 +130,7 @@ def build_system(name: str, asr: str | None, threads: int, beam_size: int = 1, c
     search = {"beam_size": beam_size, "ctc_weight": ctc_weight}
     if input_padding is not None:
         search["input_padding"] = input_padding
-    variants = {"hubbub": {}, "hubbub-float32": {"int8": False}, "hubbub-full": {"input_padding": None, "int8": False},
+    variants = {"hubbub": {}, "hubbub-int8": {"int8": True}, "hubbub-full": {"input_padding": None},
                 "hubbub-local": {"encoder_window": encoder_window}, "hubbub-lm": {"lm": True},
                 "hubbub-ctc": {"ctc_weight": 1.0}, "hubbub-att": {"ctc_weight": 0.0}}
     if name not in variants:
@@ -188,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", nargs="+", required=True, help="corpora as `hubbub evaluate asr` reads them")
     p.add_argument("--asr", default=None, help="hubbub ASR folder (default: the embedded model)")
     p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "fw-base-int8"],
-                   help="hubbub (its model's default decoding), hubbub-float32 (a Whisper decoder in float32, "
-                        "not int8), "
-                        "hubbub-full (30-s encoder input, float32), hubbub-lm (CTC beam search with its word LM), "
+                   help="hubbub (its model's default decoding), hubbub-int8 (a Whisper decoder's linear layers "
+                        "in int8), "
+                        "hubbub-full (30-s encoder input), hubbub-lm (CTC beam search with its word LM), "
                         "hubbub-ctc (CTC best path), "
                         "hubbub-att (attention greedy), pocketsphinx, fw-MODEL-COMPUTE (faster-whisper, MODEL "
                         "base or tiny.en, COMPUTE int8 or float32, e.g. fw-base-float32)")

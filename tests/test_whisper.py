@@ -459,7 +459,7 @@ def test_decoding_projection_keeps_the_float32_top_logits():
     assert not any(k.startswith("_low") for k in decoder.state_dict())  # the int8 copy is never saved
 
 
-def test_load_asr_puts_a_whisper_decoder_in_int8_on_the_cpu(tmp_path):
+def test_load_asr_puts_a_whisper_decoder_in_int8_when_asked(tmp_path):
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
     from hubbub.pipeline.pipeline import load_asr
@@ -469,9 +469,9 @@ def test_load_asr_puts_a_whisper_decoder_in_int8_on_the_cpu(tmp_path):
     def kinds(module) -> set:
         return {type(m) for m in module.modules() if isinstance(m, (nn.Linear, Int8Linear))}
 
-    model = load_asr(tmp_path / "m")
+    model = load_asr(tmp_path / "m", int8=True)
     assert kinds(model.decoder.layers) == {Int8Linear}
     assert Int8Linear not in kinds(model.encoder)  # the encoder stays float32
-    assert kinds(load_asr(tmp_path / "m", int8=False).decoder.layers) == {nn.Linear}
+    assert kinds(load_asr(tmp_path / "m").decoder.layers) == {nn.Linear}
     with pytest.raises(ValueError, match="int8"):
         load_asr("asr-8k", int8=True)

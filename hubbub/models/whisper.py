@@ -448,8 +448,10 @@ def quantize_int8(model: WhisperASR, encoder: bool = False) -> WhisperASR:
 
     The decoder reads all its weights for every token, so on a CPU its steps are
     bound by memory traffic, which int8 weights cut by four: greedy decoding runs
-    about 20 % faster at the same WER. The encoder's quantisation saves less and
-    costs words on separated voices (docs/benchmarks.md), so it is off unless asked.
+    about 20 % faster at about the same WER. Activations are quantised with one
+    scale per call, so an utterance's words depend a little on the others in its
+    batch. The encoder's quantisation saves less and costs words on separated
+    voices (docs/benchmarks.md), so it is off unless asked.
     """
     import warnings
 

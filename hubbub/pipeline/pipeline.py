@@ -43,7 +43,7 @@ ASR_BATCH = 8
 
 
 def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu", window: str | int | None = None,
-             int8: bool | None = None):
+             int8: bool = False):
     """The default ASR (None), an embedded name, a Whisper name (``whisper-base``,
     ``whisper-tiny.en``) or a model folder.
 
@@ -51,9 +51,10 @@ def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu",
     encoder frames: 20 ms for Whisper, 40 ms for the small Speech-Transformer);
     None keeps the saved one. It becomes part of the model's configuration (and
     of what it saves). ``int8``: dynamic int8 quantisation of a Whisper decoder's
-    linear layers (:func:`~hubbub.models.whisper.quantize_int8`); None: for a
-    Whisper model on the CPU, where it brings greedy decoding of the default to
-    RTF 0.09 from 0.12 at the same WER (docs/benchmarks.md).
+    linear layers (:func:`~hubbub.models.whisper.quantize_int8`): greedy decoding
+    about 20 % faster at about the same WER, but an utterance's words then depend
+    a little on the others decoded in its batch (the activations of a batch share
+    one int8 scale), so it is opt-in.
     """
     from hubbub.models.attention import parse_window
     from hubbub.models.loading import load_model
@@ -61,10 +62,7 @@ def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu",
 
     changes = {} if window is None else {"encoder_window": parse_window(window)}
     model = load_model(name_or_path or DEFAULT_ASR, device=device, **changes)
-    whisper = isinstance(model, WhisperASR)
-    if int8 is None:
-        int8 = whisper and torch.device(device).type == "cpu"
-    if int8 and not whisper:
+    if int8 and not isinstance(model, WhisperASR):
         raise ValueError(f"{name_or_path}: int8 quantisation is for Whisper models")
     return quantize_int8(model) if int8 else model
 
