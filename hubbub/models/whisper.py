@@ -262,7 +262,7 @@ class WhisperDecoder(nn.Module):
         With gradients off (decoding) on a CPU, the vocabulary projection, memory-bound
         there (51,865 x 512 float32 weights read for every token: 11 ms of a decoding
         step on 2 threads), runs on an int8 copy of the weights (dynamic quantisation,
-        per row: 0.6 ms), and the ``SHORTLIST`` largest logits of each row are then
+        weights per output channel: 0.6 ms), and the ``SHORTLIST`` largest logits of each row are then
         recomputed exactly in float32: the argmax and the beam's candidates are those of
         the float32 product; the other logits, within about 2 % of the largest, only
         enter the log-softmax normaliser."""
