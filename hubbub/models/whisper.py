@@ -279,16 +279,22 @@ class WhisperDecoder(nn.Module):
 
 
 def _int8_linear(weight: torch.Tensor) -> nn.Module:
-    """``x @ weight.T`` with int8 weights (``torch.ao`` dynamic quantisation, per output channel)."""
+    """``x @ weight.T`` with int8 weights (:func:`_int8`)."""
+    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    linear.weight = nn.Parameter(weight.clone(), requires_grad=False)
+    return _int8(nn.Sequential(linear))
+
+
+def _int8(module: nn.Module) -> nn.Module:
+    """``module`` with its linear layers dynamically quantised to int8 (``torch.ao``,
+    weights per output channel, activations one scale per call)."""
     import warnings
 
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
-    linear.weight = nn.Parameter(weight.clone(), requires_grad=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return quantize_dynamic(nn.Sequential(linear), {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+        return quantize_dynamic(module.eval(), {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
 class WhisperTokenizer:
@@ -453,14 +459,7 @@ def quantize_int8(model: WhisperASR, encoder: bool = False) -> WhisperASR:
     batch. The encoder's quantisation saves less and costs words on separated
     voices (docs/benchmarks.md), so it is off unless asked.
     """
-    import warnings
-
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    spec = {nn.Linear: per_channel_dynamic_qconfig}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if encoder:
-            model.encoder = quantize_dynamic(model.encoder.eval(), spec, dtype=torch.qint8)
-        model.decoder.layers = quantize_dynamic(model.decoder.layers.eval(), spec, dtype=torch.qint8)
+    if encoder:
+        model.encoder = _int8(model.encoder)
+    model.decoder.layers = _int8(model.decoder.layers)
     return model.eval()
