@@ -35,15 +35,16 @@ log = logging.getLogger("bench_asr")
 class HubbubASR:
     """hubbub's ASR through :func:`hubbub.models.decoding.decode` with the given
     :class:`~hubbub.models.decoding.DecodingOptions` fields (a Speech-Transformer:
-    ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path). ``int8``: a Whisper decoder's linear layers
-    in int8 (``hubbub transcribe --asr-int8``)."""
+    ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path). ``precision``: a Whisper decoder's linear layers
+    (``hubbub transcribe --asr-precision``)."""
 
-    def __init__(self, path: str | None, name: str = "hubbub", int8: bool = False,
+    def __init__(self, path: str | None, name: str = "hubbub", precision: str = "float16",
                  encoder_window: int | None = None, **options) -> None:
         from hubbub.models.decoding import DecodingOptions
         from hubbub.pipeline.pipeline import load_asr
 
-        self.model = load_asr(path, window=f"local:{encoder_window}" if encoder_window else None, int8=int8)
+        self.model = load_asr(path, window=f"local:{encoder_window}" if encoder_window else None,
+                              precision=precision)
         self.rate = self.model.sample_rate
         self.name = name
         self.options = DecodingOptions(word_timestamps=False, **options)
@@ -130,7 +131,8 @@ def build_system(name: str, asr: str | None, threads: int, beam_size: int = 1, c
     search = {"beam_size": beam_size, "ctc_weight": ctc_weight}
     if input_padding is not None:
         search["input_padding"] = input_padding
-    variants = {"hubbub": {}, "hubbub-int8": {"int8": True}, "hubbub-full": {"input_padding": None},
+    variants = {"hubbub": {}, "hubbub-int8": {"precision": "int8"},
+                "hubbub-fp32": {"precision": "float32"}, "hubbub-full": {"input_padding": None},
                 "hubbub-local": {"encoder_window": encoder_window}, "hubbub-lm": {"lm": True},
                 "hubbub-ctc": {"ctc_weight": 1.0}, "hubbub-att": {"ctc_weight": 0.0}}
     if name not in variants:
@@ -188,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", nargs="+", required=True, help="corpora as `hubbub evaluate asr` reads them")
     p.add_argument("--asr", default=None, help="hubbub ASR folder (default: the embedded model)")
     p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "fw-base-int8"],
-                   help="hubbub (its model's default decoding), hubbub-int8 (a Whisper decoder's linear layers "
-                        "in int8), "
+                   help="hubbub (its model's default decoding; a Whisper decoder's linear layers with float16 "
+                        "weights), hubbub-fp32 (those in float32), hubbub-int8 (those in int8), "
                         "hubbub-full (30-s encoder input), hubbub-lm (CTC beam search with its word LM), "
                         "hubbub-ctc (CTC best path), "
                         "hubbub-att (attention greedy), pocketsphinx, fw-MODEL-COMPUTE (faster-whisper, MODEL "

@@ -16,9 +16,10 @@ each moment counts, so a leakage region is a false alarm). For the best region s
 are embedded (the recording where one voice speaks, the stream where voices overlap, as the pipeline
 does) and clustered at each threshold; the table gives DER with speaker confusion.
 
-``--cpwer LEAK_DB,SMOOTH,SAME_VOICE,THRESHOLD ...`` scores whole settings by what users get instead:
+``--cpwer LEAK_DB,SMOOTH,SAME_VOICE,THRESHOLD[,SAME_PERSON] ...`` scores whole settings by what users get instead:
 the overlap-aware pipeline (``hubbub transcribe``) run on the first ``--limit`` recordings of each ratio
-with those region and clustering settings, speaker-attributed cpWER (meeteval) per overlap ratio:
+with those region and clustering settings (``SAME_PERSON``: ``ClusterConfig.same_person``, 1 turns the
+split test off), speaker-attributed cpWER (meeteval) per overlap ratio:
 
     python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --limit 2 \
         --cpwer 12,0.5,1,0.3 18,1,0.8,0.3 --out benchmarks/conversation-tuning-cpwer.md
@@ -160,25 +161,27 @@ def cpwer_settings(args, argv) -> int:
     base = Pipeline.from_pretrained()
     table = []
     for setting in args.cpwer:
-        leak_db, smooth, same, threshold = (float(v) for v in setting.split(","))
+        leak_db, smooth, same, threshold, *person = (float(v) for v in setting.split(","))
+        clustering = ClusterConfig(threshold=threshold, **({"same_person": person[0]} if person else {}))
         pipe = Pipeline(base.separator, base.asr, regions=RegionConfig(leak_db=leak_db, smooth=smooth,
                                                                       local_same_voice=same),
-                        speaker_encoder=base.speaker_encoder, clustering=ClusterConfig(threshold=threshold),
-                        names=base.names)
+                        speaker_encoder=base.speaker_encoder, clustering=clustering, names=base.names)
         out = run(records, ["overlap-aware"], {"overlap-aware": pipe}, None)["overlap-aware"]
         table.append((setting, out))
     ratios = sorted({str(r["overlap_ratio"]) for r in records}, key=float)
     cmd = "python benchmarks/tune_conversation.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"`{cmd}` ({len(records)} recordings of training speakers)", "",
-             "Speaker-attributed cpWER (%) of the overlap-aware pipeline, per overlap ratio", "",
-             "| leak_db, smooth, local same voice, threshold | " + " | ".join(f"{r} %" for r in ratios)
+             "Speaker-attributed cpWER (%) of the overlap-aware pipeline, per overlap ratio (ORC-WER, "
+             "speaker labels not counted, in brackets)", "",
+             "| leak_db, smooth, local same voice, threshold[, same person] | " + " | ".join(f"{r} %" for r in ratios)
              + " | all | DER |", "|---|" + "---|" * (len(ratios) + 2)]
     for setting, out in table:
         errors = sum(out[r]["errors"] for r in ratios)
         words = sum(out[r]["words"] for r in ratios)
         der = (sum(out[r]["missed"] + out[r]["false_alarm"] + out[r]["confusion"] for r in ratios)
                / max(sum(out[r]["ref_speech"] for r in ratios), 1e-9))
-        lines.append(f"| {setting} | " + " | ".join(f"{100 * out[r]['cpwer']:.1f}" for r in ratios)
+        lines.append(f"| {setting} | " + " | ".join(f"{100 * out[r]['cpwer']:.1f} ({100 * out[r]['orcwer']:.1f})"
+                                                    for r in ratios)
                      + f" | {100 * errors / max(words, 1):.1f} | {100 * der:.1f} |")
     write_report("\n".join(lines) + "\n", args.out)
     return 0

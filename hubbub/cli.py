@@ -89,10 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--asr-window", default=None, metavar="global|local:W",
                     help="the ASR encoder's time attention: global, or local over W encoder frames "
                          "(default: as the model was saved)")
-    tr.add_argument("--asr-int8", action="store_true",
-                    help="int8 weights in a Whisper decoder's linear layers: greedy decoding about 20 %% faster at "
-                         "about the same WER, but a region's words then depend a little on the other regions "
-                         "decoded in its batch")
+    tr.add_argument("--asr-precision", choices=("float16", "float32", "int8"), default="float16",
+                    help="weights of a Whisper decoder's linear layers on a CPU: float16 (exact for Whisper's "
+                         "released weights, computed in float32), float32, or int8 (faster again at about the same "
+                         "WER, but a region's words then depend a little on the other regions decoded in its "
+                         "batch) (default: float16)")
     tr.add_argument("--speakers", type=int, default=None,
                     help="1: transcribe as one voice, no separation (default: the separator's count)")
     where = tr.add_mutually_exclusive_group()
@@ -335,7 +336,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
             names = {"asr": str(args.asr or DEFAULT_ASR)}
             if sep is not None:
                 names["separator"] = str(args.model or "separator-8k")
-            asr = load_asr(args.asr, args.device, args.asr_window, int8=args.asr_int8)
+            asr = load_asr(args.asr, args.device, args.asr_window, precision=args.asr_precision)
             state["pipe"] = Pipeline(sep, asr, device=args.device,
                                      chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
                                      decoding=decoding, overlap_aware=args.overlap_aware,

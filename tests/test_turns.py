@@ -14,7 +14,7 @@ from hubbub.models.decoding import WordTiming as Word
 from hubbub.pipeline.formats import render
 from hubbub.pipeline.regions import RegionConfig, speech_regions
 from hubbub.pipeline.result import Result, Segment, SpeakerResult
-from hubbub.pipeline.speakers import ClusterConfig, SegmentSpan, cluster_segments
+from hubbub.pipeline.speakers import ClusterConfig, SegmentSpan, cluster_segments, one_person_overlaps
 from hubbub.pipeline.turns import Piece, TurnConfig, drop_echoes, keep_words, overlaps, plan_pieces
 
 SR = 8000
@@ -187,3 +187,30 @@ def test_a_small_cluster_joins_the_nearest_person():
     spans = [SegmentSpan(0, 0.0, 5.0), SegmentSpan(1, 5.5, 10.0), SegmentSpan(0, 11.0, 12.5)]
     assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05, min_cluster_seconds=0.0)) == [0, 1, 2]
     assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05)) == [0, 1, 0]
+
+
+def test_one_person_split_across_two_streams_reads_as_one_voice():
+    """Where two streams overlap and sound like one person, the quieter stream's part is cut
+    (one voice there, read from the recording); two people who overlap keep both streams."""
+    torch.manual_seed(0)
+    a, b = (torch.nn.functional.normalize(torch.randn(16), dim=0) for _ in range(2))
+    # stream 0: A throughout; stream 1: a copy of A at 2-6 s (split), then B at 10-14 s (a real overlap)
+    regions = [[(0.0, 15.0)], [(2.0, 6.0), (10.0, 14.0)]]
+
+    def embed(k, s, e):
+        return a if k == 0 or s < 8 else b
+
+    def level(k, s, e):
+        return 1.0 if k == 0 else 0.5
+
+    cfg = ClusterConfig(same_person=0.85)
+    assert one_person_overlaps(regions, embed, level, cfg) == [[(0.0, 15.0)], [(10.0, 14.0)]]
+    assert one_person_overlaps(regions, embed, level, ClusterConfig(same_person=1.0)) == regions  # off
+    # the louder of the two keeps the stretch; what is left of a region shorter than min_piece goes
+    assert one_person_overlaps(regions, embed, lambda k, s, e: 2.0 - k, cfg, min_piece=0.25)[1] == [(10.0, 14.0)]
+    assert one_person_overlaps([[(0.0, 6.1)], [(2.0, 6.0)]], embed, lambda k, s, e: float(k), cfg) == \
+        [[(0.0, 2.0)], [(2.0, 6.0)]]
+    assert one_person_overlaps([[(1.9, 6.1)], [(2.0, 6.0)]], embed, lambda k, s, e: float(k), cfg) == \
+        [[], [(2.0, 6.0)]]
+    # an overlap shorter than min_seconds is not embedded, nor judged
+    assert one_person_overlaps([[(0.0, 3.0)], [(2.5, 5.0)]], embed, level, cfg) == [[(0.0, 3.0)], [(2.5, 5.0)]]

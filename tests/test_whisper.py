@@ -459,19 +459,47 @@ def test_decoding_projection_keeps_the_float32_top_logits():
     assert not any(k.startswith("_low") for k in decoder.state_dict())  # the int8 copy is never saved
 
 
-def test_load_asr_puts_a_whisper_decoder_in_int8_when_asked(tmp_path):
-    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+def test_load_asr_gives_a_whisper_decoder_the_precision_asked(tmp_path):
+    from torch.ao.nn.quantized.dynamic import Linear as QuantLinear
 
     from hubbub.pipeline.pipeline import load_asr
 
     _random_whisper(tmp_path / "m", tmp_path)
 
     def kinds(module) -> set:
-        return {type(m) for m in module.modules() if isinstance(m, (nn.Linear, Int8Linear))}
+        return {(type(m), m._packed_params.dtype if isinstance(m, QuantLinear) else m.weight.dtype)
+                for m in module.modules() if isinstance(m, (nn.Linear, QuantLinear))}
 
-    model = load_asr(tmp_path / "m", int8=True)
-    assert kinds(model.decoder.layers) == {Int8Linear}
-    assert Int8Linear not in kinds(model.encoder)  # the encoder stays float32
-    assert kinds(load_asr(tmp_path / "m").decoder.layers) == {nn.Linear}
+    assert kinds(load_asr(tmp_path / "m", precision="int8").decoder.layers) == {(QuantLinear, torch.qint8)}
+    model = load_asr(tmp_path / "m")  # the default: float16 weights
+    assert kinds(model.decoder.layers) == {(QuantLinear, torch.float16)}
+    assert kinds(model.encoder) <= {(nn.Linear, torch.float32)}  # the encoder stays float32
+    assert kinds(load_asr(tmp_path / "m", precision="float32").decoder.layers) == {(nn.Linear, torch.float32)}
     with pytest.raises(ValueError, match="int8"):
-        load_asr("asr-8k", int8=True)
+        load_asr("asr-8k", precision="int8")
+    with pytest.raises(ValueError, match="precision"):
+        load_asr(tmp_path / "m", precision="bfloat17")
+
+
+def test_float16_decoder_weights_change_nothing_for_float16_weights(tmp_path):
+    """Whisper's released weights are float16: held as float16 they give the float32
+    logits (up to the order of the sums), and a row's logits do not depend on its batch."""
+    from hubbub.models.whisper import half_decoder
+
+    model = _random_whisper(tmp_path / "m", tmp_path).eval()
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.copy_(p.half().float())  # float16-representable, as an imported Whisper's
+        torch.manual_seed(1)
+        tokens = torch.randint(0, 256, (3, 5))
+        memory = torch.randn(3, 150, model.config.n_audio_state)
+        exact = model.decoder(tokens, memory)[0]
+        half = half_decoder(model).decoder
+        fast = half(tokens, memory)[0]
+        alone = half(tokens[1:2], memory[1:2])[0]
+    assert torch.allclose(fast, exact, atol=1e-4)
+    assert torch.equal(fast.argmax(-1), exact.argmax(-1))
+    # the best logits are exact (the vocabulary projection recomputes its int8 shortlist in float32)
+    best, best_alone = fast[1].max(-1), alone[0].max(-1)
+    assert torch.equal(best.indices, best_alone.indices)
+    assert torch.allclose(best.values, best_alone.values, atol=1e-5)

@@ -46,6 +46,7 @@ __all__ = [
     "WhisperEncoder",
     "WhisperLogMel",
     "WhisperTokenizer",
+    "half_decoder",
     "quantize_int8",
 ]
 
@@ -285,6 +286,19 @@ def _int8_linear(weight: torch.Tensor) -> nn.Module:
     return _int8(nn.Sequential(linear))
 
 
+def _half_weights(module: nn.Module) -> nn.Module:
+    """``module`` with its linear layers' weights stored as float16 and computed in
+    float32 (``torch.ao`` dynamic ``float16``: fbgemm unpacks the weights on the fly;
+    activations are not quantised, so a row's output does not depend on its batch)."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(module.eval(), {nn.Linear}, dtype=torch.float16)
+
+
 def _int8(module: nn.Module) -> nn.Module:
     """``module`` with its linear layers dynamically quantised to int8 (``torch.ao``,
     weights per output channel, activations one scale per call)."""
@@ -444,6 +458,21 @@ class WhisperASR(nn.Module, PretrainedMixin):
         if self.tf is not None and not any(k.startswith("tf.") for k in state):
             state = {**state, **{f"tf.{k}": v for k, v in self.tf.state_dict().items()}}
         return super().load_state_dict(state, strict=strict, assign=assign)
+
+
+def half_decoder(model: WhisperASR) -> WhisperASR:
+    """The decoder blocks' linear layers with float16 weights (:func:`_half_weights`),
+    for decoding on a CPU.
+
+    Greedy decoding reads all the decoder's weights for every token, so its steps are
+    bound by memory traffic, which float16 weights halve (a 512 -> 2048 -> 512 block
+    at batch 8: 0.25 ms against 0.47 in float32). Whisper's released weights are
+    float16, so for them nothing is rounded: only the order of the float32 sums
+    changes (about 1e-6). The activations stay float32, so, unlike
+    :func:`quantize_int8`, an utterance's words do not depend on its batch.
+    """
+    model.decoder.layers = _half_weights(model.decoder.layers)
+    return model.eval()
 
 
 def quantize_int8(model: WhisperASR, encoder: bool = False) -> WhisperASR:

@@ -33,7 +33,7 @@ from hubbub.pipeline.separate import (
 from hubbub.pipeline.speakers import ClusterConfig
 from hubbub.pipeline.turns import Piece, TurnConfig, drop_echoes, keep_words, plan_pieces
 
-__all__ = ["DEFAULT_ASR", "Pipeline", "load_asr"]
+__all__ = ["DEFAULT_ASR", "PRECISIONS", "Pipeline", "load_asr"]
 
 log = logging.getLogger(__name__)
 
@@ -42,29 +42,41 @@ DEFAULT_ASR = "whisper-base-separated"  # Whisper base + the time-frequency bloc
 ASR_BATCH = 8
 
 
+#: how a Whisper decoder's linear layers hold their weights while decoding (see :func:`load_asr`)
+PRECISIONS = ("float16", "float32", "int8")
+
+
 def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu", window: str | int | None = None,
-             int8: bool = False):
+             precision: str = "float16"):
     """The default ASR (None), an embedded name, a Whisper name (``whisper-base``,
-    ``whisper-tiny.en``) or a model folder.
+    ``whisper-tiny.en``) or a model folder, ready to decode.
 
     ``window``: the encoder's time attention, ``"global"`` or ``"local:W"`` (``W``
     encoder frames: 20 ms for Whisper, 40 ms for the small Speech-Transformer);
     None keeps the saved one. It becomes part of the model's configuration (and
-    of what it saves). ``int8``: dynamic int8 quantisation of a Whisper decoder's
-    linear layers (:func:`~hubbub.models.whisper.quantize_int8`): greedy decoding
-    about 20 % faster at about the same WER, but an utterance's words then depend
-    a little on the others decoded in its batch (the activations of a batch share
-    one int8 scale), so it is opt-in.
+    of what it saves). ``precision``, for a Whisper model on a CPU: the decoder
+    blocks' linear layers with ``float16`` weights computed in float32 (the default,
+    :func:`~hubbub.models.whisper.half_decoder`: exact for Whisper's released float16
+    weights and about 1.8x faster per decoder step), ``float32``, or ``int8``
+    (:func:`~hubbub.models.whisper.quantize_int8`: faster again at about the same WER,
+    but an utterance's words then depend a little on the others decoded in its batch,
+    whose activations share one int8 scale). Other models ignore ``float16``.
     """
     from hubbub.models.attention import parse_window
     from hubbub.models.loading import load_model
-    from hubbub.models.whisper import WhisperASR, quantize_int8
+    from hubbub.models.whisper import WhisperASR, half_decoder, quantize_int8
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
     changes = {} if window is None else {"encoder_window": parse_window(window)}
     model = load_model(name_or_path or DEFAULT_ASR, device=device, **changes)
-    if int8 and not isinstance(model, WhisperASR):
-        raise ValueError(f"{name_or_path}: int8 quantisation is for Whisper models")
-    return quantize_int8(model) if int8 else model
+    if not isinstance(model, WhisperASR) or str(device) != "cpu":
+        if precision == "int8":
+            raise ValueError(f"{name_or_path}: int8 quantisation is for Whisper models on a CPU")
+        return model
+    if precision == "int8":
+        return quantize_int8(model)
+    return half_decoder(model) if precision == "float16" else model
 
 
 def _read_span(path, sample_rate: int, start: float, end: float) -> torch.Tensor:
@@ -446,6 +458,8 @@ class Pipeline:
                                        self.device, self.max_seconds, progress, view)
                 levels, duration, leakage, agreement = file_levels(outs, self.regions)
                 found = regions_from_levels(levels, duration, self.regions, leakage, agreement)
+                if separate:
+                    found = self._one_person(outs, sr, found, levels)
                 voices[i] = (outs, sr, duration, found, levels)
                 if details:
                     extra[i].update(regions=found, leakage=leakage)
@@ -494,6 +508,26 @@ class Pipeline:
                 _relabel_details(extra[i], speakers_out, streams)
             results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out, extra.get(i, {}))
         return results
+
+    def _one_person(self, outs: list[Path], sr: int, found: list[list[tuple[float, float]]],
+                    levels: torch.Tensor) -> list[list[tuple[float, float]]]:
+        """The voice regions without the overlaps where the separator split one person
+        across its streams (:func:`~hubbub.pipeline.speakers.one_person_overlaps`; needs
+        the speaker encoder)."""
+        if self.speaker_encoder is None or len(outs) < 2:
+            return found
+        from hubbub.pipeline.speakers import one_person_overlaps
+
+        hop = self.regions.hop
+
+        def embed(k: int, start: float, end: float) -> torch.Tensor:
+            return self.speaker_encoder.embed(_read_span(outs[k], sr, start, end), sr)
+
+        def level(k: int, start: float, end: float) -> float:
+            a = min(int(start / hop), levels.shape[1] - 1)
+            return float(torch.pow(10.0, levels[k, a : max(a + 1, int(end / hop))] / 10).sum())
+
+        return one_person_overlaps(found, embed, level, self.clustering, self.regions.min_speech)
 
     def _speakers(self, path, outs: list[Path], sr: int, streams: list[list[Segment]], mixed: set, item: int,
                   separated: bool) -> list[SpeakerResult]:
