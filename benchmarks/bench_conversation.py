@@ -18,6 +18,8 @@ Systems (``--systems``):
   labelled by voice;
 * ``separate-everywhere``: the same models, every voice read from its separated stream
   (``hubbub transcribe --separate-everywhere``);
+* ``overlap-aware-no-detector``: overlap-aware, where the separated streams alone say where voices
+  overlap (``hubbub transcribe --overlap-detector none``);
 * ``asr-alone``: the same ASR on the unseparated recording, one stream (``--speakers 1``);
 * ``faster-whisper``: faster-whisper on the same Whisper weights (``--whisper``, int8), long-form
   transcription of the unseparated recording (timestamps on, greedy, no VAD), one stream.
@@ -50,7 +52,7 @@ from _common import write_report
 
 log = logging.getLogger("bench_conversation")
 
-SYSTEMS = ["overlap-aware", "separate-everywhere", "asr-alone", "faster-whisper"]
+SYSTEMS = ["overlap-aware", "separate-everywhere", "overlap-aware-no-detector", "asr-alone", "faster-whisper"]
 
 
 def load_set(folder: str, limit: int | None) -> list[dict]:
@@ -90,8 +92,8 @@ def transcribe(system: str, rec: dict, pipes: dict, whisper) -> list[list[tuple[
     """Per hypothesis speaker, its ``(start, end, text)`` segments."""
     if system == "overlap-aware":
         return _hubbub_streams(pipes["overlap-aware"](rec["mixture"]))
-    if system == "separate-everywhere":
-        return _hubbub_streams(pipes["separate-everywhere"](rec["mixture"]))
+    if system in ("separate-everywhere", "overlap-aware-no-detector"):
+        return _hubbub_streams(pipes[system](rec["mixture"]))
     if system == "asr-alone":
         return _hubbub_streams(pipes["overlap-aware"](rec["mixture"], speakers=1))
     if system == "faster-whisper":
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
     p.add_argument("--separator", default=None, help="separator folder (default: the embedded model)")
     p.add_argument("--asr", default=None, help="ASR (default: hubbub's default)")
+    p.add_argument("--overlap-detector", default=None, help="overlap detector (default: the embedded one; none)")
     p.add_argument("--whisper", default="whisper-base", help="faster-whisper's weights: whisper-base, whisper-tiny.en")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N recordings of each ratio")
@@ -186,10 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from hubbub.pipeline import Pipeline
 
-    aware = Pipeline.from_pretrained(args.separator, args.asr)
+    aware = Pipeline.from_pretrained(args.separator, args.asr, overlap_detector=args.overlap_detector)
     pipes = {"overlap-aware": aware,
              "separate-everywhere": Pipeline(aware.separator, aware.asr, overlap_aware=False,
-                                             speaker_encoder=aware.speaker_encoder, names=aware.names)}
+                                             speaker_encoder=aware.speaker_encoder,
+                                             overlap_detector=aware.overlap_detector, names=aware.names),
+             "overlap-aware-no-detector": Pipeline(aware.separator, aware.asr, speaker_encoder=aware.speaker_encoder,
+                                                   names=aware.names)}
     whisper = LongWhisper(args.whisper, "int8", args.threads) if "faster-whisper" in args.systems else None
     records = load_set(args.data, args.limit)
     results = run(records, args.systems, pipes, whisper)

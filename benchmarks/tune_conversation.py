@@ -16,10 +16,12 @@ each moment counts, so a leakage region is a false alarm). For the best region s
 are embedded (the recording where one voice speaks, the stream where voices overlap, as the pipeline
 does) and clustered at each threshold; the table gives DER with speaker confusion.
 
-``--cpwer LEAK_DB,SMOOTH,SAME_VOICE,THRESHOLD[,SAME_PERSON] ...`` scores whole settings by what users get instead:
-the overlap-aware pipeline (``hubbub transcribe``) run on the first ``--limit`` recordings of each ratio
-with those region and clustering settings (``SAME_PERSON``: ``ClusterConfig.same_person``, 1 turns the
-split test off), speaker-attributed cpWER (meeteval) per overlap ratio:
+``--cpwer LEAK_DB,SMOOTH,SAME_VOICE,THRESHOLD[,SAME_PERSON[,OVERLAP]] ...`` scores whole settings by what
+users get instead: the overlap-aware pipeline (``hubbub transcribe``) run on the first ``--limit``
+recordings of each ratio with those region and clustering settings (``SAME_PERSON``:
+``ClusterConfig.same_person``, 1 turns the split test off; ``OVERLAP``: the overlap detector's
+``RegionConfig.overlap_threshold``, a negative value runs without the detector), speaker-attributed
+cpWER (meeteval) per overlap ratio:
 
     python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --limit 2 \
         --cpwer 12,0.5,1,0.3 18,1,0.8,0.3 --out benchmarks/conversation-tuning-cpwer.md
@@ -161,11 +163,14 @@ def cpwer_settings(args, argv) -> int:
     base = Pipeline.from_pretrained()
     table = []
     for setting in args.cpwer:
-        leak_db, smooth, same, threshold, *person = (float(v) for v in setting.split(","))
-        clustering = ClusterConfig(threshold=threshold, **({"same_person": person[0]} if person else {}))
-        pipe = Pipeline(base.separator, base.asr, regions=RegionConfig(leak_db=leak_db, smooth=smooth,
-                                                                      local_same_voice=same),
-                        speaker_encoder=base.speaker_encoder, clustering=clustering, names=base.names)
+        leak_db, smooth, same, threshold, *more = (float(v) for v in setting.split(","))
+        clustering = ClusterConfig(threshold=threshold, **({"same_person": more[0]} if more else {}))
+        overlap = more[1] if len(more) > 1 else RegionConfig().overlap_threshold
+        regions = RegionConfig(leak_db=leak_db, smooth=smooth, local_same_voice=same,
+                               overlap_threshold=max(overlap, 0.0))
+        pipe = Pipeline(base.separator, base.asr, regions=regions, speaker_encoder=base.speaker_encoder,
+                        clustering=clustering, overlap_detector=base.overlap_detector if overlap >= 0 else None,
+                        names=base.names)
         out = run(records, ["overlap-aware"], {"overlap-aware": pipe}, None)["overlap-aware"]
         table.append((setting, out))
     ratios = sorted({str(r["overlap_ratio"]) for r in records}, key=float)
@@ -173,8 +178,8 @@ def cpwer_settings(args, argv) -> int:
     lines = [f"`{cmd}` ({len(records)} recordings of training speakers)", "",
              "Speaker-attributed cpWER (%) of the overlap-aware pipeline, per overlap ratio (ORC-WER, "
              "speaker labels not counted, in brackets)", "",
-             "| leak_db, smooth, local same voice, threshold[, same person] | " + " | ".join(f"{r} %" for r in ratios)
-             + " | all | DER |", "|---|" + "---|" * (len(ratios) + 2)]
+             "| leak_db, smooth, local same voice, threshold[, same person[, overlap]] | "
+             + " | ".join(f"{r} %" for r in ratios) + " | all | DER |", "|---|" + "---|" * (len(ratios) + 2)]
     for setting, out in table:
         errors = sum(out[r]["errors"] for r in ratios)
         words = sum(out[r]["words"] for r in ratios)

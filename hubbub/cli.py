@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "stream only where voices overlap (default)")
     where.add_argument("--separate-everywhere", dest="overlap_aware", action="store_false",
                        help="read every voice from its separated stream throughout")
+    tr.add_argument("--overlap-detector", default=None, metavar="NAME|PATH|none",
+                    help="the overlapped-speech detector run on the recording: two voices are read at once only "
+                         "where it hears two (default: the embedded overlap-8k; none: wherever two separated "
+                         "streams have sound)")
     tr.add_argument("--num-speakers", type=int, default=None,
                     help="the number of people in each recording, when known (default: found by clustering)")
     tr.add_argument("--no-speaker-labels", action="store_true",
@@ -316,7 +320,13 @@ def run_transcribe(args: argparse.Namespace) -> int:
     from hubbub.models.speaker import SpeakerEncoder
     from hubbub.pipeline.audio import AudioError
     from hubbub.pipeline.formats import parse_formats, write_outputs
-    from hubbub.pipeline.pipeline import DEFAULT_ASR, Pipeline, load_asr
+    from hubbub.pipeline.pipeline import (
+        DEFAULT_ASR,
+        DEFAULT_OVERLAP_DETECTOR,
+        Pipeline,
+        load_asr,
+        load_overlap_detector,
+    )
     from hubbub.pipeline.separate import load_separator
     from hubbub.pipeline.speakers import ClusterConfig
 
@@ -337,13 +347,16 @@ def run_transcribe(args: argparse.Namespace) -> int:
             if sep is not None:
                 names["separator"] = str(args.model or "separator-8k")
             asr = load_asr(args.asr, args.device, args.asr_window, precision=args.asr_precision)
+            detector = None if sep is None else load_overlap_detector(args.overlap_detector, args.device)
+            if detector is not None:
+                names["overlap_detector"] = str(args.overlap_detector or DEFAULT_OVERLAP_DETECTOR)
             state["pipe"] = Pipeline(sep, asr, device=args.device,
                                      chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
                                      decoding=decoding, overlap_aware=args.overlap_aware,
                                      speaker_encoder=None if args.no_speaker_labels or sep is None
                                      else SpeakerEncoder.load(args.device),
                                      clustering=ClusterConfig(num_speakers=args.num_speakers),
-                                     max_seconds=args.max_seconds, names=names)
+                                     overlap_detector=detector, max_seconds=args.max_seconds, names=names)
         return state["pipe"]
 
     def process(group: list[tuple[Path, str]], out_dir: Path) -> list[Exception | None]:

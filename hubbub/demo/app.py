@@ -169,7 +169,9 @@ def _pipeline_for(pipeline, window: int | None, max_seconds: float | None):
         variants[(window, limit)] = Pipeline(
             sep, pipeline.asr, device=pipeline.device, chunk_seconds=pipeline.chunk_seconds,
             overlap_seconds=pipeline.overlap_seconds, decoding=pipeline.decoding, regions=pipeline.regions,
-            max_seconds=limit, names=pipeline.names,
+            overlap_aware=pipeline.overlap_aware, turns=pipeline.turns, speaker_encoder=pipeline.speaker_encoder,
+            clustering=pipeline.clustering, overlap_detector=pipeline.overlap_detector, max_seconds=limit,
+            names=pipeline.names,
         )
     return variants[(window, limit)]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from hubbub.models.tokenizer import EOS_ID
 
-__all__ = ["SUBSAMPLING", "ASRConfig", "SeparatorConfig", "subsampled_length"]
+__all__ = ["SUBSAMPLING", "ASRConfig", "OverlapConfig", "SeparatorConfig", "subsampled_length"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,35 @@ class SeparatorConfig:
             raise ValueError(f"n_src must be >= 1, got {self.n_src}")
         if self.chunk_size < 2 or self.chunk_size % 2:
             raise ValueError(f"chunk_size must be even and >= 2 (50 % overlap), got {self.chunk_size}")
+
+@dataclass(frozen=True)
+class OverlapConfig:
+    """Hyper-parameters of :class:`~hubbub.models.overlap.OverlapDetector`; stored in ``config.json``."""
+
+    sample_rate: int = 8000
+    n_mels: int = 64
+    win_ms: float = 25.0
+    hop_ms: float = 10.0  # one output frame per hop: the pipeline's region frames
+    d_model: int = 96
+    n_heads: int = 4
+    d_ff: int = 256
+    n_layers: int = 4
+    window: int | None = None  # None: global over each block the detector sees (10 s); W: local, frames
+    n_classes: int = 3  # 0, 1, 2 or more voices
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.n_classes < 3:
+            raise ValueError(f"n_classes must be at least 3 (silence, one voice, overlap), got {self.n_classes}")
+
+    @property
+    def hop_length(self) -> int:
+        return round(self.hop_ms * self.sample_rate / 1000)
+
+    @property
+    def win_length(self) -> int:
+        return round(self.win_ms * self.sample_rate / 1000)
+
 
 #: time subsampling of the ASR's convolutional front-end
 SUBSAMPLING = 4

@@ -29,6 +29,7 @@ MODEL_TYPES = {
     "hubbub-separator": ("hubbub.models.separator", "Separator"),
     "hubbub-asr": ("hubbub.models.asr", "SpeechTransformer"),
     "hubbub-whisper": ("hubbub.models.whisper", "WhisperASR"),
+    "hubbub-overlap": ("hubbub.models.overlap", "OverlapDetector"),
 }
 
 

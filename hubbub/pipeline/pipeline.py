@@ -19,7 +19,7 @@ import torch
 
 from hubbub.models.decoding import DecodingOptions
 from hubbub.pipeline.audio import AudioError, SilentAudio, check_waveform, probe_audio, resample
-from hubbub.pipeline.regions import RegionConfig, file_levels, regions_from_levels
+from hubbub.pipeline.regions import RegionConfig, file_levels, file_overlap, regions_from_levels
 from hubbub.pipeline.result import Result, Segment, SpeakerResult, Word
 from hubbub.pipeline.separate import (
     DEFAULT_CHUNK_SECONDS,
@@ -33,11 +33,13 @@ from hubbub.pipeline.separate import (
 from hubbub.pipeline.speakers import ClusterConfig
 from hubbub.pipeline.turns import Piece, TurnConfig, drop_echoes, keep_words, plan_pieces
 
-__all__ = ["DEFAULT_ASR", "PRECISIONS", "Pipeline", "load_asr"]
+__all__ = ["DEFAULT_ASR", "DEFAULT_OVERLAP_DETECTOR", "PRECISIONS", "Pipeline", "load_asr", "load_overlap_detector"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ASR = "whisper-base-separated"  # Whisper base + the time-frequency block adapted to separated voices
+#: the embedded overlapped-speech detector (:mod:`hubbub.models.overlap`)
+DEFAULT_OVERLAP_DETECTOR = "overlap-8k"
 #: regions decoded together in one ASR batch
 ASR_BATCH = 8
 
@@ -77,6 +79,20 @@ def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu",
     if precision == "int8":
         return quantize_int8(model)
     return half_decoder(model) if precision == "float16" else model
+
+
+def load_overlap_detector(name_or_path: str | os.PathLike | None = None, device: str = "cpu"):
+    """The embedded overlapped-speech detector (None), an embedded name or a model folder;
+    ``"none"`` gives None: the separated streams alone say where voices overlap."""
+    from hubbub.models.loading import load_model
+    from hubbub.models.overlap import OverlapDetector
+
+    if name_or_path is not None and str(name_or_path).lower() == "none":
+        return None
+    model = load_model(name_or_path or DEFAULT_OVERLAP_DETECTOR, device=device)
+    if not isinstance(model, OverlapDetector):
+        raise ValueError(f"{name_or_path}: a {type(model).__name__}, not an overlapped-speech detector")
+    return model
 
 
 def _read_span(path, sample_rate: int, start: float, end: float) -> torch.Tensor:
@@ -282,6 +298,10 @@ class Pipeline:
         speaker_encoder: a :class:`~hubbub.models.speaker.SpeakerEncoder` to label
             speakers as persons across the streams, or None: one speaker per stream.
         clustering: how segments are grouped by speaker (:class:`~hubbub.pipeline.speakers.ClusterConfig`).
+        overlap_detector: an :class:`~hubbub.models.overlap.OverlapDetector` run on the
+            recording: two separated streams speak at once only where it hears two voices
+            (see :func:`~hubbub.pipeline.regions.regions_from_levels`); None: wherever both
+            streams have sound.
         max_seconds: longer recordings are refused.
     """
 
@@ -298,6 +318,7 @@ class Pipeline:
         turns: TurnConfig | None = None,
         speaker_encoder=None,
         clustering: ClusterConfig | None = None,
+        overlap_detector=None,
         max_seconds: float | None = None,
         names: dict[str, str] | None = None,
     ) -> None:
@@ -312,6 +333,7 @@ class Pipeline:
         self.turns = turns or TurnConfig()
         self.speaker_encoder = speaker_encoder
         self.clustering = clustering or ClusterConfig()
+        self.overlap_detector = overlap_detector
         self.max_seconds = max_seconds
         self.names = names or {}
 
@@ -319,14 +341,16 @@ class Pipeline:
     def from_pretrained(
         cls, separator: str | os.PathLike | None = None, asr: str | os.PathLike | None = None,
         device: str = "cpu", load_asr_model: bool = True, window: str | None = None,
-        asr_window: str | None = None, label_speakers: bool = True, **kwargs,
+        asr_window: str | None = None, label_speakers: bool = True,
+        overlap_detector: str | os.PathLike | None = None, **kwargs,
     ) -> Pipeline:
         """Load the embedded defaults, or saved models by folder or embedded name.
 
         ``window`` / ``asr_window``: the separator's inter-chunk / the ASR encoder's
         attention, ``"global"`` or ``"local:W"`` (None: as saved); ``label_speakers``:
-        load the speaker encoder, so that a label is one person throughout; the rest
-        of the keywords go to the constructor.
+        load the speaker encoder, so that a label is one person throughout;
+        ``overlap_detector``: a name or folder, ``"none"``, or None for the embedded one
+        (:func:`load_overlap_detector`); the rest of the keywords go to the constructor.
         """
         sep = load_separator(separator, device=device, window=window)
         rec = None
@@ -344,7 +368,10 @@ class Pipeline:
             from hubbub.models.speaker import SpeakerEncoder
 
             kwargs["speaker_encoder"] = SpeakerEncoder.load(device)
-        return cls(sep, rec, device=device, names=names, **kwargs)
+        detector = load_overlap_detector(overlap_detector, device)
+        if detector is not None:
+            names["overlap_detector"] = _model_name(overlap_detector, DEFAULT_OVERLAP_DETECTOR)
+        return cls(sep, rec, device=device, names=names, overlap_detector=detector, **kwargs)
 
     @property
     def n_speakers(self) -> int:
@@ -457,12 +484,17 @@ class Pipeline:
                 sr = separate_to_files(model, path, outs, self.chunk_seconds, self.overlap_seconds,
                                        self.device, self.max_seconds, progress, view)
                 levels, duration, leakage, agreement = file_levels(outs, self.regions)
-                found = regions_from_levels(levels, duration, self.regions, leakage, agreement)
+                overlap = None
+                if separate and len(outs) > 1 and self.overlap_detector is not None:
+                    overlap = file_overlap(path, self.overlap_detector, levels.shape[-1], self.regions.hop)
+                found = regions_from_levels(levels, duration, self.regions, leakage, agreement, overlap)
                 if separate:
                     found = self._one_person(outs, sr, found, levels)
                 voices[i] = (outs, sr, duration, found, levels)
                 if details:
                     extra[i].update(regions=found, leakage=leakage)
+                    if overlap is not None:
+                        extra[i]["overlap"] = overlap
                     if "separator" in extra[i]:
                         extra[i]["separator"]["truncated"] = extra[i]["separator"]["seconds"] < duration - 1e-3
             except SilentAudio:

@@ -9,7 +9,11 @@ time-frequency bin where both have energy: :func:`phase_agreement`) is
 leakage as a whole and yields no speaker; the same test over ``smooth`` seconds
 at a time (``local_same_voice``, off by default) finds the stretches where a
 separator has split one voice across its outputs (the quieter part is leakage
-there, not a second talker). Decisions
+there, not a second talker). With an overlapped-speech detector run on the
+recording itself (:func:`file_overlap`, :class:`~hubbub.models.overlap.OverlapDetector`),
+two streams may speak at once only where it hears two voices: elsewhere only the
+stream that dominates there speaks, so a lone voice that the separator split
+reads as one voice whatever the split. Decisions
 are smoothed (hysteresis, short gaps closed, short bursts dropped), padded, and
 long regions are cut at their quietest point so that each piece suits the ASR.
 """
@@ -25,6 +29,7 @@ import torch.nn.functional as F
 __all__ = [
     "RegionConfig",
     "file_levels",
+    "file_overlap",
     "leakage_streams",
     "phase_agreement",
     "regions_from_levels",
@@ -61,6 +66,12 @@ class RegionConfig:
     # this much, one voice is split across them and the quieter is leakage there. A separator far from
     # perfect (5-6 dB) splits a lone talker on unseen speakers; 1.0 turns the test off
     local_same_voice: float = 1.0  # conversations of training speakers: 0.85 (see above)
+    # with an overlap detector: frames where its probability of two or more voices is below this hold one
+    # voice, the stream that dominates there (levels power-averaged over ``dominance_smooth`` seconds);
+    # each detected overlap is widened by ``overlap_pad`` at both ends
+    overlap_threshold: float = 0.5
+    overlap_pad: float = 0.2
+    dominance_smooth: float = 1.0
 
 
 def _frame_db(streams: torch.Tensor, sample_rate: int, cfg: RegionConfig) -> torch.Tensor:
@@ -210,14 +221,45 @@ def file_levels(
             f.close()
 
 
+def file_overlap(path, detector, n_frames: int, hop: float, block_seconds: float = 60.0,
+                 context_seconds: float = 2.0) -> torch.Tensor:
+    """``(n_frames,)``: the probability of two or more voices in each ``hop``-second frame of an
+    audio file (frame ``i`` starting at ``i * hop``), from ``detector``
+    (:meth:`~hubbub.models.overlap.OverlapDetector.overlap_probability`), read block by block
+    with ``context_seconds`` of audio at each side: memory holds one block."""
+    import soundfile as sf
+
+    out = torch.zeros(n_frames)
+    step = detector.config.hop_ms / 1000  # seconds per detector frame
+    with sf.SoundFile(str(path)) as f:
+        sr = f.samplerate
+        block, context = int(block_seconds * sr), int(context_seconds * sr)
+        for start in range(0, f.frames, block):
+            a = max(0, start - context)
+            f.seek(a)
+            x = f.read(min(block, f.frames - start) + (start - a) + context, dtype="float32", always_2d=True)
+            prob = detector.overlap_probability(torch.from_numpy(x.mean(axis=1)), sr)
+            first = int(round(start / sr / hop))
+            last = min(n_frames, int(round(min(start + block, f.frames) / sr / hop)))
+            if last <= first:
+                continue
+            # the detector's frame j is centred on a + j * step; a level frame's centre is i * hop + hop / 2
+            centre = (torch.arange(first, last) + 0.5) * hop - a / sr
+            index = (centre / step).round().long().clamp(0, prob.numel() - 1)
+            out[first:last] = prob[index]
+    return out
+
+
 def speech_regions(
-    streams: torch.Tensor, sample_rate: int, cfg: RegionConfig | None = None
+    streams: torch.Tensor, sample_rate: int, cfg: RegionConfig | None = None, overlap: torch.Tensor | None = None
 ) -> list[list[tuple[float, float]]]:
     """Speech regions of each stream.
 
     Args:
         streams: ``(n_src, T)`` separated waveforms (or ``(T,)`` for one voice).
         sample_rate: their rate.
+        overlap: ``(frames,)`` probability of two or more voices per ``cfg.hop`` frame
+            (see :func:`regions_from_levels`), or None.
 
     Returns:
         For each stream, a list of ``(start, end)`` in seconds, in time order.
@@ -229,7 +271,7 @@ def speech_regions(
     acc = _Agreement(streams.shape[0], sample_rate, max(1, int(cfg.hop * sample_rate)))
     acc.add(streams, db.shape[-1])
     leak = leakage_streams(acc.result(), acc.energy, cfg)
-    return regions_from_levels(db, streams.shape[-1] / sample_rate, cfg, leak, acc.per_frame())
+    return regions_from_levels(db, streams.shape[-1] / sample_rate, cfg, leak, acc.per_frame(), overlap)
 
 
 def _summed(x: torch.Tensor, frames: int) -> torch.Tensor:
@@ -251,12 +293,14 @@ def _smoothed(db: torch.Tensor, frames: int) -> torch.Tensor:
 
 def regions_from_levels(
     db: torch.Tensor, duration: float, cfg: RegionConfig | None = None, leakage: list[bool] | None = None,
-    agreement: torch.Tensor | None = None,
+    agreement: torch.Tensor | None = None, overlap: torch.Tensor | None = None,
 ) -> list[list[tuple[float, float]]]:
     """Speech regions from frame levels ``(n_src, frames)`` of a ``duration``-second
     recording; streams marked in ``leakage`` have none. ``agreement``: the per-frame
     sums of :func:`file_levels`; where two streams agree (``cfg.local_same_voice``),
-    the quieter one is leakage."""
+    the quieter one is leakage. ``overlap``: ``(frames,)`` probability of two or more
+    voices (:func:`file_overlap`); where it is below ``cfg.overlap_threshold`` only the
+    dominant stream speaks."""
     cfg = cfg or RegionConfig()
     n = db.shape[0]
     loud = db.max(dim=0).values
@@ -279,6 +323,16 @@ def regions_from_levels(
                 for s, e in _runs(same[k, j]):  # one voice in both: the quieter over the stretch is leakage
                     quieter = k if float(power[k, s:e].sum()) < float(power[j, s:e].sum()) else j
                     not_leak[quieter, s:e] = False
+    if overlap is not None and n > 1:
+        frames = db.shape[-1]
+        both = F.pad(overlap[:frames].float(), (0, max(0, frames - overlap.shape[-1])))
+        both = both >= cfg.overlap_threshold
+        pad = int(round(cfg.overlap_pad / cfg.hop))
+        if pad > 0:
+            both = F.max_pool1d(both.float()[None, None], 2 * pad + 1, stride=1, padding=pad)[0, 0] > 0
+        dominant = _smoothed(db, int(round(cfg.dominance_smooth / cfg.hop))).argmax(dim=0)
+        alone = torch.arange(n)[:, None] == dominant[None]
+        not_leak = not_leak & (both[None] | alone)
     hop = cfg.hop
     out: list[list[tuple[float, float]]] = []
     for k in range(n):

@@ -3,6 +3,7 @@
 Usage:
     hubbub train separator --config hubbub/recipes/configs/separator-default.yaml [--resume]
     hubbub train asr --config hubbub/recipes/configs/asr-default.yaml [--resume]
+    hubbub train overlap --config hubbub/recipes/configs/overlap-default.yaml [--resume]
     hubbub train lm --asr checkpoints/asr-default/best --text sentences.txt [--tune SPEC ...]
     hubbub evaluate separation --data data/test-other-2mix-8k [--model DIR] [--csv results.csv]
     hubbub evaluate separation --data /data/Libri2Mix --split test --mode min --mixture mix_both --model exp/sep
@@ -27,6 +28,7 @@ COMMANDS = {
     ("train", "separator"): "hubbub.recipes.train_separator",
     ("train", "asr"): "hubbub.recipes.train_asr",
     ("train", "lm"): "hubbub.recipes.train_lm",
+    ("train", "overlap"): "hubbub.recipes.train_overlap",
     ("evaluate", "separation"): "hubbub.recipes.evaluate_separation",
     ("evaluate", "asr"): "hubbub.recipes.evaluate_asr",
     ("data", "mix"): "hubbub.recipes.librispeech_mixtures",
@@ -42,6 +44,7 @@ HELP = {
     ("train", "separator"): "train the dual-path attention separator (dynamic mixing or LibriMix), resumable",
     ("train", "asr"): "train the Speech-Transformer ASR (LibriSpeech, manifests, TTS corpora), resumable",
     ("train", "lm"): "estimate a word 3-gram LM from text into an ASR model's lm/ folder",
+    ("train", "overlap"): "train the overlapped-speech detector (voices per frame) on conversation clips",
     ("evaluate", "separation"): "SI-SNRi / SDRi of a separator on mixtures with known sources",
     ("evaluate", "asr"): "word error rate of an ASR model on transcribed recordings",
     ("data", "mix"): "build evaluation mixtures from a LibriSpeech folder",
