@@ -134,13 +134,15 @@ def test_config_rejects_unknown_keys_and_objects(tmp_path):
 def test_shipped_recipe_configs_parse():
     """Every shipped config builds, and its values arrive (not the defaults)."""
     from hubbub.models.asr import ASRConfig
-    from hubbub.recipes import train_asr
+    from hubbub.models.configs import OverlapConfig
+    from hubbub.recipes import train_asr, train_overlap
 
     configs = ROOT / "hubbub" / "recipes" / "configs"
     from hubbub.recipes.train_separator import model_config_class
 
     recipes = {"separator": (build_parser, SeparatorTrainConfig, SeparatorConfig),
-               "asr": (train_asr.build_parser, train_asr.AsrTrainConfig, ASRConfig)}
+               "asr": (train_asr.build_parser, train_asr.AsrTrainConfig, ASRConfig),
+               "overlap": (train_overlap.build_parser, train_overlap.OverlapTrainConfig, OverlapConfig)}
     seen = set()
     for path in sorted(configs.glob("*.yaml")):
         kind = path.name.split("-")[0]
@@ -160,7 +162,7 @@ def test_shipped_recipe_configs_parse():
                 got = getattr(cfg, key)
                 assert (list(got) if isinstance(got, tuple) else got) == value, (path.name, key)
         seen.add(kind)
-    assert seen == {"separator", "asr"}
+    assert seen == {"separator", "asr", "overlap"}
 
 
 @pytest.mark.skipif(not hasattr(torch.distributed, "is_gloo_available") or not torch.distributed.is_gloo_available(),
