@@ -25,6 +25,9 @@ cpWER (meeteval) per overlap ratio:
 
     python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --limit 2 \
         --cpwer 12,0.5,1,0.3 18,1,0.8,0.3 --out benchmarks/conversation-tuning-cpwer.md
+
+``--separate-everywhere`` adds a row for the default pipeline reading every voice from its separated
+stream (``hubbub transcribe --separate-everywhere``), to choose the default path on training speakers.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpwer", nargs="+", default=None, metavar="LEAK_DB,SMOOTH,SAME_VOICE,THRESHOLD",
                    help="score these settings by the pipeline's cpWER instead of the region grid")
     p.add_argument("--limit", type=int, default=None, help="--cpwer: first N recordings of each ratio")
+    p.add_argument("--separate-everywhere", action="store_true",
+                   help="--cpwer: add a row for the default settings, every voice from its separated stream")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -173,10 +178,15 @@ def cpwer_settings(args, argv) -> int:
                         names=base.names)
         out = run(records, ["overlap-aware"], {"overlap-aware": pipe}, None)["overlap-aware"]
         table.append((setting, out))
+    if args.separate_everywhere:
+        pipe = Pipeline(base.separator, base.asr, overlap_aware=False, speaker_encoder=base.speaker_encoder,
+                        overlap_detector=base.overlap_detector, names=base.names)
+        out = run(records, ["separate-everywhere"], {"separate-everywhere": pipe}, None)["separate-everywhere"]
+        table.append(("separate everywhere (default settings)", out))
     ratios = sorted({str(r["overlap_ratio"]) for r in records}, key=float)
     cmd = "python benchmarks/tune_conversation.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"`{cmd}` ({len(records)} recordings of training speakers)", "",
-             "Speaker-attributed cpWER (%) of the overlap-aware pipeline, per overlap ratio (ORC-WER, "
+             "Speaker-attributed cpWER (%) of the pipeline, per overlap ratio (ORC-WER, "
              "speaker labels not counted, in brackets)", "",
              "| leak_db, smooth, local same voice, threshold[, same person[, overlap]] | "
              + " | ".join(f"{r} %" for r in ratios) + " | all | DER |", "|---|" + "---|" * (len(ratios) + 2)]
