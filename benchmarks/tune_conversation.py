@@ -28,6 +28,14 @@ cpWER (meeteval) per overlap ratio:
 
 ``--separate-everywhere`` adds a row for the default pipeline reading every voice from its separated
 stream (``hubbub transcribe --separate-everywhere``), to choose the default path on training speakers.
+
+``--turns MIN_OVERLAP,MIN_SINGLE,JOIN_GAP,READ_ON ...`` scores settings of what each stretch is read
+from and how (:class:`hubbub.pipeline.turns.TurnConfig`; ``inf`` for an infinite ``MIN_SINGLE``, a
+negative ``JOIN_GAP`` decodes each lone piece apart, ``READ_ON`` 0 never reads on) with the default
+regions, and ``--asr-alone`` adds the default ASR on the recording (``--speakers 1``) for comparison:
+
+    python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --limit 2 \
+        --turns 0.5,inf,-1,0 0.5,inf,1,1 0.5,1,1,1 --asr-alone --out benchmarks/conversation-tuning-turns.md
 """
 
 from __future__ import annotations
@@ -81,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="--cpwer: first N recordings of each ratio")
     p.add_argument("--separate-everywhere", action="store_true",
                    help="--cpwer: add a row for the default settings, every voice from its separated stream")
+    p.add_argument("--turns", nargs="+", default=None, metavar="MIN_OVERLAP,MIN_SINGLE,JOIN_GAP,READ_ON",
+                   help="score these TurnConfig settings by the pipeline's cpWER (default regions)")
+    p.add_argument("--asr-alone", action="store_true", help="--cpwer/--turns: add the ASR on the recording")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.cpwer:
+    if args.cpwer or args.turns:
         return cpwer_settings(args, argv)
     from pyannote.metrics.diarization import DiarizationErrorRate
 
@@ -163,11 +174,19 @@ def cpwer_settings(args, argv) -> int:
     from hubbub.pipeline import Pipeline
     from hubbub.pipeline.regions import RegionConfig
     from hubbub.pipeline.speakers import ClusterConfig
+    from hubbub.pipeline.turns import TurnConfig
 
     records = [rec for d in args.data for rec in load_set(d, args.limit)]
     base = Pipeline.from_pretrained()
     table = []
-    for setting in args.cpwer:
+    for setting in args.turns or []:
+        min_overlap, min_single, join_gap, read_on = (float(v) for v in setting.split(","))
+        turns = TurnConfig(min_overlap=min_overlap, min_single=min_single, join_gap=join_gap, read_on=read_on)
+        pipe = Pipeline(base.separator, base.asr, turns=turns, speaker_encoder=base.speaker_encoder,
+                        overlap_detector=base.overlap_detector, names=base.names)
+        out = run(records, ["overlap-aware"], {"overlap-aware": pipe}, None)["overlap-aware"]
+        table.append((f"turns {setting}", out))
+    for setting in args.cpwer or []:
         leak_db, smooth, same, threshold, *more = (float(v) for v in setting.split(","))
         clustering = ClusterConfig(threshold=threshold, **({"same_person": more[0]} if more else {}))
         overlap = more[1] if len(more) > 1 else RegionConfig().overlap_threshold
@@ -183,12 +202,16 @@ def cpwer_settings(args, argv) -> int:
                         overlap_detector=base.overlap_detector, names=base.names)
         out = run(records, ["separate-everywhere"], {"separate-everywhere": pipe}, None)["separate-everywhere"]
         table.append(("separate everywhere (default settings)", out))
+    if args.asr_alone:
+        out = run(records, ["asr-alone"], {"overlap-aware": base}, None)["asr-alone"]
+        table.append(("the ASR alone on the recording (--speakers 1)", out))
     ratios = sorted({str(r["overlap_ratio"]) for r in records}, key=float)
     cmd = "python benchmarks/tune_conversation.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"`{cmd}` ({len(records)} recordings of training speakers)", "",
              "Speaker-attributed cpWER (%) of the pipeline, per overlap ratio (ORC-WER, "
              "speaker labels not counted, in brackets)", "",
-             "| leak_db, smooth, local same voice, threshold[, same person[, overlap]] | "
+             "| leak_db, smooth, local same voice, threshold[, same person[, overlap]], or turns min_overlap, "
+             "min_single, join_gap, read_on | "
              + " | ".join(f"{r} %" for r in ratios) + " | all | DER |", "|---|" + "---|" * (len(ratios) + 2)]
     for setting, out in table:
         errors = sum(out[r]["errors"] for r in ratios)

@@ -15,7 +15,16 @@ from hubbub.pipeline.formats import render
 from hubbub.pipeline.regions import RegionConfig, speech_regions
 from hubbub.pipeline.result import Result, Segment, SpeakerResult
 from hubbub.pipeline.speakers import ClusterConfig, SegmentSpan, cluster_segments, one_person_overlaps
-from hubbub.pipeline.turns import Piece, TurnConfig, drop_echoes, keep_words, overlaps, plan_pieces
+from hubbub.pipeline.turns import (
+    Piece,
+    TurnConfig,
+    drop_echoes,
+    join_lone,
+    keep_words,
+    overlaps,
+    plan_pieces,
+    share_words,
+)
 
 SR = 8000
 
@@ -76,6 +85,61 @@ def test_uncut_sides_keep_every_word():
     piece = Piece(0, 0, 1.0, 4.0, "mixture", 1.0, 4.0)
     words = [Word("early", 0.9, 1.05), Word("late", 3.9, 4.2)]  # timings a little outside the region
     assert keep_words(piece, words) == words
+
+
+def test_lone_pieces_of_all_voices_are_decoded_as_stretches():
+    # a talker split across both streams: its regions alternate between the voices within one sentence
+    pieces = plan_pieces([[(0.0, 2.0), (4.1, 6.0), (20.0, 24.0)], [(2.3, 4.0), (6.8, 9.0)]])
+    assert [p.source for p in pieces] == ["mixture"] * 5
+    assert join_lone(pieces) == [(0.0, 9.0, [0, 3, 1, 4]), (20.0, 24.0, [2])]
+    # at most join_max seconds a stretch; a negative join_gap decodes each piece apart
+    assert join_lone(pieces, TurnConfig(join_max=6.0)) == [(0.0, 6.0, [0, 3, 1]), (6.8, 9.0, [4]), (20.0, 24.0, [2])]
+    assert [m for _, _, m in join_lone(pieces, TurnConfig(join_gap=-1))] == [[0], [3], [1], [4], [2]]
+    # pieces read from a separated voice are not joined
+    overlapped = plan_pieces([[(0.0, 10.0), (12.0, 15.0)], [(8.0, 11.5)]])
+    assert join_lone(overlapped) == [(12.0, 15.0, [1])]
+
+
+def test_words_of_a_stretch_go_to_the_piece_they_fall_in():
+    pieces = [Piece(0, 0, 0.0, 2.0, "mixture", 0.0, 2.0), Piece(1, 0, 2.3, 4.0, "mixture", 2.3, 4.0),
+              Piece(0, 1, 4.1, 6.0, "mixture", 4.1, 6.0)]
+    words = [Word("one", 0.2, 0.6), Word("two", 1.8, 2.4), Word("three", 2.5, 3.0), Word("pause", 4.0, 4.15),
+             Word("four", 5.0, 5.5), Word("late", 6.1, 6.4)]
+    shared = share_words(pieces, words)
+    # "two" (middle 2.1 s, in the pause) goes to the nearer piece; every word is kept once
+    assert [[w.word for w in ws] for ws in shared] == [["one", "two"], ["three"], ["pause", "four", "late"]]
+
+
+def test_words_past_a_cut_side_are_left_to_the_separated_voices():
+    # voice 0 is cut at an overlap (8-10 s): its lone piece keeps no word of the overlap
+    pieces = plan_pieces([[(0.0, 10.0)], [(8.0, 20.0)]], TurnConfig(min_single=1.0))
+    lone = [p for p in pieces if p.source == "mixture"]
+    words = [Word("mine", 6.0, 6.5), Word("overlap", 8.6, 9.0), Word("theirs", 15.0, 15.5)]
+    assert [[w.word for w in ws] for ws in share_words(lone, words)] == [["mine"], ["theirs"]]
+
+
+def test_a_decode_that_stops_early_reads_on(monkeypatch):
+    from hubbub.pipeline import Pipeline
+
+    calls = []
+
+    def decode_once(spans, detail=frozenset()):  # an ASR that stops 3 s into every span
+        calls.append([(round(a, 2), round(b, 2)) for _, _, a, b in spans])
+        out = []
+        for _, _, a, b in spans:
+            words = tuple(Word(f"w{a:g}", a + 0.5, min(b, a + 3.0)) for _ in range(1))
+            out.append((Segment(a, b, words[0].word, words), None))
+        return out
+
+    pipe = Pipeline(turns=TurnConfig(read_on=1.0))
+    monkeypatch.setattr(pipe, "_decode_once", decode_once)
+    (seg, _), = pipe._decode_spans([("x.wav", 16000, 0.0, 9.5)])
+    assert calls == [[(0.0, 9.5)], [(3.0, 9.5)], [(6.0, 9.5)]]  # 9 s reached: less than 1 s is left
+    assert seg.text == "w0 w3 w6" and (seg.start, seg.end) == (0.0, 9.5)
+    calls.clear()
+    off = Pipeline(turns=TurnConfig(read_on=0.0))
+    monkeypatch.setattr(off, "_decode_once", decode_once)
+    assert off._decode_spans([("x.wav", 16000, 0.0, 10.0)])[0][0].text == "w0" and len(calls) == 1
 
 
 def test_echoes_go_from_the_quieter_stream():

@@ -31,7 +31,16 @@ from hubbub.pipeline.separate import (
     separate_to_files,
 )
 from hubbub.pipeline.speakers import ClusterConfig
-from hubbub.pipeline.turns import Piece, TurnConfig, drop_echoes, keep_words, plan_pieces
+from hubbub.pipeline.turns import (
+    MIXTURE,
+    Piece,
+    TurnConfig,
+    drop_echoes,
+    join_lone,
+    keep_words,
+    plan_pieces,
+    share_words,
+)
 
 __all__ = ["DEFAULT_ASR", "DEFAULT_OVERLAP_DETECTOR", "PRECISIONS", "Pipeline", "load_asr", "load_overlap_detector"]
 
@@ -163,6 +172,27 @@ def _join_pieces(owners, pieces, segments, voices) -> list[tuple[tuple[int, int]
         if words:
             start, end = voices[i][3][k][r]
             out.append(((i, k), Segment(start, end, " ".join(w.word for w in words), tuple(words))))
+    return out
+
+
+def _share_spans(decoded: list[tuple], members: list[list[int]], pieces: list[Piece]) -> list[tuple]:
+    """Per piece, its ``(Segment or None, details or None)`` from the decoded spans: a span
+    of one piece is that piece's; a stretch of several lone pieces
+    (:func:`~hubbub.pipeline.turns.join_lone`) is shared out word by word
+    (:func:`~hubbub.pipeline.turns.share_words`), each piece keeping the stretch's details."""
+    out: list[tuple] = [(None, None)] * len(pieces)
+    for (seg, info), idx in zip(decoded, members):
+        if len(idx) == 1:
+            out[idx[0]] = (seg, info)
+            continue
+        if seg is not None and not seg.words:  # no word timings to share by: the longest piece has it all
+            out[max(idx, key=lambda j: pieces[j].end - pieces[j].start)] = (seg, info)
+            continue
+        shared = share_words([pieces[j] for j in idx], seg.words if seg is not None else ())
+        for j, words in zip(idx, shared):
+            piece = pieces[j]
+            part = Segment(piece.start, piece.end, " ".join(w.word for w in words), tuple(words)) if words else None
+            out[j] = (part, info)
     return out
 
 
@@ -378,6 +408,35 @@ class Pipeline:
         return self.separator.n_src if self.separator is not None else 1
 
     def _decode_spans(self, spans: list[tuple], detail: set[int] = frozenset()) -> list[tuple]:
+        """Decode ``(voice file, sample_rate, start, end)`` spans (:meth:`_decode_once`), and read
+        on where a decode stopped early: Whisper may end its text before the end of its audio,
+        mostly after a change of voice, so a span whose words end ``turns.read_on`` seconds or
+        more before its end is decoded again from its last word (as Whisper's long-form
+        transcription seeks on from its last timestamp), at most three times. Returns one
+        ``(Segment or None, details or None)`` per span."""
+        out = self._decode_once(spans, detail)
+        todo = list(range(len(spans))) if self.turns.read_on > 0 else []
+        for _ in range(3):
+            rest, where = [], []
+            for j in todo:
+                seg = out[j][0]
+                source, sr, start, end = spans[j]
+                if seg is not None and seg.words and end - seg.words[-1].end >= self.turns.read_on:
+                    rest.append((source, sr, seg.words[-1].end, end))
+                    where.append(j)
+            if not rest:
+                break
+            todo = []
+            for j, (more, _) in zip(where, self._decode_once(rest)):
+                if more is None or not more.words:
+                    continue
+                seg = out[j][0]
+                words = seg.words + more.words
+                out[j] = (Segment(seg.start, seg.end, " ".join(w.word for w in words), words), out[j][1])
+                todo.append(j)
+        return out
+
+    def _decode_once(self, spans: list[tuple], detail: set[int] = frozenset()) -> list[tuple]:
         """Decode ``(voice file, sample_rate, start, end)`` spans, ``ASR_BATCH`` at a time in
         order of length (little padding).
 
@@ -501,24 +560,32 @@ class Pipeline:
                 results[i] = self._silent_result(path, models, details)
             except (AudioError, OSError, RuntimeError, ValueError) as err:
                 results[i] = err
-        spans, pieces, owners, detail = [], [], [], set()
+        spans, members, pieces, owners, detail = [], [], [], [], set()
         for i, (outs, sr, _, found, _) in voices.items():
             plan = self._plan(found, separate and len(outs) > 1)
-            seen: set[int] = set()
-            for piece in plan:
-                if details and piece.voice not in seen:
-                    detail.add(len(spans))  # each voice's first piece
-                seen.add(piece.voice)
-                source = items[i][0] if piece.source == "mixture" else outs[piece.voice]
-                spans.append((source, sr, piece.decode_start, piece.decode_end))
-                pieces.append(piece)
-                owners.append((i, piece.voice))
+            first = len(pieces)
+            pieces += plan
+            owners += [(i, piece.voice) for piece in plan]
+            # the separated voices piece by piece; the recording in stretches that join its lone pieces
+            for j, piece in enumerate(plan):
+                if piece.source != MIXTURE:
+                    spans.append((outs[piece.voice], sr, piece.decode_start, piece.decode_end))
+                    members.append([first + j])
+            for start, end, joined in join_lone(plan, self.turns):
+                spans.append((items[i][0], sr, start, end))
+                members.append([first + j for j in joined])
+            if details:  # each voice's first piece: the maps of the span that decodes it
+                firsts = {}
+                for j, piece in enumerate(plan):
+                    firsts.setdefault(piece.voice, first + j)
+                detail |= {n for n, m in enumerate(members) if set(m) & set(firsts.values())}
         try:
             decoded = self._decode_spans(spans, detail)
         except (OSError, RuntimeError, ValueError) as err:  # cannot tell which item: all of them failed
             for i in voices:
                 results[i] = err
             return results
+        decoded = _share_spans(decoded, members, pieces)
         segments: dict[tuple[int, int], list[Segment]] = {}
         for owner, seg in _join_pieces(owners, pieces, [d[0] for d in decoded], voices):
             segments.setdefault(owner, []).append(seg)

@@ -19,13 +19,23 @@ two overlaps is not worth a decode of its own. By default no lone stretch is
 short enough to be cut off (``min_single`` is infinite): a region with an
 overlap is read whole from its separated voice, a region without one from the
 recording, which measured better than cutting (see :class:`TurnConfig`).
+
+The stretches read from the recording are decoded together, not piece by piece:
+:func:`join_lone` joins the lone pieces of all voices that follow each other
+within ``join_gap`` seconds into stretches of at most ``join_max`` seconds, each
+decoded once, as the ASR alone would read the recording, and :func:`share_words`
+gives each word to the piece it falls in. Where a separator splits one talker
+across its outputs, the voices' regions alternate within one sentence; decoded
+apart, each fragment loses its context and the cut words; decoded together, the
+words are those of the recording and only who said them depends on the regions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Piece", "TurnConfig", "drop_echoes", "keep_words", "merge_intervals", "overlaps", "plan_pieces"]
+__all__ = ["Piece", "TurnConfig", "drop_echoes", "join_lone", "keep_words", "merge_intervals", "overlaps",
+           "plan_pieces", "share_words"]
 
 MIXTURE = "mixture"
 VOICE = "voice"
@@ -42,6 +52,13 @@ class TurnConfig:
     # read 22.0 % cpWER, whole regions 17.6 %: the cut edges lose and repeat words
     min_single: float = float("inf")
     context: float = 1.0
+    # lone pieces (read from the recording) closer than ``join_gap`` are decoded as one stretch of at most
+    # ``join_max`` seconds (:func:`join_lone`); a negative ``join_gap`` decodes each piece on its own
+    join_gap: float = 1.0
+    join_max: float = 15.0
+    # a decoded span whose words end this many seconds before its end is decoded again from its last
+    # word (the ASR stopped early); 0 turns this off
+    read_on: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +170,47 @@ def keep_words(piece: Piece, words) -> list:
     lo = -float("inf") if piece.start <= piece.decode_start else piece.start
     hi = float("inf") if piece.end >= piece.decode_end else piece.end
     return [w for w in words if lo <= (w.start + w.end) / 2 < hi]
+
+
+def join_lone(pieces: list[Piece], cfg: TurnConfig | None = None) -> list[tuple[float, float, list[int]]]:
+    """Stretches of the recording to decode once for the lone pieces (source ``mixture``)
+    of every voice: pieces in time order whose gap is at most ``join_gap`` seconds join
+    while the stretch stays within ``join_max`` seconds (a longer piece stands alone).
+
+    Returns ``(decode_start, decode_end, indices into pieces)`` in time order; pieces
+    read from a separated voice are left out.
+    """
+    cfg = cfg or TurnConfig()
+    order = sorted((j for j, p in enumerate(pieces) if p.source == MIXTURE),
+                   key=lambda j: (pieces[j].decode_start, pieces[j].decode_end))
+    out: list[list] = []
+    for j in order:
+        p = pieces[j]
+        if (out and cfg.join_gap >= 0 and p.decode_start - out[-1][1] <= cfg.join_gap
+                and max(out[-1][1], p.decode_end) - out[-1][0] <= cfg.join_max):
+            out[-1][1] = max(out[-1][1], p.decode_end)
+            out[-1][2].append(j)
+        else:
+            out.append([p.decode_start, p.decode_end, [j]])
+    return [(a, b, members) for a, b, members in out]
+
+
+def share_words(pieces: list[Piece], words) -> list[list]:
+    """The words decoded from one stretch of :func:`join_lone`, shared out to its ``pieces``:
+    each word goes to the piece its middle falls in, or the nearest one (a pause between
+    two regions), and is dropped where it lies past a cut side of that piece (the words
+    of an overlap are read from the separated voices). Returns per piece, its words."""
+    out: list[list] = [[] for _ in pieces]
+    if not pieces:
+        return out
+    for w in words:
+        mid = (w.start + w.end) / 2
+        # distance to each piece (0 inside); among pieces that hold it, the one it lies deepest in
+        best = min(range(len(pieces)), key=lambda j: (max(pieces[j].start - mid, mid - pieces[j].end, 0.0),
+                                                     -min(mid - pieces[j].start, pieces[j].end - mid)))
+        if keep_words(pieces[best], [w]):
+            out[best].append(w)
+    return out
 
 
 def _norm(word: str) -> str:

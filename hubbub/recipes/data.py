@@ -129,7 +129,10 @@ class DynamicMixer:
     a random level in ``level_db`` (dBFS RMS, LibriMix-like), and real noise is
     added at an SNR in ``snr_db`` with probability ``noise_prob``. With probability
     ``single_prob`` a mixture holds one talker: the other sources are silent (zeros),
-    so that a separator learns to keep a lone voice in one output.
+    so that a separator learns to keep a lone voice in one output. With probability
+    ``speed_prob`` each source is played faster or slower by a factor in ``speed``
+    (pitch moves with it: :func:`~hubbub.recipes.asr_data.speed_perturb`), which makes
+    new voices of the training speakers.
 
     Args:
         speakers: speaker id -> list of mono waveforms at the target rate.
@@ -148,6 +151,8 @@ class DynamicMixer:
         snr_db: tuple[float, float] = (5.0, 20.0),
         gain_jitter: bool = True,
         single_prob: float = 0.0,
+        speed_prob: float = 0.0,
+        speed: tuple[float, float] = (0.9, 1.1),
     ) -> None:
         self.speakers = sorted(speakers)
         if len(self.speakers) < n_src:
@@ -161,6 +166,25 @@ class DynamicMixer:
         self.snr_db = snr_db
         self.gain_jitter = gain_jitter
         self.single_prob = single_prob
+        self.speed_prob = speed_prob
+        self.speed = speed
+
+    def _source(self, rng: np.random.Generator, utts: list[np.ndarray], length: int) -> np.ndarray:
+        """A crop of ``length`` samples from one of ``utts``, speed-perturbed with ``speed_prob``
+        (no draw at 0: the same mixtures as before)."""
+        factor = 1.0
+        if self.speed_prob > 0:
+            draw, value = rng.random(), rng.uniform(*self.speed)
+            factor = value if draw < self.speed_prob else 1.0
+        span = int(np.ceil(length * factor))
+        wav = _crop(rng, utts[rng.integers(len(utts))], span)
+        if factor != 1.0:
+            from hubbub.recipes.asr_data import speed_perturb
+
+            # the sample rate only sets the rounding of the factor: 8 kHz steps of 50 Hz
+            wav = speed_perturb(torch.from_numpy(np.ascontiguousarray(wav)), 8000, factor)[0].numpy()
+            wav = np.pad(wav, (0, max(0, length - len(wav))))[:length].astype(np.float32)
+        return wav
 
     def item(self, epoch: int, index: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One mixture ``(T,)`` and its sources ``(n_src, T)``."""
@@ -169,11 +193,11 @@ class DynamicMixer:
         sources = []
         for k in chosen:
             utts = self.audio[self.speakers[k]]
-            wav = _crop(rng, utts[rng.integers(len(utts))], length)
+            wav = self._source(rng, utts, length)
             for _ in range(3):  # avoid crops that are mostly silence
                 if rms_db(wav) > -60:
                     break
-                wav = _crop(rng, utts[rng.integers(len(utts))], length)
+                wav = self._source(rng, utts, length)
             level = rng.uniform(*self.level_db)
             sources.append(wav * 10 ** ((level - rms_db(wav)) / 20))
         src = np.stack(sources).astype(np.float32)

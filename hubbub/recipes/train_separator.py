@@ -65,6 +65,8 @@ class SeparatorTrainConfig(LoopConfig):
     noise_dir: str | None = None
     noise_prob: float = 0.0
     single_speaker_prob: float = 0.0  # dynamic mixing: this share of mixtures holds one talker (the rest silent)
+    speed_prob: float = 0.0  # dynamic mixing: this share of training sources is played faster or slower ...
+    speed_range: tuple[float, float] = (0.9, 1.1)  # ... by a factor in this range (pitch moves with it)
     val_speakers: int = 12  # dynamic mixing: held out of data_dir, never trained on
     val_mixtures: int = 48  # LibriMix: 0 = the whole validation split
     val_seconds: float = 4.0  # dynamic mixing only: LibriMix validates on whole mixtures
@@ -134,6 +136,7 @@ class SeparatorTask:
         self.source = DynamicMixer(
             load_speaker_audio(train_utts, sr), self.model_cfg.n_src, seed=cfg.seed,
             noises=noises, noise_prob=cfg.noise_prob, single_prob=cfg.single_speaker_prob,
+            speed_prob=cfg.speed_prob, speed=cfg.speed_range,
         )
 
     def segment_samples(self, step: int) -> int:
