@@ -214,3 +214,22 @@ def test_dynamic_mixer_single_talker_share():
     assert all(float(s[0].abs().sum()) > 0 for _, s in items)
     same = DynamicMixer(speakers, 2, seed=3, single_prob=0.0)
     assert torch.equal(plain.item(0, 5, 1000)[0], same.item(0, 5, 1000)[0])  # no draw at 0: mixtures unchanged
+
+
+def test_dynamic_mixer_speed_perturbation():
+    import numpy as np
+
+    from hubbub.recipes.data import DynamicMixer
+
+    t = np.arange(16000) / 8000
+    speakers = {f"s{k}": [np.sin(2 * np.pi * (200 + 50 * k) * t).astype(np.float32)] for k in range(4)}
+    plain = DynamicMixer(speakers, 2, seed=3)
+    assert torch.equal(plain.item(0, 5, 2000)[0], DynamicMixer(speakers, 2, seed=3, speed_prob=0.0).item(0, 5, 2000)[0])
+    fast = DynamicMixer(speakers, 2, seed=3, speed_prob=1.0, speed=(1.1, 1.1))
+    mix, src = fast.item(0, 5, 2000)
+    assert mix.shape == (2000,) and src.shape == (2, 2000) and torch.allclose(mix, src.sum(0))
+    # played 1.1x faster: each source's tone is 1.1x higher
+    for k in range(2):
+        spectrum = np.abs(np.fft.rfft(src[k].numpy()))
+        peak = np.argmax(spectrum) * 8000 / 2000
+        assert min(abs(peak - 1.1 * f) for f in (200, 250, 300, 350)) < 8
