@@ -324,7 +324,8 @@ class Pipeline:
             and from its separated stream only where voices overlap
             (:mod:`~hubbub.pipeline.turns`); False reads every voice from its
             separated stream throughout.
-        turns: how regions are cut at overlaps (:class:`~hubbub.pipeline.turns.TurnConfig`).
+        turns: how regions are cut at overlaps, how the stretches read from the recording are joined,
+            and when a decode that stopped early reads on (:class:`~hubbub.pipeline.turns.TurnConfig`).
         speaker_encoder: a :class:`~hubbub.models.speaker.SpeakerEncoder` to label
             speakers as persons across the streams, or None: one speaker per stream.
         clustering: how segments are grouped by speaker (:class:`~hubbub.pipeline.speakers.ClusterConfig`).
