@@ -561,7 +561,7 @@ class Pipeline:
                 results[i] = self._silent_result(path, models, details)
             except (AudioError, OSError, RuntimeError, ValueError) as err:
                 results[i] = err
-        spans, members, pieces, owners, detail = [], [], [], [], set()
+        spans, members, pieces, owners, firsts = [], [], [], [], set()
         for i, (outs, sr, _, found, _) in voices.items():
             plan = self._plan(found, separate and len(outs) > 1)
             first = len(pieces)
@@ -575,11 +575,9 @@ class Pipeline:
             for start, end, joined in join_lone(plan, self.turns):
                 spans.append((items[i][0], sr, start, end))
                 members.append([first + j for j in joined])
-            if details:  # each voice's first piece: the maps of the span that decodes it
-                firsts = {}
-                for j, piece in enumerate(plan):
-                    firsts.setdefault(piece.voice, first + j)
-                detail |= {n for n, m in enumerate(members) if set(m) & set(firsts.values())}
+            firsts |= {first + min(j for j, p in enumerate(plan) if p.voice == k) for k in {p.voice for p in plan}}
+        # details: each voice's first piece gets the maps of the span that decodes it
+        detail = {n for n, m in enumerate(members) if firsts & set(m)} if details else set()
         try:
             decoded = self._decode_spans(spans, detail)
         except (OSError, RuntimeError, ValueError) as err:  # cannot tell which item: all of them failed

@@ -210,7 +210,9 @@ class SeparatorTask:
             return train, f"{self.n_val} whole {cfg.librimix_mixture} mixtures {self.val_where}"
         train = (f"dynamic {mc.n_src}-speaker mixing of `{cfg.data_dir}`"
                  + (f", real noise from `{cfg.noise_dir}` with p={cfg.noise_prob}" if cfg.noise_prob else "")
-                 + (f", one talker alone with p={cfg.single_speaker_prob}" if cfg.single_speaker_prob else ""))
+                 + (f", one talker alone with p={cfg.single_speaker_prob}" if cfg.single_speaker_prob else "")
+                 + (f", sources played {cfg.speed_range[0]}-{cfg.speed_range[1]}x with p={cfg.speed_prob}"
+                    if cfg.speed_prob else ""))
         return train, f"{len(self.val)} x {cfg.val_seconds} s mixtures of {cfg.val_speakers} held-out speakers"
 
 
