@@ -249,8 +249,24 @@ def test_a_small_cluster_joins_the_nearest_person():
     a, b = (torch.nn.functional.normalize(torch.randn(16), dim=0) for _ in range(2))
     near_a = torch.nn.functional.normalize(a + 0.9 * torch.nn.functional.normalize(torch.randn(16), dim=0), dim=0)
     spans = [SegmentSpan(0, 0.0, 5.0), SegmentSpan(1, 5.5, 10.0), SegmentSpan(0, 11.0, 12.5)]
-    assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05, min_cluster_seconds=0.0)) == [0, 1, 2]
-    assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05)) == [0, 1, 0]
+    every = {"long_seconds": 0.0}  # cluster every embedded segment
+    assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05, min_cluster_seconds=0.0,
+                                                                 **every)) == [0, 1, 2]
+    assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05, **every)) == [0, 1, 0]
+
+
+def test_a_short_segment_joins_the_nearest_person_it_can_be():
+    torch.manual_seed(0)
+    a, b = (torch.nn.functional.normalize(torch.randn(16), dim=0) for _ in range(2))
+    near_a = torch.nn.functional.normalize(a + 0.9 * torch.nn.functional.normalize(torch.randn(16), dim=0), dim=0)
+    spans = [SegmentSpan(0, 0.0, 5.0), SegmentSpan(1, 5.5, 10.0), SegmentSpan(0, 11.0, 12.5)]
+    # too short to found a person (long_seconds 3.0), however far from everyone (threshold 0.05 and no
+    # small-cluster merging): it joins the nearest, a
+    cfg = ClusterConfig(threshold=0.05, min_cluster_seconds=0.0)
+    assert cluster_segments(spans, [a, b, near_a], cfg) == [0, 1, 0]
+    # ... unless it is heard at once with a's segment from another stream: then b
+    spans[2] = SegmentSpan(1, 3.0, 4.5)
+    assert cluster_segments(spans, [a, b, near_a], cfg) == [0, 1, 1]
 
 
 def test_one_person_split_across_two_streams_reads_as_one_voice():

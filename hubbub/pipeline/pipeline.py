@@ -104,6 +104,34 @@ def load_overlap_detector(name_or_path: str | os.PathLike | None = None, device:
     return model
 
 
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    Decoder batches of ever different shapes leave freed blocks scattered through the
+    heap; glibc keeps them (its mmap threshold rises with the largest block freed), so
+    the resident memory of an hour-long recording grew by a gigabyte over its first
+    minute although hubbub held no more. Trimming after each batch keeps it flat
+    (docs/benchmarks.md, one-hour run).
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):  # not glibc (macOS, musl without it, Windows)
+        return None
+
+
+_LIBC = _load_libc()
+
+
 def _read_span(path, sample_rate: int, start: float, end: float) -> torch.Tensor:
     """Samples ``[start, end)`` seconds of a mono audio file."""
     import soundfile as sf
@@ -477,6 +505,8 @@ class Pipeline:
                     one = [TwoDMaps(m.time[b : b + 1], m.freq[b : b + 1]) for m in (maps[0] if maps else [])]
                     info = asr_details(self.asr, one, hyp, hyp.cross_attention.shape[-1], offset=start)
                 out[j] = (seg, info)
+            del batch, hyps, maps, pieces
+            _trim_heap()
         return out
 
     def _separator_view(self, path, store: dict):
