@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"`{cmd}`", "",
              "cpWER % per overlap ratio (ORC-WER in brackets; speaker count wrong in n recordings), DER % over all "
              "ratios (collar 0.5 s)", ""]
+    pooled: dict = {}
     for name, records in sets:
         ratios = sorted({rec["overlap_ratio"] for rec, _ in records})
         lines += [f"{name} ({len(records)} recordings):", "",
@@ -140,11 +141,16 @@ def main(argv: list[str] | None = None) -> int:
                     t[5] += d["total"]
             cells = [f"{100 * tot[r][0] / tot[r][2]:.1f} ({100 * tot[r][1] / tot[r][2]:.1f})" for r in ratios]
             a = tot["all"]
+            p = pooled.setdefault(text, [0, 0, 0, 0])
+            p[0], p[1], p[2], p[3] = p[0] + a[0], p[1] + a[2], p[2] + a[3], p[3] + len(records)
             whole = f"**{100 * a[0] / a[2]:.1f}** ({100 * a[1] / a[2]:.1f})"
             lines.append(f"| {text} | " + " | ".join(cells) + f" | {whole} | {a[3]}/{len(records)} | "
                          f"{100 * a[4] / a[5]:.1f} |")
             log.info("%s %s: cpWER %.1f%%", name, text, 100 * a[0] / a[2])
         lines.append("")
+    lines += [f"All {len(sets)} sets together:", "", "| setting | cpWER | wrong count |", "|---|---|---|"]
+    lines += [f"| {text} | {100 * p[0] / p[1]:.1f} | {p[2]}/{p[3]} |" for text, p in pooled.items()]
+    lines.append("")
     write_report("\n".join(lines), args.out)
     return 0
 

@@ -71,6 +71,16 @@ def test_built_conversations(tiny_librispeech, tmp_path, n_speakers, sr):
     assert all(all(u == utts[0] for u in utts) for utts in by_rec.values())
 
 
+def test_a_monologue_is_one_speakers_turns_with_silences(tiny_librispeech, tmp_path):
+    records = make_conversations(tiny_librispeech, tmp_path / "mono", n_speakers=1, n_recordings=1, n_turns=2,
+                                 ratios=(0,), seed=1)
+    turns = [Turn(**t) for t in records[0]["turns"]]
+    assert len({t.speaker for t in turns}) == 1 and len({t.utt for t in turns}) == 2
+    assert turns[1].start - turns[0].end >= 0.1  # a silence between them
+    with pytest.raises(ValueError, match="cannot overlap"):
+        make_conversations(tiny_librispeech, tmp_path / "x", n_speakers=1, ratios=(0, 20))
+
+
 def test_the_same_seed_gives_the_same_set(tiny_librispeech, tmp_path):
     a = make_conversations(tiny_librispeech, tmp_path / "a", n_recordings=1, n_turns=4, ratios=(30,), seed=2)
     b = make_conversations(tiny_librispeech, tmp_path / "b", n_recordings=1, n_turns=4, ratios=(30,), seed=2)

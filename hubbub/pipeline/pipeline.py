@@ -664,8 +664,10 @@ class Pipeline:
         a person heard in more than one stream gets a voice file of its own)."""
         plain = [SpeakerResult(f"spk{k + 1}", None, segs, audio=str(out))
                  for k, (out, segs) in enumerate(zip(outs, streams))]
-        if self.speaker_encoder is None or not separated or sum(bool(st) for st in streams) < 2:
-            return plain  # nothing to relabel: no encoder, or words in one stream at most
+        if self.speaker_encoder is None or not separated or not any(streams):
+            return plain  # nothing to relabel: no encoder, or no words
+        # (words in one stream may still be two people: lone talkers of a conversation that the separator
+        # put in the same output)
         from hubbub.pipeline.speakers import SegmentSpan, cluster_segments
 
         spans, segs, embeddings = [], [], []

@@ -4,7 +4,7 @@ A separator gives streams, not persons: when more people take turns than it
 has outputs, or when it puts one person's turns in different outputs, a stream
 switches persons. :func:`cluster_segments` groups the segments of a recording by
 speaker embedding (:class:`~hubbub.models.speaker.SpeakerEncoder`):
-agglomerative clustering of the segments of 3 s or more, complete linkage on
+agglomerative clustering of the segments of 4 s or more, complete linkage on
 cosine distance, stopped at ``threshold`` (tuned on conversations of training
 speakers, docs/benchmarks.md) or at ``num_speakers``; shorter segments join the
 nearest person found. Two segments of different streams that overlap in time
@@ -46,14 +46,14 @@ class ClusterConfig:
         speaks longer.
     """
 
-    # complete linkage at 0.35 over segments of 3 s and more: tuned on 65 conversations of training speakers
-    # (data/dev-conv2-16k, data/dev-conv3-16k; docs/benchmarks.md, "Speaker labels"): cpWER 22.7 / 39.9 % for
-    # 2 / 3 speakers against 27.4 / 41.8 % with the previous average linkage at 0.30 over every segment
-    threshold: float = 0.35
+    # complete linkage at 0.30 over segments of 4 s and more: tuned on 104 recordings of training speakers
+    # (2- and 3-speaker conversations and monologues; benchmarks/clustering-tuning.md): cpWER 35.3 % over
+    # them all against 39.5 % with the previous average linkage at 0.30 over every embedded segment
+    threshold: float = 0.30
     num_speakers: int | None = None
     min_seconds: float = 1.0
     min_cluster_seconds: float = 4.0
-    long_seconds: float = 3.0
+    long_seconds: float = 4.0
     linkage: str = "complete"
     # two streams whose voices over a stretch where both speak (at least ``min_seconds``) are at least this
     # similar (cosine of speaker embeddings) are one person that the separator split: the quieter stream's

@@ -14,6 +14,10 @@ Usage:
     hubbub data conversation --librispeech ../shared/data/LibriSpeech/train-clean-100 \
         --out data/train-conv2-16k --n-speakers 2 --n-recordings 8
 
+    # monologues (one speaker's turns joined by silences): does the speaker clustering split a talker?
+    hubbub data conversation --librispeech ../shared/data/LibriSpeech/train-clean-100 \
+        --out data/dev-conv1-16k --n-speakers 1 --n-recordings 8 --overlap-ratios 0 --seed 7
+
 A recording is ``--turns`` whole utterances, each of one speaker, no speaker twice in a row, every
 speaker at least once. Consecutive turns are joined by a short silence (uniform in ``--silence``)
 at 0 % overlap, and otherwise by an overlap: the next turn starts before the current one ends. The
@@ -118,7 +122,9 @@ def place_turns(durations: list[float], ratio: float, silence: tuple[float, floa
 
 
 def _speaker_order(n_speakers: int, n_turns: int, rng: np.random.Generator) -> list[int]:
-    """``n_turns`` speaker indices: no one twice in a row, everyone at least once."""
+    """``n_turns`` speaker indices: no one twice in a row (but a monologue's), everyone at least once."""
+    if n_speakers == 1:
+        return [0] * n_turns
     while True:
         order = [int(rng.integers(n_speakers))]
         for _ in range(n_turns - 1):
@@ -167,8 +173,10 @@ def make_conversations(
     from hubbub.pipeline.writers import write_audio, write_text
     from hubbub.recipes.data import read_librispeech, rms_db
 
-    if n_speakers < 2:
-        raise ValueError("a conversation needs at least 2 speakers")
+    if n_speakers < 1:
+        raise ValueError("a recording needs at least 1 speaker")
+    if n_speakers == 1 and any(r != 0 for r in ratios):
+        raise ValueError("one speaker's turns cannot overlap: a monologue takes --overlap-ratios 0")
     n_turns = n_turns or 3 * n_speakers
     if n_turns < n_speakers:
         raise ValueError(f"{n_turns} turns cannot hold {n_speakers} speakers")
@@ -248,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--librispeech", required=True, help="a LibriSpeech-layout folder (e.g. .../test-other)")
     p.add_argument("--out", required=True)
-    p.add_argument("--n-speakers", type=int, default=2)
+    p.add_argument("--n-speakers", type=int, default=2, help="1 makes monologues (with --overlap-ratios 0)")
     p.add_argument("--n-recordings", type=int, default=10, help="recordings per overlap ratio")
     p.add_argument("--turns", type=int, default=None, help="turns per recording (default: 3 per speaker)")
     p.add_argument("--overlap-ratios", type=float, nargs="+", default=[0, 10, 20, 30, 40], metavar="PERCENT")
