@@ -5,21 +5,23 @@ Usage:
         --out data/dev-conv2-16k --n-speakers 2 --n-recordings 8 --sample-rate 16000 --seed 7
     hubbub data conversation --librispeech ../shared/data/LibriSpeech/train-clean-100 \
         --out data/dev-conv3-16k --n-speakers 3 --n-recordings 5 --sample-rate 16000 --seed 7
-    python benchmarks/tune_clustering.py --data data/dev-conv2-16k data/dev-conv3-16k --threads 1 \
-        --cache data/clustering-cache \
-        --configs average,0,0.30 average,3,0.30 complete,3,0.35 complete,3,0.40 \
-        --out benchmarks/clustering-tuning.md
+    hubbub data conversation --librispeech ../shared/data/LibriSpeech/train-clean-100 \
+        --out data/dev-conv1-16k --n-speakers 1 --n-recordings 8 --overlap-ratios 0 --sample-rate 16000 --seed 7
+    python benchmarks/tune_clustering.py --data data/dev-conv2-16k data/dev-conv3-16k data/train-conv2-16k \
+        data/train-conv3-16k data/dev-conv1-16k --cache data/clustering-cache \
+        --configs average,0,0.30,2 complete,4,0.30,2 complete,4,0.30,0.45 --out benchmarks/clustering-tuning.md
 
 Each recording goes once through the default overlap-aware pipeline (``Pipeline.__call__``, the path of
 ``hubbub transcribe``), and what its speaker labelling is given is kept in ``--cache`` (one pickle per
-recording, reused by later runs): the segments of every stream with their words, and the speaker
+recording, reused by later runs): the segments of every stream (times and text), and the speaker
 embedding of each (None when shorter than ``ClusterConfig.min_seconds``). Then every setting
-``LINKAGE,LONG_SECONDS,THRESHOLD[,MIN_CLUSTER_SECONDS]`` relabels the same segments with
+``LINKAGE,LONG_SECONDS,THRESHOLD[,ASSIGN_THRESHOLD[,MIN_CLUSTER_SECONDS]]`` relabels the same segments with
 :func:`hubbub.pipeline.speakers.cluster_segments`, in milliseconds, and is scored as the benchmark
 scores the pipeline (``bench_conversation.score``: cpWER and ORC-WER with meeteval, DER with
 pyannote.metrics, collar 0.5 s). ``LONG_SECONDS`` 0 clusters every embedded segment.
 
-Tune here only on training speakers; test-other is for ``bench_conversation.py``.
+``data/train-conv2-16k`` and ``data/train-conv3-16k`` are built as in ``tune_conversation.py``'s Usage
+(seed 0). Tune here only on training speakers; test-other is for ``bench_conversation.py``.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def parse_config(text: str):
     from hubbub.pipeline.speakers import ClusterConfig
 
     linkage, long_seconds, threshold, *more = text.split(",")
-    extra = {"min_cluster_seconds": float(more[0])} if more else {}
+    extra = dict(zip(("assign_threshold", "min_cluster_seconds"), (float(v) for v in more)))
     return ClusterConfig(linkage=linkage, long_seconds=float(long_seconds), threshold=float(threshold), **extra)
 
 
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", required=True)
-    p.add_argument("--configs", nargs="+", required=True, metavar="LINKAGE,LONG_SECONDS,THRESHOLD[,MIN_CLUSTER]")
+    p.add_argument("--configs", nargs="+", required=True,
+                   metavar="LINKAGE,LONG_SECONDS,THRESHOLD[,ASSIGN[,MIN_CLUSTER]]")
     p.add_argument("--cache", default="data/clustering-cache")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None)
@@ -122,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, records in sets:
         ratios = sorted({rec["overlap_ratio"] for rec, _ in records})
         lines += [f"{name} ({len(records)} recordings):", "",
-                  "| linkage, long (s), threshold[, min cluster (s)] | " + " | ".join(f"{r} %" for r in ratios)
-                  + " | all | wrong count | DER |",
+                  "| linkage, long (s), threshold[, assign threshold[, min cluster (s)]] | "
+                  + " | ".join(f"{r:g} %" for r in ratios) + " | all | wrong count | DER |",
                   "|---" * (len(ratios) + 4) + "|"]
         for text in args.configs:
             cfg = parse_config(text)

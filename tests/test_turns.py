@@ -255,18 +255,38 @@ def test_a_small_cluster_joins_the_nearest_person():
     assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05, **every)) == [0, 1, 0]
 
 
+def _at_distance(v: torch.Tensor, d: float, seed: int) -> torch.Tensor:
+    """A unit vector at cosine distance ``d`` from the unit vector ``v``."""
+    torch.manual_seed(seed)
+    w = torch.randn(v.shape)
+    w = torch.nn.functional.normalize(w - (w @ v) * v, dim=0)
+    return (1 - d) * v + (1 - (1 - d) ** 2) ** 0.5 * w
+
+
 def test_a_short_segment_joins_the_nearest_person_it_can_be():
-    torch.manual_seed(0)
-    a, b = (torch.nn.functional.normalize(torch.randn(16), dim=0) for _ in range(2))
-    near_a = torch.nn.functional.normalize(a + 0.9 * torch.nn.functional.normalize(torch.randn(16), dim=0), dim=0)
+    a = _at_distance(torch.nn.functional.normalize(torch.ones(16), dim=0), 0.0, 0)
+    b = _at_distance(a, 0.9, 1)
+    near_a = _at_distance(a, 0.3, 2)
     spans = [SegmentSpan(0, 0.0, 5.0), SegmentSpan(1, 5.5, 10.0), SegmentSpan(0, 11.0, 12.5)]
-    # too short to found a person (long_seconds 3.0), however far from everyone (threshold 0.05 and no
-    # small-cluster merging): it joins the nearest, a
+    # too short to found a person (long_seconds 4), near a (0.3 < assign_threshold 0.45): a's
     cfg = ClusterConfig(threshold=0.05, min_cluster_seconds=0.0)
     assert cluster_segments(spans, [a, b, near_a], cfg) == [0, 1, 0]
-    # ... unless it is heard at once with a's segment from another stream: then b
+    # ... unless it is heard at once with a's segment from another stream: then it is no one's that is
+    # near, and becomes a person of its own (labels in order of first appearance)
     spans[2] = SegmentSpan(1, 3.0, 4.5)
-    assert cluster_segments(spans, [a, b, near_a], cfg) == [0, 1, 1]
+    assert cluster_segments(spans, [a, b, near_a], cfg) == [0, 2, 1]
+
+
+def test_short_segments_no_one_claims_are_a_new_person():
+    a = _at_distance(torch.nn.functional.normalize(torch.ones(16), dim=0), 0.0, 0)
+    b = _at_distance(a, 0.7, 1)
+    # one talker speaks long (a, 6 s), the other only in short turns (b, 4 x 2 s): b's turns are far from
+    # a's centroid, so they do not join a but make a person of their own (8 s of speech)
+    spans = [SegmentSpan(0, 0.0, 6.0)] + [SegmentSpan(0, 6.5 + 3 * k, 8.5 + 3 * k) for k in range(4)]
+    emb = [a] + [_at_distance(b, 0.1, 10 + k) for k in range(4)]
+    assert cluster_segments(spans, emb) == [0, 1, 1, 1, 1]
+    # with less than min_cluster_seconds of speech the new person merges into the nearest one
+    assert cluster_segments(spans[:2], emb[:2], ClusterConfig(min_cluster_seconds=4.0)) == [0, 0]
 
 
 def test_one_person_split_across_two_streams_reads_as_one_voice():

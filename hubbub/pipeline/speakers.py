@@ -39,6 +39,8 @@ class ClusterConfig:
     same_person: see :func:`one_person_overlaps`.
     long_seconds: only segments at least this long are clustered; shorter embedded ones join the
         nearest person (see :func:`cluster_segments`).
+    assign_threshold: a shorter segment farther than this (cosine distance) from every person's
+        centroid is not theirs: the short segments no one claims are clustered into new persons.
     linkage: scipy's linkage method ("average", "complete", ...).
     min_cluster_seconds: a person found with less speech than this (when ``num_speakers``
         is not given) is merged into the nearest person (centroid cosine) not heard at the same time:
@@ -46,14 +48,18 @@ class ClusterConfig:
         speaks longer.
     """
 
-    # complete linkage at 0.30 over segments of 4 s and more: tuned on 104 recordings of training speakers
-    # (2- and 3-speaker conversations and monologues; benchmarks/clustering-tuning.md): cpWER 35.3 % over
-    # them all against 39.5 % with the previous average linkage at 0.30 over every embedded segment
+    # complete linkage at 0.30 over segments of 4 s and more: tuned on 108 recordings of training speakers
+    # (2- and 3-speaker conversations and monologues; benchmarks/clustering-tuning.md): cpWER 34.9 % over
+    # them all against 38.3 % with the previous average linkage at 0.30 over every embedded segment
     threshold: float = 0.30
     num_speakers: int | None = None
     min_seconds: float = 1.0
     min_cluster_seconds: float = 4.0
     long_seconds: float = 4.0
+    # a shorter segment farther than this from every person is not theirs: on the training conversations
+    # 0.45 and more change nothing (34.9 %; 0.40: 35.0, 0.35: 35.3), and a talker who never speaks for 4 s
+    # can still be a person
+    assign_threshold: float = 0.45
     linkage: str = "complete"
     # two streams whose voices over a stretch where both speak (at least ``min_seconds``) are at least this
     # similar (cosine of speaker embeddings) are one person that the separator split: the quieter stream's
@@ -82,11 +88,14 @@ def cluster_segments(spans: list[SegmentSpan], embeddings: list[torch.Tensor | N
     """Speaker labels ``0..M-1`` (in order of first appearance) for ``spans``; :data:`DROPPED`
     for a segment that is no one's.
 
-    Segments of at least ``cfg.long_seconds`` are clustered (:func:`_cluster`); an embedded
-    segment shorter than that joins the person whose centroid is nearest, among those it
-    may be (:func:`_assign`): the embedding of a second or two of speech is too noisy to
-    found a person of its own. When fewer than two segments are that long, every embedded
-    segment is clustered.
+    The segments of at least ``cfg.long_seconds`` are clustered first (:func:`_cluster`): the
+    embedding of a second or two of speech is too noisy to found a person. A shorter embedded
+    segment then joins the person whose centroid is nearest, among those it may be, if that
+    centroid is within ``cfg.assign_threshold`` (:func:`_assign`); the short segments no one
+    claims (a talker who never spoke for long) are clustered among themselves into new
+    persons, and persons with less than ``cfg.min_cluster_seconds`` of speech are merged into
+    the nearest (:func:`_merge_small`). When fewer than two segments are long, every embedded
+    segment is clustered at once.
 
     Args:
         spans: the segments.
@@ -104,39 +113,56 @@ def cluster_segments(spans: list[SegmentSpan], embeddings: list[torch.Tensor | N
     labels = [-1] * n
     if core:
         _cluster(spans, embeddings, core, labels, cfg)
-        _assign(spans, embeddings, [i for i in embedded if i not in set(core)], labels)
+        _assign(spans, embeddings, [i for i in embedded if i not in set(core)], labels, cfg.assign_threshold)
+        left = [i for i in embedded if labels[i] == -1]
+        if left:
+            sub = [-1] * n
+            _cluster(spans, embeddings, left, sub, cfg)
+            first = max(labels) + 1
+            for i in left:
+                labels[i] = first + sub[i]
+            if not cfg.num_speakers:
+                e, dist = _distances(spans, embeddings, embedded)
+                _merge_small(spans, labels, embedded, e, dist, cfg.min_cluster_seconds)
     for i in range(n):
         if labels[i] == -1:
             labels[i] = _nearest_label(i, spans, labels)
     return _by_first_appearance(spans, labels)
 
 
+def _distances(spans: list[SegmentSpan], embeddings: list, which: list[int]) -> tuple[torch.Tensor, np.ndarray]:
+    """The unit embeddings ``(len(which), D)`` of the segments ``which`` and their cosine
+    distances, 2.0 between two segments heard at once from different streams (two people)."""
+    e = torch.stack([embeddings[i] for i in which]).double()
+    e = e / e.norm(dim=1, keepdim=True).clamp_min(1e-9)
+    dist = (1 - e @ e.T).clamp_min(0).numpy()
+    for a, i in enumerate(which):
+        for b, j in enumerate(which):
+            if _apart(spans[i], spans[j]):
+                dist[a, b] = 2.0
+    np.fill_diagonal(dist, 0.0)
+    return e, dist
+
+
 def _cluster(spans: list[SegmentSpan], embeddings: list, core: list[int], labels: list[int],
              cfg: ClusterConfig) -> None:
-    """Label the segments ``core`` (in place): agglomerative clustering of their embeddings,
-    ``cfg.linkage`` on cosine distance, two segments of different streams heard at once
-    never together; then small clusters merged (:func:`_merge_small`)."""
+    """Label the segments ``core`` ``0..`` (in place): agglomerative clustering of their
+    embeddings, ``cfg.linkage`` on cosine distance, two segments of different streams heard
+    at once never together; then small clusters merged (:func:`_merge_small`)."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
     if len(core) == 1:
         labels[core[0]] = 0
         return
-    e = torch.stack([embeddings[i] for i in core]).double()
-    e = e / e.norm(dim=1, keepdim=True).clamp_min(1e-9)
-    dist = (1 - e @ e.T).clamp_min(0).numpy()
-    for a, i in enumerate(core):
-        for b, j in enumerate(core):
-            if _apart(spans[i], spans[j]):
-                dist[a, b] = 2.0  # two people at once
-    np.fill_diagonal(dist, 0.0)
+    e, dist = _distances(spans, embeddings, core)
     tree = linkage(squareform((dist + dist.T) / 2, checks=False), method=cfg.linkage)
     if cfg.num_speakers:
         found = fcluster(tree, t=cfg.num_speakers, criterion="maxclust")
     else:
         found = fcluster(tree, t=cfg.threshold, criterion="distance")
     for i, c in zip(core, found):
-        labels[i] = int(c)
+        labels[i] = int(c) - 1
     if not cfg.num_speakers:
         _merge_small(spans, labels, core, e, dist, cfg.min_cluster_seconds)
 
@@ -146,10 +172,12 @@ def _apart(a: SegmentSpan, b: SegmentSpan) -> bool:
     return a.stream != b.stream and _overlap(a, b) > 0.2
 
 
-def _assign(spans: list[SegmentSpan], embeddings: list, rest: list[int], labels: list[int]) -> None:
+def _assign(spans: list[SegmentSpan], embeddings: list, rest: list[int], labels: list[int],
+            threshold: float = 2.0) -> None:
     """Give each segment of ``rest`` the label of the person whose centroid (the
     duration-weighted mean of its labelled segments' embeddings) is nearest, among the
-    persons none of whose segments it is heard at once with (in place; -1 if none)."""
+    persons none of whose segments it is heard at once with, if its cosine distance to that
+    centroid is below ``threshold`` (in place; it stays -1 otherwise)."""
     members: dict[int, list[int]] = {}
     for i, c in enumerate(labels):
         if c >= 0 and embeddings[i] is not None:
@@ -161,7 +189,9 @@ def _assign(spans: list[SegmentSpan], embeddings: list, rest: list[int], labels:
     for i in rest:
         options = [c for c, m in members.items() if not any(_apart(spans[i], spans[j]) for j in m)]
         if options:
-            labels[i] = max(options, key=lambda c: float(centroid[c] @ embeddings[i].double()))
+            best = max(options, key=lambda c: float(centroid[c] @ embeddings[i].double()))
+            if 1 - float(centroid[best] @ embeddings[i].double()) < threshold:
+                labels[i] = best
 
 
 def _merge_small(spans: list[SegmentSpan], labels: list[int], long: list[int], e: torch.Tensor,
