@@ -249,7 +249,7 @@ def test_a_small_cluster_joins_the_nearest_person():
     a, b = (torch.nn.functional.normalize(torch.randn(16), dim=0) for _ in range(2))
     near_a = torch.nn.functional.normalize(a + 0.9 * torch.nn.functional.normalize(torch.randn(16), dim=0), dim=0)
     spans = [SegmentSpan(0, 0.0, 5.0), SegmentSpan(1, 5.5, 10.0), SegmentSpan(0, 11.0, 12.5)]
-    every = {"long_seconds": 0.0}  # cluster every embedded segment
+    every = {"long_seconds": 0.0}  # cluster every embedded segment (the default)
     assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05, min_cluster_seconds=0.0,
                                                                  **every)) == [0, 1, 2]
     assert cluster_segments(spans, [a, b, near_a], ClusterConfig(threshold=0.05, **every)) == [0, 1, 0]
@@ -269,7 +269,7 @@ def test_a_short_segment_joins_the_nearest_person_it_can_be():
     near_a = _at_distance(a, 0.3, 2)
     spans = [SegmentSpan(0, 0.0, 5.0), SegmentSpan(1, 5.5, 10.0), SegmentSpan(0, 11.0, 12.5)]
     # too short to found a person (long_seconds 4), near a (0.3 < assign_threshold 0.45): a's
-    cfg = ClusterConfig(threshold=0.05, min_cluster_seconds=0.0)
+    cfg = ClusterConfig(threshold=0.05, min_cluster_seconds=0.0, long_seconds=4.0)
     assert cluster_segments(spans, [a, b, near_a], cfg) == [0, 1, 0]
     # ... unless it is heard at once with a's segment from another stream: then it is no one's that is
     # near, and becomes a person of its own (labels in order of first appearance)
@@ -284,9 +284,10 @@ def test_short_segments_no_one_claims_are_a_new_person():
     # a's centroid, so they do not join a but make a person of their own (8 s of speech)
     spans = [SegmentSpan(0, 0.0, 6.0)] + [SegmentSpan(0, 6.5 + 3 * k, 8.5 + 3 * k) for k in range(4)]
     emb = [a] + [_at_distance(b, 0.1, 10 + k) for k in range(4)]
-    assert cluster_segments(spans, emb) == [0, 1, 1, 1, 1]
+    cfg = ClusterConfig(long_seconds=4.0, linkage="complete")
+    assert cluster_segments(spans, emb, cfg) == [0, 1, 1, 1, 1]
     # with less than min_cluster_seconds of speech the new person merges into the nearest one
-    assert cluster_segments(spans[:2], emb[:2], ClusterConfig(min_cluster_seconds=4.0)) == [0, 0]
+    assert cluster_segments(spans[:2], emb[:2], cfg) == [0, 0]
 
 
 def test_one_person_split_across_two_streams_reads_as_one_voice():

@@ -117,6 +117,30 @@ def _trim_heap() -> None:
         _LIBC.malloc_trim(0)
 
 
+#: glibc's mallopt parameter for the mmap threshold, and hubbub's setting of it (see :func:`_steady_heap`)
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 4 << 20
+
+
+def _steady_heap() -> None:
+    """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD` (once per process; nothing elsewhere).
+
+    By default glibc raises the threshold to the size of each large block freed (up to 32 MiB),
+    so that decoder tensors of every size up to that come from a heap that fragments and grows
+    with the length of a recording. Blocks of 4 MiB and more are then always mapped anew and
+    given back when freed. Set from :meth:`Pipeline.transcribe_many`, i.e. by every entry point;
+    ``MALLOC_MMAP_THRESHOLD_`` in the environment takes precedence.
+    """
+    global _HEAP_SET
+    if _LIBC is None or _HEAP_SET or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    _HEAP_SET = True
+
+
+_HEAP_SET = False
+
+
 def _load_libc():
     import ctypes
     import ctypes.util
@@ -124,6 +148,7 @@ def _load_libc():
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         return libc
     except (OSError, AttributeError):  # not glibc (macOS, musl without it, Windows)
         return None
@@ -557,6 +582,7 @@ class Pipeline:
         Returns one Result per item, or the error (AudioError, OSError, ValueError,
         RuntimeError) that stopped that item; the others are done all the same.
         """
+        _steady_heap()
         separate = speakers != 1 and self.separator is not None
         if separate and speakers not in (None, self.separator.n_src):
             raise ValueError(f"the separator splits {self.separator.n_src} voices, not {speakers}")

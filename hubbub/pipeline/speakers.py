@@ -4,10 +4,10 @@ A separator gives streams, not persons: when more people take turns than it
 has outputs, or when it puts one person's turns in different outputs, a stream
 switches persons. :func:`cluster_segments` groups the segments of a recording by
 speaker embedding (:class:`~hubbub.models.speaker.SpeakerEncoder`):
-agglomerative clustering of the segments of 4 s or more, complete linkage on
-cosine distance, stopped at ``threshold`` (tuned on conversations of training
-speakers, docs/benchmarks.md) or at ``num_speakers``; shorter segments join the
-nearest person found. Two segments of different streams that overlap in time
+agglomerative clustering (average linkage on cosine distance by default), stopped
+at ``threshold`` (tuned on conversations of training speakers, docs/benchmarks.md)
+or at ``num_speakers``; with ``long_seconds`` set, only segments at least that long
+are clustered and shorter ones join the nearest person found. Two segments of different streams that overlap in time
 are two people (they are kept apart). Segments too short for a reliable
 embedding take the label of the nearest segment in time of their own stream.
 """
@@ -48,19 +48,21 @@ class ClusterConfig:
         speaks longer.
     """
 
-    # complete linkage at 0.30 over segments of 4 s and more: tuned on 108 recordings of training speakers
-    # (2- and 3-speaker conversations and monologues; benchmarks/clustering-tuning.md): cpWER 34.9 % over
-    # them all against 38.3 % with the previous average linkage at 0.30 over every embedded segment
+    # average linkage at 0.30 over every embedded segment (tuned on conversations of training speakers, 3 Dec).
+    # Complete linkage at 0.30 over segments of 4 s and more (long_seconds=4, linkage="complete") is better on
+    # 108 training-speaker recordings (cpWER 34.9 against 38.3 %, benchmarks/clustering-tuning.md) but worse on
+    # test-other (2 speakers 49.9 / 54.0 / 39.5 / 50.7 / 45.8 % against 26.1 / 47.0 / 43.4 / 49.7 / 63.1, 3
+    # speakers far worse: unseen talkers merged), so it is not the default (docs/benchmarks.md, 6 Dec)
     threshold: float = 0.30
     num_speakers: int | None = None
     min_seconds: float = 1.0
     min_cluster_seconds: float = 4.0
-    long_seconds: float = 4.0
+    long_seconds: float = 0.0
     # a shorter segment farther than this from every person is not theirs: on the training conversations
     # 0.45 and more change nothing (34.9 %; 0.40: 35.0, 0.35: 35.3), and a talker who never speaks for 4 s
     # can still be a person
     assign_threshold: float = 0.45
-    linkage: str = "complete"
+    linkage: str = "average"
     # two streams whose voices over a stretch where both speak (at least ``min_seconds``) are at least this
     # similar (cosine of speaker embeddings) are one person that the separator split: the quieter stream's
     # speech there is leakage (:func:`one_person_overlaps`); 1.0 (the default) turns the test off. On
