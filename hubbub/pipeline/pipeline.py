@@ -109,9 +109,9 @@ def _trim_heap() -> None:
 
     Decoder batches of ever different shapes leave freed blocks scattered through the
     heap; glibc keeps them (its mmap threshold rises with the largest block freed), so
-    the resident memory of an hour-long recording grew by a gigabyte over its first
-    minute although hubbub held no more. Trimming after each batch keeps it flat
-    (docs/benchmarks.md, one-hour run).
+    the resident memory of an hour-long recording grew by a gigabyte from its first
+    minute to its last although hubbub held no more. Trimming after each batch, with
+    :func:`_steady_heap`, keeps it nearly flat (docs/benchmarks.md, one-hour run).
     """
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
@@ -708,8 +708,8 @@ class Pipeline:
                 segs.append(seg)
         labels = cluster_segments(spans, embeddings, self.clustering)
         n = max(labels) + 1  # segments labelled DROPPED (leakage) are no one's
-        if n <= 0:
-            return plain
+        if n <= 0 or (n == 1 and sum(bool(st) for st in streams) == 1):
+            return plain  # one person, as the streams already say
         per = [[(spans[j], segs[j]) for j in range(len(spans)) if labels[j] == c] for c in range(n)]
         stream_of = [{sp.stream for sp, _ in members} for members in per]
         if all(len(s) == 1 for s in stream_of) and len({next(iter(s)) for s in stream_of}) == n:
