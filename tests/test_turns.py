@@ -315,3 +315,32 @@ def test_one_person_split_across_two_streams_reads_as_one_voice():
         [[], [(2.0, 6.0)]]
     # an overlap shorter than min_seconds is not embedded, nor judged
     assert one_person_overlaps([[(0.0, 3.0)], [(2.5, 5.0)]], embed, level, cfg) == [[(0.0, 3.0)], [(2.5, 5.0)]]
+
+
+def test_two_people_in_one_stream_become_two_speakers(tmp_path):
+    """Lone talkers that the separator put in the same output are told apart by the clustering;
+    one person in one stream keeps the streams as they are."""
+    from hubbub.pipeline.pipeline import Pipeline
+
+    sr = 8000
+    mix = np.concatenate([np.full(sr * 5, 0.1), np.full(sr * 5, -0.1)]).astype("float32")
+    path, outs = tmp_path / "mix.wav", [tmp_path / "spk1.wav", tmp_path / "spk2.wav"]
+    sf.write(path, mix, sr)
+    sf.write(outs[0], mix, sr)
+    sf.write(outs[1], np.zeros_like(mix), sr)
+    a, b = torch.eye(4)[0], torch.eye(4)[1]
+
+    class Voices:  # a "speaker encoder" that hears the sign of the signal
+        def embed(self, wav, sample_rate):
+            return a if float(torch.as_tensor(wav).mean()) > 0 else b
+
+    pipe = Pipeline(speaker_encoder=Voices())
+    two = [[Segment(0.0, 4.9, "first talker"), Segment(5.1, 10.0, "second talker")], []]
+    speakers = pipe._speakers(path, outs, sr, two, set(), 0, True)
+    assert [[s.text for s in spk.segments] for spk in speakers] == [["first talker"], ["second talker"]]
+    sf.write(outs[1], np.zeros_like(mix), sr)  # the files were reassembled per person
+    sf.write(outs[0], mix, sr)
+    one = [[Segment(0.0, 2.0, "first talker"), Segment(2.5, 4.9, "again")], []]
+    speakers = pipe._speakers(path, outs, sr, one, set(), 0, True)
+    assert len(speakers) == 2 and [s.text for s in speakers[0].segments] == ["first talker", "again"]
+    assert not speakers[1].segments
