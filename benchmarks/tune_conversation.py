@@ -29,13 +29,17 @@ cpWER (meeteval) per overlap ratio:
 ``--separate-everywhere`` adds a row for the default pipeline reading every voice from its separated
 stream (``hubbub transcribe --separate-everywhere``), to choose the default path on training speakers.
 
-``--turns MIN_OVERLAP,MIN_SINGLE,JOIN_GAP,READ_ON ...`` scores settings of what each stretch is read
-from and how (:class:`hubbub.pipeline.turns.TurnConfig`; ``inf`` for an infinite ``MIN_SINGLE``, a
-negative ``JOIN_GAP`` decodes each lone piece apart, ``READ_ON`` 0 never reads on) with the default
+``--turns MIN_OVERLAP,MIN_SINGLE,JOIN_GAP,READ_ON[,LONE_STRETCHES[,ATTRIBUTE]] ...`` scores settings of
+what each stretch is read from and how (:class:`hubbub.pipeline.turns.TurnConfig`; ``inf`` for an infinite
+``MIN_SINGLE``, a negative ``JOIN_GAP`` decodes each lone piece apart, ``READ_ON`` 0 never reads on,
+``LONE_STRETCHES`` ``recording`` or ``joined``, ``ATTRIBUTE`` ``sentence`` or ``word``) with the default
 regions, and ``--asr-alone`` adds the default ASR on the recording (``--speakers 1``) for comparison:
 
     python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --limit 2 \
         --turns 0.5,inf,-1,0 0.5,inf,1,1 0.5,1,1,1 --asr-alone --out benchmarks/conversation-tuning-turns.md
+    python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k data/dev-conv2-16k \
+        --limit 2 --turns 1,inf,1,1,joined,word 1,inf,1,1,recording,word 1,inf,1,1,recording,sentence \
+        --asr-alone --out benchmarks/conversation-tuning-lone.md
 """
 
 from __future__ import annotations
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="--cpwer: first N recordings of each ratio")
     p.add_argument("--separate-everywhere", action="store_true",
                    help="--cpwer: add a row for the default settings, every voice from its separated stream")
-    p.add_argument("--turns", nargs="+", default=None, metavar="MIN_OVERLAP,MIN_SINGLE,JOIN_GAP,READ_ON",
+    p.add_argument("--turns", nargs="+", default=None,
+                   metavar="MIN_OVERLAP,MIN_SINGLE,JOIN_GAP,READ_ON[,LONE_STRETCHES[,ATTRIBUTE]]",
                    help="score these TurnConfig settings by the pipeline's cpWER (default regions)")
     p.add_argument("--asr-alone", action="store_true", help="--cpwer/--turns: add the ASR on the recording")
     p.add_argument("--out", default=None)
@@ -180,8 +185,9 @@ def cpwer_settings(args, argv) -> int:
     base = Pipeline.from_pretrained()
     table = []
     for setting in args.turns or []:
-        min_overlap, min_single, join_gap, read_on = (float(v) for v in setting.split(","))
-        turns = TurnConfig(min_overlap=min_overlap, min_single=min_single, join_gap=join_gap, read_on=read_on)
+        min_overlap, min_single, join_gap, read_on, *names = setting.split(",")
+        turns = TurnConfig(min_overlap=float(min_overlap), min_single=float(min_single), join_gap=float(join_gap),
+                           read_on=float(read_on), **dict(zip(("lone_stretches", "attribute"), names)))
         pipe = Pipeline(base.separator, base.asr, turns=turns, speaker_encoder=base.speaker_encoder,
                         overlap_detector=base.overlap_detector, names=base.names)
         out = run(records, ["overlap-aware"], {"overlap-aware": pipe}, None)["overlap-aware"]

@@ -23,6 +23,7 @@ from hubbub.pipeline.turns import (
     keep_words,
     overlaps,
     plan_pieces,
+    recording_stretches,
     share_words,
 )
 
@@ -116,6 +117,57 @@ def test_words_past_a_cut_side_are_left_to_the_separated_voices():
     lone = [p for p in pieces if p.source == "mixture"]
     words = [Word("mine", 6.0, 6.5), Word("overlap", 8.6, 9.0), Word("theirs", 15.0, 15.5)]
     assert [[w.word for w in ws] for ws in share_words(lone, words)] == [["mine"], ["theirs"]]
+
+
+def test_lone_pieces_are_decoded_in_the_recordings_own_regions():
+    # the separator splits one talker into fragments across both streams; the recording itself has two
+    # regions (0-9 s, 12-30 s, split at a pause the streams do not show): each is decoded whole, as the
+    # ASR alone would read it, and a piece across both regions is a member of both
+    pieces = plan_pieces([[(0.0, 2.0), (4.1, 6.0)], [(2.3, 4.0), (6.8, 20.0)]])
+    assert recording_stretches(pieces, [(0.0, 9.0), (9.5, 30.0)]) == [(0.0, 9.0, [0, 1, 2, 3]), (9.5, 30.0, [3])]
+    # a lone piece that no region of the recording holds is decoded as join_lone would
+    assert recording_stretches(pieces, [(0.0, 9.0)]) == [(0.0, 9.0, [0, 1, 2, 3])]
+    assert recording_stretches(pieces, [(6.5, 30.0)]) == [(0.0, 6.0, [0, 2, 1]), (6.5, 30.0, [3])]
+    # pieces read from a separated voice are not the recording's
+    overlapped = plan_pieces([[(0.0, 10.0), (12.0, 15.0)], [(8.0, 11.5)]])
+    assert recording_stretches(overlapped, [(0.0, 16.0)]) == [(0.0, 16.0, [1])]
+
+
+def test_words_of_a_stretch_read_from_a_separated_voice_are_not_repeated():
+    # voice 1 is read from its separated stream over 4-20 s (it overlaps somewhere); a short fragment of
+    # voice 0 inside it (leakage) is no lone voice: the recording's words there are voice 1's
+    lone = [Piece(0, 0, 0.0, 3.9, "mixture", 0.0, 3.9), Piece(0, 1, 8.9, 9.5, "mixture", 8.9, 9.5)]
+    words = [Word("mine", 1.0, 1.5), Word("theirs", 9.0, 9.4), Word("after", 3.8, 4.2)]
+    shared = share_words(lone, words, others=[(4.0, 20.0)])
+    assert [[w.word for w in ws] for ws in shared] == [["mine", "after"], []]
+
+
+def test_a_sentence_goes_wholly_to_the_voice_that_holds_most_of_it():
+    # the separator put one talker's sentence in both streams; the second talker's sentence is voice 1's
+    pieces = [Piece(0, 0, 0.0, 2.0, "mixture", 0.0, 2.0), Piece(1, 0, 2.0, 2.8, "mixture", 2.0, 2.8),
+              Piece(0, 1, 2.8, 4.0, "mixture", 2.8, 4.0), Piece(1, 1, 4.2, 8.0, "mixture", 4.2, 8.0)]
+    words = [Word("Something", 0.2, 0.8), Word("is", 0.8, 1.0), Word("going", 1.0, 1.4), Word("to", 1.4, 1.6),
+             Word("occur", 2.1, 2.6), Word("he", 2.9, 3.2), Word("said.", 3.2, 3.8), Word("Why?", 4.4, 5.0),
+             Word("Because.", 5.2, 6.0)]
+    by_word = share_words(pieces, words)
+    assert [w.word for w in by_word[1]] == ["occur"]
+    by_sentence = share_words(pieces, words, by_sentence=True)
+    assert [[w.word for w in ws] for ws in by_sentence] == [
+        ["Something", "is", "going", "to", "occur"], [], ["he", "said."], ["Why?", "Because."]]
+    # without sentence ends (an ASR that writes no punctuation) each word stays where it lies
+    bare = [Word(w.word.strip(".?"), w.start, w.end) for w in words]
+    assert [len(ws) for ws in share_words(pieces, bare, by_sentence=True)] == [len(ws) for ws in by_word]
+
+
+def test_a_piece_in_two_stretches_gets_the_words_of_both():
+    from hubbub.pipeline.pipeline import _share_spans
+
+    pieces = [Piece(0, 0, 1.0, 20.0, "mixture", 1.0, 20.0), Piece(1, 0, 21.0, 25.0, "mixture", 21.0, 25.0)]
+    first = Segment(0.0, 12.0, "a b", (Word("a", 2.0, 3.0), Word("b", 10.0, 11.0)))
+    second = Segment(12.0, 25.0, "c d", (Word("c", 14.0, 15.0), Word("d", 22.0, 23.0)))
+    out = _share_spans([(first, None), (second, None)], [[0], [0, 1]], pieces, [[], []])
+    assert [seg.text for seg, _ in out] == ["a b c", "d"]
+    assert (out[0][0].start, out[0][0].end) == (1.0, 20.0)
 
 
 def test_a_decode_that_stops_early_reads_on(monkeypatch):

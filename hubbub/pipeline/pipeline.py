@@ -39,6 +39,7 @@ from hubbub.pipeline.turns import (
     join_lone,
     keep_words,
     plan_pieces,
+    recording_stretches,
     share_words,
 )
 
@@ -228,24 +229,40 @@ def _join_pieces(owners, pieces, segments, voices) -> list[tuple[tuple[int, int]
     return out
 
 
-def _share_spans(decoded: list[tuple], members: list[list[int]], pieces: list[Piece]) -> list[tuple]:
+def _share_spans(decoded: list[tuple], members: list[list[int]], pieces: list[Piece],
+                 others: list[list[tuple[float, float]]] | None = None, by_sentence: bool = False) -> list[tuple]:
     """Per piece, its ``(Segment or None, details or None)`` from the decoded spans: a span
-    of one piece is that piece's; a stretch of several lone pieces
-    (:func:`~hubbub.pipeline.turns.join_lone`) is shared out word by word
-    (:func:`~hubbub.pipeline.turns.share_words`), each piece keeping the stretch's details."""
+    of one piece is that piece's; a stretch of the recording that holds several lone pieces
+    (:func:`~hubbub.pipeline.turns.recording_stretches`, :func:`~hubbub.pipeline.turns.join_lone`)
+    is shared out word by word (:func:`~hubbub.pipeline.turns.share_words`; ``others[n]``: the
+    stretches of span ``n``'s recording read from the separated voices), each piece keeping the
+    stretch's details; a piece in two stretches gets the words of both; ``by_sentence``: a
+    sentence's words go to one voice (:func:`~hubbub.pipeline.turns.share_words`), and a
+    piece's segment stretches to hold its words."""
     out: list[tuple] = [(None, None)] * len(pieces)
-    for (seg, info), idx in zip(decoded, members):
-        if len(idx) == 1:
+    words: dict[int, list] = {}
+    spans_of: dict[int, int] = {}
+    for idx in members:
+        for j in idx:
+            spans_of[j] = spans_of.get(j, 0) + 1
+    for n, ((seg, info), idx) in enumerate(zip(decoded, members)):
+        if len(idx) == 1 and spans_of[idx[0]] == 1 and not (others and others[n]):
             out[idx[0]] = (seg, info)
             continue
         if seg is not None and not seg.words:  # no word timings to share by: the longest piece has it all
             out[max(idx, key=lambda j: pieces[j].end - pieces[j].start)] = (seg, info)
             continue
-        shared = share_words([pieces[j] for j in idx], seg.words if seg is not None else ())
-        for j, words in zip(idx, shared):
-            piece = pieces[j]
-            part = Segment(piece.start, piece.end, " ".join(w.word for w in words), tuple(words)) if words else None
-            out[j] = (part, info)
+        shared = share_words([pieces[j] for j in idx], seg.words if seg is not None else (),
+                             others[n] if others else (), by_sentence)
+        for j, got in zip(idx, shared):
+            words.setdefault(j, []).extend(got)
+            out[j] = (None, out[j][1] if out[j][1] is not None else info)
+    for j, got in words.items():
+        piece = pieces[j]
+        got = sorted({(w.start, w.end, w.word): w for w in got}.values(), key=lambda w: (w.start, w.end))
+        if got:
+            start, end = min(piece.start, got[0].start), max(piece.end, max(w.end for w in got))
+            out[j] = (Segment(start, end, " ".join(w.word for w in got), tuple(got)), out[j][1])
     return out
 
 
@@ -589,6 +606,7 @@ class Pipeline:
         models = {k: v for k, v in self.names.items() if (k != "separator" or separate)}
         results: list = [None] * len(items)
         voices: dict[int, tuple] = {}  # item -> (voice files, rate, duration, regions per voice, frame levels)
+        recorded: dict[int, list] = {}  # item -> the recording's own speech regions (overlap-aware)
         extra: dict[int, dict] = {i: {} for i in range(len(items))} if details else {}
         for i, (path, voices_dir) in enumerate(items):
             try:
@@ -606,6 +624,8 @@ class Pipeline:
                 found = regions_from_levels(levels, duration, self.regions, leakage, agreement, overlap)
                 if separate:
                     found = self._one_person(outs, sr, found, levels)
+                if separate and self.overlap_aware and len(outs) > 1 and self.turns.lone_stretches == "recording":
+                    recorded[i] = self._recording_regions(path)
                 voices[i] = (outs, sr, duration, found, levels)
                 if details:
                     extra[i].update(regions=found, leakage=leakage)
@@ -617,20 +637,28 @@ class Pipeline:
                 results[i] = self._silent_result(path, models, details)
             except (AudioError, OSError, RuntimeError, ValueError) as err:
                 results[i] = err
-        spans, members, pieces, owners, firsts = [], [], [], [], set()
+        spans, members, others, pieces, owners, firsts = [], [], [], [], [], set()
         for i, (outs, sr, _, found, _) in voices.items():
             plan = self._plan(found, separate and len(outs) > 1)
             first = len(pieces)
             pieces += plan
             owners += [(i, piece.voice) for piece in plan]
-            # the separated voices piece by piece; the recording in stretches that join its lone pieces
+            # the separated voices piece by piece; the recording in its own speech regions (or in
+            # stretches that join its lone pieces)
+            read_apart = [(piece.start, piece.end) for piece in plan if piece.source != MIXTURE]
             for j, piece in enumerate(plan):
                 if piece.source != MIXTURE:
                     spans.append((outs[piece.voice], sr, piece.decode_start, piece.decode_end))
                     members.append([first + j])
-            for start, end, joined in join_lone(plan, self.turns):
+                    others.append([])
+            if i in recorded:
+                stretches = recording_stretches(plan, recorded[i], self.turns)
+            else:
+                stretches = join_lone(plan, self.turns)
+            for start, end, joined in stretches:
                 spans.append((items[i][0], sr, start, end))
                 members.append([first + j for j in joined])
+                others.append(read_apart)
             firsts |= {first + min(j for j, p in enumerate(plan) if p.voice == k) for k in {p.voice for p in plan}}
         # details: each voice's first piece gets the maps of the span that decodes it
         detail = {n for n, m in enumerate(members) if firsts & set(m)} if details else set()
@@ -640,7 +668,7 @@ class Pipeline:
             for i in voices:
                 results[i] = err
             return results
-        decoded = _share_spans(decoded, members, pieces)
+        decoded = _share_spans(decoded, members, pieces, others, self.turns.attribute == "sentence")
         segments: dict[tuple[int, int], list[Segment]] = {}
         for owner, seg in _join_pieces(owners, pieces, [d[0] for d in decoded], voices):
             segments.setdefault(owner, []).append(seg)
@@ -662,6 +690,12 @@ class Pipeline:
                 _relabel_details(extra[i], speakers_out, streams)
             results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out, extra.get(i, {}))
         return results
+
+    def _recording_regions(self, path) -> list[tuple[float, float]]:
+        """The recording's own speech regions, found as for the ASR alone (``--speakers 1``):
+        from its levels, one stream."""
+        levels, duration, _, _ = file_levels([path], self.regions)
+        return regions_from_levels(levels, duration, self.regions)[0]
 
     def _one_person(self, outs: list[Path], sr: int, found: list[list[tuple[float, float]]],
                     levels: torch.Tensor) -> list[list[tuple[float, float]]]:

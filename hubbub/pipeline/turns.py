@@ -21,21 +21,23 @@ overlap is read whole from its separated voice, a region without one from the
 recording, which measured better than cutting (see :class:`TurnConfig`).
 
 The stretches read from the recording are decoded together, not piece by piece:
-:func:`join_lone` joins the lone pieces of all voices that follow each other
-within ``join_gap`` seconds into stretches of at most ``join_max`` seconds, each
-decoded once, as the ASR alone would read the recording, and :func:`share_words`
-gives each word to the piece it falls in. Where a separator splits one talker
-across its outputs, the voices' regions alternate within one sentence; decoded
-apart, each fragment loses its context and the cut words; decoded together, the
-words are those of the recording and only who said them depends on the regions.
+:func:`recording_stretches` decodes the recording's own speech regions (found from its
+levels, as the ASR alone reads it: ``--speakers 1``) that hold a lone piece, so that
+where one voice speaks the words are those of the ASR alone, and :func:`share_words`
+gives each word to the piece it falls in, dropping those that lie in a stretch read
+from a separated voice (their words come from there). Where a separator splits one
+talker across its outputs, the voices' regions alternate within one sentence: each
+sentence then goes wholly to the voice that holds most of its words
+(``TurnConfig.attribute``). (:func:`join_lone`, the older way, decodes stretches that
+join the lone pieces themselves.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["Piece", "TurnConfig", "drop_echoes", "join_lone", "keep_words", "merge_intervals", "overlaps",
-           "plan_pieces", "share_words"]
+           "plan_pieces", "recording_stretches", "share_words"]
 
 MIXTURE = "mixture"
 VOICE = "voice"
@@ -61,6 +63,14 @@ class TurnConfig:
     # without reading on; 2 s joins the same as 1 s there
     join_gap: float = 1.0
     join_max: float = 15.0
+    # what the lone pieces are decoded in: "recording", the recording's own speech regions (found from its
+    # levels as for the ASR alone, :func:`recording_stretches`), so that where one voice speaks the words
+    # are those of the ASR alone; "joined", stretches of the lone pieces themselves (:func:`join_lone`)
+    lone_stretches: str = "recording"
+    # who said the words of a stretch of the recording: "sentence", each sentence (words up to one that ends
+    # in . ? or !) wholly to the voice that holds most of its words, since a separator may split one talker
+    # across its outputs within a sentence; "word", each word to the voice piece it lies in
+    attribute: str = "sentence"
     # a decoded span whose words end this many seconds before its end is decoded again from its last
     # word (the ASR stopped early); 0 turns this off
     read_on: float = 1.0
@@ -200,22 +210,93 @@ def join_lone(pieces: list[Piece], cfg: TurnConfig | None = None) -> list[tuple[
     return [(a, b, members) for a, b, members in out]
 
 
-def share_words(pieces: list[Piece], words) -> list[list]:
-    """The words decoded from one stretch of :func:`join_lone`, shared out to its ``pieces``:
-    each word goes to the piece its middle falls in, or the nearest one (a pause between
-    two regions), and is dropped where it lies past a cut side of that piece (the words
-    of an overlap are read from the separated voices). Returns per piece, its words."""
+def recording_stretches(pieces: list[Piece], regions: list[tuple[float, float]],
+                        cfg: TurnConfig | None = None) -> list[tuple[float, float, list[int]]]:
+    """Stretches of the recording to decode for the lone pieces (source ``mixture``): the
+    recording's own speech ``regions`` (``[(start, end)]``, as the ASR alone reads it) that
+    hold some of a lone piece, each decoded whole, so that where one voice speaks the words
+    are the ASR alone's and only who said them depends on the separated voices. A piece
+    across two regions is a member of both; lone pieces that no region holds are decoded
+    in :func:`join_lone`'s stretches.
+
+    Returns ``(decode_start, decode_end, indices into pieces)`` in time order.
+    """
+    lone = [j for j, p in enumerate(pieces) if p.source == MIXTURE]
+    out, held = [], set()
+    for start, end in sorted(regions):
+        members = [j for j in lone if min(end, pieces[j].end) > max(start, pieces[j].start)]
+        if members:
+            out.append((start, end, members))
+            held |= set(members)
+    rest = [p if j not in held else replace(p, source=VOICE) for j, p in enumerate(pieces)]
+    out += join_lone(rest, cfg)
+    return sorted(out, key=lambda s: (s[0], s[1]))
+
+
+def share_words(pieces: list[Piece], words, others: list[tuple[float, float]] = (),
+                by_sentence: bool = False) -> list[list]:
+    """The words decoded from one stretch of the recording, shared out to its lone ``pieces``:
+    each word goes to the piece its middle lies deepest in, or the nearest one (a pause
+    between two regions), and is dropped where it lies past a cut side of that piece. A word
+    that lies deeper in one of ``others`` (``(start, end)`` of the stretches read from the
+    separated voices) than in any piece is dropped too: its words are read from there.
+    ``by_sentence``: then each sentence (:func:`_sentences`) goes wholly to the voice whose
+    pieces hold most of its words (a tie: the voice that speaks first), each word to that
+    voice's piece nearest to it. Returns per piece, its words."""
     out: list[list] = [[] for _ in pieces]
     if not pieces:
         return out
-    for w in words:
+
+    def depth(s: float, e: float, t: float) -> float:
+        return min(t - s, e - t)
+
+    def nearest(w, among) -> int:
         mid = (w.start + w.end) / 2
         # distance to each piece (0 inside); among pieces that hold it, the one it lies deepest in
-        best = min(range(len(pieces)), key=lambda j: (max(pieces[j].start - mid, mid - pieces[j].end, 0.0),
-                                                     -min(mid - pieces[j].start, pieces[j].end - mid)))
-        if keep_words(pieces[best], [w]):
-            out[best].append(w)
+        return min(among, key=lambda j: (max(pieces[j].start - mid, mid - pieces[j].end, 0.0),
+                                         -depth(pieces[j].start, pieces[j].end, mid)))
+
+    owner: list[int | None] = []
+    for w in words:
+        mid = (w.start + w.end) / 2
+        best = nearest(w, range(len(pieces)))
+        inside = depth(pieces[best].start, pieces[best].end, mid)
+        dropped = any(depth(s, e, mid) > max(inside, 0.0) for s, e in others)
+        owner.append(None if dropped or not keep_words(pieces[best], [w]) else best)
+    if by_sentence:
+        for group in _sentences(words):
+            kept = [n for n in group if owner[n] is not None]
+            votes: dict[int, int] = {}
+            for n in kept:
+                votes[pieces[owner[n]].voice] = votes.get(pieces[owner[n]].voice, 0) + 1
+            if len(votes) < 2:
+                continue
+            voice = max(votes, key=lambda v: (votes[v], -min(pieces[owner[n]].start for n in kept
+                                                                if pieces[owner[n]].voice == v)))
+            mine = [j for j in range(len(pieces)) if pieces[j].voice == voice]
+            for n in kept:
+                if pieces[owner[n]].voice != voice:
+                    j = nearest(words[n], mine)
+                    owner[n] = j if keep_words(pieces[j], [words[n]]) else None
+    for w, j in zip(words, owner):
+        if j is not None:
+            out[j].append(w)
     return out
+
+
+def _sentences(words) -> list[list[int]]:
+    """Indices of ``words`` grouped into sentences: each ends with a word that ends in ``.``,
+    ``?`` or ``!`` (closing quotes aside); no such word at all: one group per word."""
+    ends = [w.word.rstrip("\"')]»”’").endswith((".", "?", "!")) for w in words]
+    if not any(ends[:-1]) and not (ends and ends[-1]):
+        return [[n] for n in range(len(words))]
+    out, cur = [], []
+    for n, end in enumerate(ends):
+        cur.append(n)
+        if end:
+            out.append(cur)
+            cur = []
+    return out + ([cur] if cur else [])
 
 
 def _norm(word: str) -> str:
