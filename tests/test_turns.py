@@ -159,6 +159,13 @@ def test_a_sentence_goes_wholly_to_the_voice_that_holds_most_of_it():
     assert [len(ws) for ws in share_words(pieces, bare, by_sentence=True)] == [len(ws) for ws in by_word]
 
 
+def test_turn_settings_are_checked_when_given():
+    with pytest.raises(ValueError, match="attribute"):
+        TurnConfig(attribute="sentences")
+    with pytest.raises(ValueError, match="lone_stretches"):
+        TurnConfig(lone_stretches="apart")
+
+
 def test_a_piece_in_two_stretches_gets_the_words_of_both():
     from hubbub.pipeline.pipeline import _share_spans
 

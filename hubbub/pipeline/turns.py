@@ -79,6 +79,12 @@ class TurnConfig:
     # word (the ASR stopped early); 0 turns this off
     read_on: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.lone_stretches not in ("recording", "joined"):
+            raise ValueError(f"lone_stretches must be 'recording' or 'joined', not {self.lone_stretches!r}")
+        if self.attribute not in ("sentence", "word"):
+            raise ValueError(f"attribute must be 'sentence' or 'word', not {self.attribute!r}")
+
 
 @dataclass(frozen=True)
 class Piece:
