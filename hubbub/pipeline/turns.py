@@ -238,6 +238,7 @@ def recording_stretches(pieces: list[Piece], regions: list[tuple[float, float]],
         if members:
             out.append((start, end, members))
             held |= set(members)
+    # the held pieces marked as not lone, so that join_lone's indices stay those of ``pieces``
     rest = [p if j not in held else replace(p, source=VOICE) for j, p in enumerate(pieces)]
     out += join_lone(rest, cfg)
     return sorted(out, key=lambda s: (s[0], s[1]))
@@ -298,7 +299,7 @@ def _sentences(words) -> list[list[int]]:
     """Indices of ``words`` grouped into sentences: each ends with a word that ends in ``.``,
     ``?`` or ``!`` (closing quotes aside); no such word at all: one group per word."""
     ends = [w.word.rstrip("\"')]»”’").endswith((".", "?", "!")) for w in words]
-    if not any(ends[:-1]) and not (ends and ends[-1]):
+    if not any(ends):
         return [[n] for n in range(len(words))]
     out, cur = [], []
     for n, end in enumerate(ends):
