@@ -29,11 +29,14 @@ cpWER (meeteval) per overlap ratio:
 ``--separate-everywhere`` adds a row for the default pipeline reading every voice from its separated
 stream (``hubbub transcribe --separate-everywhere``), to choose the default path on training speakers.
 
-``--turns MIN_OVERLAP,MIN_SINGLE,JOIN_GAP,READ_ON[,LONE_STRETCHES[,ATTRIBUTE]] ...`` scores settings of
-what each stretch is read from and how (:class:`hubbub.pipeline.turns.TurnConfig`; ``inf`` for an infinite
-``MIN_SINGLE``, a negative ``JOIN_GAP`` decodes each lone piece apart, ``READ_ON`` 0 never reads on,
-``LONE_STRETCHES`` ``recording`` or ``joined``, ``ATTRIBUTE`` ``sentence`` or ``word``) with the default
-regions, and ``--asr-alone`` adds the default ASR on the recording (``--speakers 1``) for comparison:
+``--turns MIN_OVERLAP,MIN_SINGLE,JOIN_GAP,READ_ON[,LONE_STRETCHES[,ATTRIBUTE[,MIN_EVIDENCE[,MIN_UNHELD]]]] ...``
+scores settings of what each stretch is read from and how (:class:`hubbub.pipeline.turns.TurnConfig`;
+``inf`` for an infinite ``MIN_SINGLE``, a negative ``JOIN_GAP`` decodes each lone piece apart, ``READ_ON`` 0
+never reads on, ``LONE_STRETCHES`` ``recording`` or ``joined``, ``ATTRIBUTE`` ``sentence`` or ``word``,
+``MIN_EVIDENCE`` the overlap detector's mean probability an overlap needs to be read from the separated
+voices, ``MIN_UNHELD`` the shortest stretch of the recording's speech that no voice holds to become a region,
+``inf`` for never) with the default regions, and ``--asr-alone`` adds the default ASR on the recording
+(``--speakers 1``) for comparison:
 
     python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --limit 2 \
         --turns 0.5,inf,-1,0 0.5,inf,1,1 0.5,1,1,1 --asr-alone --out benchmarks/conversation-tuning-turns.md
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--separate-everywhere", action="store_true",
                    help="--cpwer: add a row for the default settings, every voice from its separated stream")
     p.add_argument("--turns", nargs="+", default=None,
-                   metavar="MIN_OVERLAP,MIN_SINGLE,JOIN_GAP,READ_ON[,LONE_STRETCHES[,ATTRIBUTE]]",
+                   metavar="MIN_OVERLAP,MIN_SINGLE,JOIN_GAP,READ_ON[,LONE_STRETCHES[,ATTRIBUTE[,MIN_EVIDENCE[,MIN_UNHELD]]]]",
                    help="score these TurnConfig settings by the pipeline's cpWER (default regions)")
     p.add_argument("--asr-alone", action="store_true", help="--cpwer/--turns: add the ASR on the recording")
     p.add_argument("--out", default=None)
@@ -185,9 +188,11 @@ def cpwer_settings(args, argv) -> int:
     base = Pipeline.from_pretrained()
     table = []
     for setting in args.turns or []:
-        min_overlap, min_single, join_gap, read_on, *names = setting.split(",")
+        min_overlap, min_single, join_gap, read_on, *more = setting.split(",")
+        names = dict(zip(("lone_stretches", "attribute"), more[:2]))
+        evidence = dict(zip(("min_evidence", "min_unheld"), (float(v) for v in more[2:])))
         turns = TurnConfig(min_overlap=float(min_overlap), min_single=float(min_single), join_gap=float(join_gap),
-                           read_on=float(read_on), **dict(zip(("lone_stretches", "attribute"), names)))
+                           read_on=float(read_on), **names, **evidence)
         pipe = Pipeline(base.separator, base.asr, turns=turns, speaker_encoder=base.speaker_encoder,
                         overlap_detector=base.overlap_detector, names=base.names)
         out = run(records, ["overlap-aware"], {"overlap-aware": pipe}, None)["overlap-aware"]
@@ -211,13 +216,13 @@ def cpwer_settings(args, argv) -> int:
     if args.asr_alone:
         out = run(records, ["asr-alone"], {"overlap-aware": base}, None)["asr-alone"]
         table.append(("the ASR alone on the recording (--speakers 1)", out))
-    ratios = sorted({str(r["overlap_ratio"]) for r in records}, key=float)
+    ratios = sorted({str(r["overlap_ratio"]) for r in records}, key=lambda r: (float(r), r))
     cmd = "python benchmarks/tune_conversation.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"`{cmd}` ({len(records)} recordings of training speakers)", "",
              "Speaker-attributed cpWER (%) of the pipeline, per overlap ratio (ORC-WER, "
              "speaker labels not counted, in brackets)", "",
              "| leak_db, smooth, local same voice, threshold[, same person[, overlap]], or turns min_overlap, "
-             "min_single, join_gap, read_on | "
+             "min_single, join_gap, read_on[, lone stretches[, attribute[, min_evidence[, min_unheld]]]] | "
              + " | ".join(f"{r} %" for r in ratios) + " | all | DER |", "|---|" + "---|" * (len(ratios) + 2)]
     for setting, out in table:
         errors = sum(out[r]["errors"] for r in ratios)

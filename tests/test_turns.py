@@ -25,6 +25,7 @@ from hubbub.pipeline.turns import (
     plan_pieces,
     recording_stretches,
     share_words,
+    unheld,
 )
 
 SR = 8000
@@ -64,6 +65,21 @@ def test_by_default_a_region_with_an_overlap_is_read_whole_from_its_voice():
     pieces = plan_pieces([[(0.0, 10.0), (12.0, 15.0)], [(8.0, 11.5)]])
     assert pieces == [Piece(0, 0, 0.0, 10.0, "voice", 0.0, 10.0), Piece(0, 1, 12.0, 15.0, "mixture", 12.0, 15.0),
                       Piece(1, 0, 8.0, 11.5, "voice", 8.0, 11.5)]
+
+
+def test_an_overlap_the_detector_does_not_hear_is_read_from_the_recording():
+    regions = [[(0.0, 10.0), (12.0, 15.0)], [(8.0, 11.5)]]  # they overlap over 8-10 s
+    probability = torch.zeros(1500)  # 10-ms frames
+    cfg = TurnConfig(min_evidence=0.3)
+    assert {p.source for p in plan_pieces(regions, cfg, probability, 0.01)} == {"mixture"}
+    probability[800:1000] = 0.5  # two voices heard where the streams overlap
+    assert [p.source for p in plan_pieces(regions, cfg, probability, 0.01)] == ["voice", "mixture", "voice"]
+    probability[800:900] = 0.0  # mean 0.25 over the overlap: too little
+    assert {p.source for p in plan_pieces(regions, cfg, probability, 0.01)} == {"mixture"}
+    # without the detector, or with the test off, every overlap is read apart
+    assert [p.source for p in plan_pieces(regions, cfg)] == ["voice", "mixture", "voice"]
+    assert [p.source for p in plan_pieces(regions, TurnConfig(min_evidence=0.0), probability, 0.01)] == [
+        "voice", "mixture", "voice"]
 
 
 def test_one_voice_is_one_piece_from_the_recording():
@@ -133,6 +149,26 @@ def test_lone_pieces_are_decoded_in_the_recordings_own_regions():
     assert recording_stretches(overlapped, [(0.0, 16.0)]) == [(0.0, 16.0, [1])]
 
 
+def test_speech_that_no_voice_holds_becomes_a_region_of_the_loudest_stream():
+    # the recording speaks over 10-17 s and 20-24.5 s, where the separated streams hold little (the
+    # separator put that talker in a stream found to be leakage): those stretches become regions, of
+    # the stream loudest there, so that they are read from the recording and not lost
+    from hubbub.pipeline.pipeline import _claim_unheld
+
+    found = [[(0.0, 4.0), (20.0, 24.0)], [(5.0, 9.0)]]
+    recording = [(0.0, 4.0), (5.0, 9.2), (10.0, 17.0), (19.8, 25.5)]
+    stretches = unheld(found, recording)
+    assert stretches == [(10.0, 17.0), (24.0, 25.5)]  # 9.0-9.2 and 19.8-20.0 are too short
+    assert unheld(found, recording, TurnConfig(min_unheld=math.inf)) == []
+    levels = torch.full((2, 2600), -60.0)
+    levels[1, 1000:1700] = -20.0  # stream 2 is the louder over 10-17 s, stream 1 over 24-25.5 s
+    levels[0, 2400:2550] = -30.0
+    claimed = _claim_unheld(found, stretches, levels, 0.01)
+    assert claimed == [[(0.0, 4.0), (20.0, 24.0), (24.0, 25.5)], [(5.0, 9.0), (10.0, 17.0)]]
+    # the claimed region is read from the recording like any lone region
+    assert [(p.voice, p.start, p.end, p.source) for p in plan_pieces(claimed)][-1] == (1, 10.0, 17.0, "mixture")
+
+
 def test_words_of_a_stretch_read_from_a_separated_voice_are_not_repeated():
     # voice 1 is read from its separated stream over 4-20 s (it overlaps somewhere); a short fragment of
     # voice 0 inside it (leakage) is no lone voice: the recording's words there are voice 1's
@@ -154,9 +190,13 @@ def test_a_sentence_goes_wholly_to_the_voice_that_holds_most_of_it():
     by_sentence = share_words(pieces, words, by_sentence=True)
     assert [[w.word for w in ws] for ws in by_sentence] == [
         ["Something", "is", "going", "to", "occur"], [], ["he", "said."], ["Why?", "Because."]]
-    # without sentence ends (an ASR that writes no punctuation) each word stays where it lies
+    # without punctuation (an ASR that writes none) each word stays where it lies
     bare = [Word(w.word.strip(".?"), w.start, w.end) for w in words]
     assert [len(ws) for ws in share_words(pieces, bare, by_sentence=True)] == [len(ws) for ws in by_word]
+    # punctuated words with no sentence end yet (a stretch that stops mid-sentence) are one sentence
+    unfinished = [Word("Something,", 0.2, 0.8), *words[1:5]]
+    assert [[w.word for w in ws] for ws in share_words(pieces, unfinished, by_sentence=True)] == [
+        ["Something,", "is", "going", "to", "occur"], [], [], []]
 
 
 def test_turn_settings_are_checked_when_given():

@@ -41,6 +41,7 @@ from hubbub.pipeline.turns import (
     plan_pieces,
     recording_stretches,
     share_words,
+    unheld,
 )
 
 __all__ = ["DEFAULT_ASR", "DEFAULT_OVERLAP_DETECTOR", "PRECISIONS", "Pipeline", "load_asr", "load_overlap_detector"]
@@ -227,6 +228,19 @@ def _join_pieces(owners, pieces, segments, voices) -> list[tuple[tuple[int, int]
             start, end = voices[i][3][k][r]
             out.append(((i, k), Segment(start, end, " ".join(w.word for w in words), tuple(words))))
     return out
+
+
+def _claim_unheld(found: list[list[tuple[float, float]]], stretches: list[tuple[float, float]],
+                  levels: torch.Tensor, hop: float) -> list[list[tuple[float, float]]]:
+    """The voice regions with each of ``stretches`` (speech of the recording that no voice
+    holds, :func:`~hubbub.pipeline.turns.unheld`) added to the stream loudest over it
+    (``levels``: ``(voices, frames)`` dB per ``hop`` seconds)."""
+    out = [list(regions) for regions in found]
+    for start, end in stretches:
+        a = min(int(start / hop), levels.shape[1] - 1)
+        power = torch.pow(10.0, levels[:, a : max(a + 1, int(end / hop))] / 10).sum(dim=1)
+        out[int(power.argmax())].append((start, end))
+    return [sorted(regions) for regions in out]
 
 
 def _share_spans(decoded: list[tuple], members: list[list[int]], pieces: list[Piece],
@@ -607,6 +621,7 @@ class Pipeline:
         results: list = [None] * len(items)
         voices: dict[int, tuple] = {}  # item -> (voice files, rate, duration, regions per voice, frame levels)
         recorded: dict[int, list] = {}  # item -> the recording's own speech regions (overlap-aware)
+        evidence: dict[int, torch.Tensor] = {}  # item -> the overlap detector's probability per level frame
         extra: dict[int, dict] = {i: {} for i in range(len(items))} if details else {}
         for i, (path, voices_dir) in enumerate(items):
             try:
@@ -622,10 +637,13 @@ class Pipeline:
                 if separate and len(outs) > 1 and self.overlap_detector is not None:
                     overlap = file_overlap(path, self.overlap_detector, levels.shape[-1], self.regions.hop)
                 found = regions_from_levels(levels, duration, self.regions, leakage, agreement, overlap)
+                if overlap is not None:
+                    evidence[i] = overlap
                 if separate:
                     found = self._one_person(outs, sr, found, levels)
                 if separate and self.overlap_aware and len(outs) > 1 and self.turns.lone_stretches == "recording":
                     recorded[i] = self._recording_regions(path)
+                    found = _claim_unheld(found, unheld(found, recorded[i], self.turns), levels, self.regions.hop)
                 voices[i] = (outs, sr, duration, found, levels)
                 if details:
                     extra[i].update(regions=found, leakage=leakage)
@@ -639,7 +657,7 @@ class Pipeline:
                 results[i] = err
         spans, members, others, pieces, owners, firsts = [], [], [], [], [], set()
         for i, (outs, sr, _, found, _) in voices.items():
-            plan = self._plan(found, separate and len(outs) > 1)
+            plan = self._plan(found, separate and len(outs) > 1, evidence.get(i))
             first = len(pieces)
             pieces += plan
             owners += [(i, piece.voice) for piece in plan]
@@ -753,11 +771,12 @@ class Pipeline:
         return [SpeakerResult(f"spk{c + 1}", None, [g for _, g in members], audio=str(paths[c]))
                 for c, members in enumerate(per)]
 
-    def _plan(self, found: list[list[tuple[float, float]]], separated: bool):
+    def _plan(self, found: list[list[tuple[float, float]]], separated: bool, overlap: torch.Tensor | None = None):
         """The pieces to decode for one recording's voice regions: cut at overlaps when
-        overlap-aware, else each region whole from its voice's stream."""
+        overlap-aware (``overlap``: the overlap detector's probability per level frame),
+        else each region whole from its voice's stream."""
         if separated and self.overlap_aware:
-            return plan_pieces(found, self.turns)
+            return plan_pieces(found, self.turns, overlap, self.regions.hop)
         return [Piece(k, r, s, e, "voice", s, e) for k, regions in enumerate(found) for r, (s, e) in enumerate(regions)]
 
     @staticmethod

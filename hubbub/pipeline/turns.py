@@ -15,7 +15,8 @@ whose middle falls inside it, so a word on a boundary is kept exactly once
 (:func:`keep_words`). Overlaps shorter than ``min_overlap`` and lone stretches
 shorter than ``min_single`` do not cut a region: a short overlap is mostly the
 padding of two turns that follow each other, and a short lone stretch between
-two overlaps is not worth a decode of its own. By default no lone stretch is
+two overlaps is not worth a decode of its own; nor does an overlap where the overlapped-speech
+detector heard mostly one voice (``min_evidence``). By default no lone stretch is
 short enough to be cut off (``min_single`` is infinite): a region with an
 overlap is read whole from its separated voice, a region without one from the
 recording, which measured better than cutting (see :class:`TurnConfig`).
@@ -28,8 +29,11 @@ gives each word to the piece it falls in, dropping those that lie in a stretch r
 from a separated voice (their words come from there). Where a separator splits one
 talker across its outputs, the voices' regions alternate within one sentence: each
 sentence then goes wholly to the voice that holds most of its words
-(``TurnConfig.attribute``). (:func:`join_lone`, the older way, decodes stretches that
-join the lone pieces themselves.)
+(``TurnConfig.attribute``). Speech of the recording that no voice's region holds (the
+separator put that talker in a stream found to be leakage) becomes a region of the stream
+loudest there (:func:`unheld`), so that it is read, and labelled by the speaker clustering,
+rather than lost. (:func:`join_lone`, the older way, decodes stretches that join the lone
+pieces themselves.)
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 __all__ = ["Piece", "TurnConfig", "drop_echoes", "join_lone", "keep_words", "merge_intervals", "overlaps",
-           "plan_pieces", "recording_stretches", "share_words"]
+           "plan_pieces", "recording_stretches", "share_words", "unheld"]
 
 MIXTURE = "mixture"
 VOICE = "voice"
@@ -47,10 +51,21 @@ VOICE = "voice"
 class TurnConfig:
     """Settings of :func:`plan_pieces` (seconds)."""
 
-    # 1.0: on conversations of training speakers (10 recordings, 0-40 %) 279 word errors against 280 at 0.5
-    # (benchmarks/conversation-tuning-turns.md); a shorter overlap is mostly two turns' padding or a false
-    # alarm of the overlap detector, and reading a lone voice's region from its separated stream costs words
-    min_overlap: float = 1.0
+    # a shorter overlap is mostly two turns' padding or a false alarm of the overlap detector, and reading a
+    # lone voice's region from its separated stream costs words. 1.5: on 48 conversations of training
+    # speakers, cpWER (ORC-WER) at 0 / 10 / 20 / 30 / 40 %: 28.7 (8.7) / 38.4 (22.9) / 45.4 (30.2) / 51.9 (40.0)
+    # / 42.1 (34.5) %, 40.3 % in all, against 28.2 (8.2) / 41.4 (25.2) / 46.6 (31.4) / 51.2 (39.7) / 42.1
+    # (34.6) %, 40.9 % at 1.0 (benchmarks/conversation-tuning-unfinished.md); 1.0 had won over 0.5 on 10
+    # of them by 279 word errors against 280 (benchmarks/conversation-tuning-turns.md)
+    min_overlap: float = 1.5
+    # an overlap is read from the separated voices only if the overlap detector's mean probability of two
+    # voices over it (``plan_pieces``' ``probability``) is at least this; elsewhere it is a stretch where one
+    # voice was heard, and the recording is read. A false overlap inside a long turn otherwise sends the
+    # whole turn through the separator. 0 reads every overlap apart. 48 conversations of training speakers,
+    # cpWER (ORC-WER) at 0 / 10 / 20 / 30 / 40 %: 0.35: 28.2 (8.2) / 42.5 (26.6) / 48.8 (31.4) / 51.2 (39.7) /
+    # 44.7 (33.6) %, 42.0 % in all; 0.3: 41.9 % in all, 8.8 % ORC-WER at 0 %; 0: 31.9 (9.8) / 46.4 (26.5) /
+    # 49.1 (34.1) / 49.5 (38.8) / 44.3 (33.0) %, 43.2 % in all (benchmarks/conversation-tuning-evidence.md)
+    min_evidence: float = 0.35
     # a lone stretch of a region that an overlap cuts is read from the recording only if it is this
     # long. Default: never, so a region with an overlap is read whole from its separated voice. On
     # conversations of training speakers (8 recordings, 10-40 % overlap) cutting at overlaps (1.0 s)
@@ -69,12 +84,21 @@ class TurnConfig:
     lone_stretches: str = "recording"
     # who said the words of a stretch of the recording: "sentence", each sentence (words up to one that ends
     # in . ? or !) wholly to the voice that holds most of its words, since a separator may split one talker
-    # across its outputs within a sentence; "word", each word to the voice piece it lies in.
+    # across its outputs within a sentence (the words after the last sentence end of a stretch are one more
+    # sentence: 40.9 % cpWER in all against 41.3 % when each of them went its own way,
+    # benchmarks/conversation-tuning-unfinished.md); "word", each word to the voice piece it lies in.
     # 48 conversations of training speakers (0-40 %, 2 and 3 talkers, and monologues), ORC-WER at 0 / 10 /
     # 20 / 30 / 40 %: recording + sentence 9.8 / 26.5 / 34.1 / 38.8 / 33.0 %, joined + word (before)
     # 12.6 / 27.1 / 38.9 / 39.8 / 36.1 %, DER 19.0 against 19.9 %; cpWER 43.2 against 42.6 % (one 3-talker
     # recording's count went from 3 speakers to 2: +183 errors) (benchmarks/conversation-tuning-lone.md)
     attribute: str = "sentence"
+    # stretches of the recording's own speech regions that no voice's region holds for at least this many
+    # seconds (the separator put a talker in a stream found to be leakage, or a quiet talker under the
+    # other) become regions of the stream loudest there (:func:`unheld`), so that their words are read and
+    # labelled by the speaker clustering rather than lost; ``inf`` turns this off. 48 conversations of
+    # training speakers: 41.3 % cpWER in all against 42.0 % without, DER 18.1 against 18.3 %
+    # (benchmarks/conversation-tuning-unheld.md)
+    min_unheld: float = 1.0
     # a decoded span whose words end this many seconds before its end is decoded again from its last
     # word (the ASR stopped early); 0 turns this off
     read_on: float = 1.0
@@ -167,11 +191,15 @@ def _stretches(start: float, end: float, overlap: list[tuple[float, float]],
     return [(s, e, src) for s, e, src in merged]
 
 
-def plan_pieces(regions: list[list[tuple[float, float]]], cfg: TurnConfig | None = None) -> list[Piece]:
+def plan_pieces(regions: list[list[tuple[float, float]]], cfg: TurnConfig | None = None,
+                probability=None, hop: float = 0.01) -> list[Piece]:
     """What to decode for each voice's regions (see the module's docstring).
 
     Args:
         regions: per voice, its speech regions ``[(start, end)]`` in seconds.
+        probability: ``(frames,)`` an overlap detector's probability of two or more voices
+            per ``hop``-second frame, or None; overlaps where its mean is below
+            ``cfg.min_evidence`` are read from the recording.
 
     Returns:
         Pieces in voice, region and time order; a region that no overlap cuts is
@@ -179,6 +207,8 @@ def plan_pieces(regions: list[list[tuple[float, float]]], cfg: TurnConfig | None
     """
     cfg = cfg or TurnConfig()
     overlap = overlaps(regions)
+    if probability is not None and cfg.min_evidence > 0:
+        overlap = [(s, e) for s, e in overlap if _mean(probability, s, e, hop) >= cfg.min_evidence]
     pieces = []
     for k, voice_regions in enumerate(regions):
         for r, (start, end) in enumerate(voice_regions):
@@ -187,6 +217,17 @@ def plan_pieces(regions: list[list[tuple[float, float]]], cfg: TurnConfig | None
                 b = e if e >= end else min(end, e + cfg.context)
                 pieces.append(Piece(k, r, s, e, src, a, b))
     return pieces
+
+
+def _mean(values, start: float, end: float, hop: float) -> float:
+    """Mean of the ``hop``-second frames of ``values`` that start in ``[start, end)`` (at least one)."""
+    n = len(values)
+    a = min(max(0, int(start / hop)), max(n - 1, 0))
+    b = min(n, max(a + 1, int(end / hop)))
+    if not n:
+        return 0.0
+    part = values[a:b]
+    return float(part.mean()) if hasattr(part, "mean") else sum(float(v) for v in part) / (b - a)
 
 
 def keep_words(piece: Piece, words) -> list:
@@ -218,6 +259,27 @@ def join_lone(pieces: list[Piece], cfg: TurnConfig | None = None) -> list[tuple[
         else:
             out.append([p.decode_start, p.decode_end, [j]])
     return [(a, b, members) for a, b, members in out]
+
+
+def unheld(regions: list[list[tuple[float, float]]], recording: list[tuple[float, float]],
+           cfg: TurnConfig | None = None) -> list[tuple[float, float]]:
+    """The stretches of the recording's own speech ``recording`` (``[(start, end)]``, as the
+    ASR alone reads it) that no voice's ``regions`` hold, those of at least ``cfg.min_unheld``
+    seconds, in time order."""
+    cfg = cfg or TurnConfig()
+    held = merge_intervals([r for voice in regions for r in voice])
+    out = []
+    for start, end in merge_intervals(recording):
+        t = start
+        for s, e in held:
+            if e <= t or s >= end:
+                continue
+            if s > t:
+                out.append((t, s))
+            t = max(t, e)
+        if end > t:
+            out.append((t, end))
+    return [(s, e) for s, e in out if e - s >= cfg.min_unheld]
 
 
 def recording_stretches(pieces: list[Piece], regions: list[tuple[float, float]],
@@ -297,9 +359,11 @@ def share_words(pieces: list[Piece], words, others: list[tuple[float, float]] = 
 
 def _sentences(words) -> list[list[int]]:
     """Indices of ``words`` grouped into sentences: each ends with a word that ends in ``.``,
-    ``?`` or ``!`` (closing quotes aside); no such word at all: one group per word."""
+    ``?`` or ``!`` (closing quotes aside), and words after the last such end are one more
+    (unfinished) sentence; words without any punctuation at all (an ASR that writes none):
+    one group per word."""
     ends = [w.word.rstrip("\"')]»”’").endswith((".", "?", "!")) for w in words]
-    if not any(ends):
+    if not any(c in ".,?!;:" for w in words for c in w.word):
         return [[n] for n in range(len(words))]
     out, cur = [], []
     for n, end in enumerate(ends):
