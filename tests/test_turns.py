@@ -443,3 +443,32 @@ def test_two_people_in_one_stream_become_two_speakers(tmp_path):
     speakers = pipe._speakers(path, outs, sr, one, set(), 0, True)
     assert len(speakers) == 2 and [s.text for s in speakers[0].segments] == ["first talker", "again"]
     assert not speakers[1].segments
+
+
+def test_a_segment_another_voice_speaks_over_is_embedded_from_its_separated_stream(tmp_path):
+    """Where two streams speak at once, the recording holds both voices even where the overlap
+    was read from the recording: each segment is then embedded from its own separated stream,
+    so the mixture does not come out as more persons."""
+    from hubbub.pipeline.pipeline import Pipeline
+
+    sr = 8000
+    first, second = np.zeros(sr * 30, dtype="float32"), np.zeros(sr * 30, dtype="float32")
+    first[: 10 * sr] = first[12 * sr : 20 * sr] = 0.1
+    second[2 * sr : 8 * sr] = second[22 * sr :] = -0.1
+    path, outs = tmp_path / "mix.wav", [tmp_path / "spk1.wav", tmp_path / "spk2.wav"]
+    sf.write(path, first + second, sr)
+    sf.write(outs[0], first, sr)
+    sf.write(outs[1], second, sr)
+    a, b, both = torch.eye(4)[0], torch.eye(4)[1], torch.eye(4)[2]
+
+    class Voices:  # a "speaker encoder" that hears the sign of the signal, and a mixture as neither
+        def embed(self, wav, sample_rate):
+            mean = float(torch.as_tensor(wav).mean())
+            return a if mean > 0.05 else b if mean < -0.05 else both
+
+    pipe = Pipeline(speaker_encoder=Voices())
+    streams = [[Segment(0.0, 10.0, "first talker"), Segment(12.0, 20.0, "first again")],
+               [Segment(2.0, 8.0, "second talker"), Segment(22.0, 30.0, "second again")]]
+    speakers = pipe._speakers(path, outs, sr, streams, set(), 0, True)
+    assert [[s.text for s in spk.segments] for spk in speakers] == [
+        ["first talker", "first again"], ["second talker", "second again"]]
