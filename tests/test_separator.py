@@ -219,13 +219,14 @@ def test_dynamic_mixer_single_talker_share():
 def test_dynamic_mixer_speed_perturbation():
     import numpy as np
 
-    from hubbub.recipes.data import DynamicMixer
+    from hubbub.recipes.data import DynamicMixer, VoiceAugment
 
     t = np.arange(16000) / 8000
     speakers = {f"s{k}": [np.sin(2 * np.pi * (200 + 50 * k) * t).astype(np.float32)] for k in range(4)}
     plain = DynamicMixer(speakers, 2, seed=3)
-    assert torch.equal(plain.item(0, 5, 2000)[0], DynamicMixer(speakers, 2, seed=3, speed_prob=0.0).item(0, 5, 2000)[0])
-    fast = DynamicMixer(speakers, 2, seed=3, speed_prob=1.0, speed=(1.1, 1.1))
+    off = DynamicMixer(speakers, 2, seed=3, augment=VoiceAugment(speed_prob=0.0))
+    assert torch.equal(plain.item(0, 5, 2000)[0], off.item(0, 5, 2000)[0])
+    fast = DynamicMixer(speakers, 2, seed=3, augment=VoiceAugment(speed_prob=1.0, speed=(1.1, 1.1)))
     mix, src = fast.item(0, 5, 2000)
     assert mix.shape == (2000,) and src.shape == (2, 2000) and torch.allclose(mix, src.sum(0))
     # played 1.1x faster: each source's tone is 1.1x higher

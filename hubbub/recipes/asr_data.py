@@ -34,6 +34,7 @@ import numpy as np
 
 from hubbub.models.tokenizer import normalize_text
 from hubbub.pipeline.inputs import AUDIO_EXTENSIONS
+from hubbub.recipes.voices import reverberate, speed_perturb  # re-exported: the ASR recipe's augmentation uses them
 
 if TYPE_CHECKING:  # torch and the audio front-end are imported where they run (``data synth --help`` needs neither)
     import torch
@@ -251,18 +252,6 @@ class AugmentConfig:
     lowpass_hz: tuple[float, float] = (3200.0, 3600.0)  # telephone-like band limit
 
 
-def speed_perturb(wav: torch.Tensor, sample_rate: int, factor: float) -> tuple[torch.Tensor, float]:
-    """Play ``factor`` times faster (pitch moves with it) by resampling; the output is
-    ``1 / factor`` as long. Returns the waveform and the factor used (rates are
-    rounded to 50 Hz, which keeps the resampling kernel small)."""
-    from hubbub.pipeline.audio import resample
-
-    source_rate = max(50, round(sample_rate * factor / 50) * 50)
-    if source_rate == sample_rate:
-        return wav, 1.0
-    return resample(wav, source_rate, sample_rate), source_rate / sample_rate
-
-
 def pitch_shift(wav: torch.Tensor, sample_rate: int, cents: float) -> torch.Tensor | None:
     """Shift the pitch by ``cents`` keeping the tempo (sox ``pitch``); None without sox."""
     import torch
@@ -278,23 +267,6 @@ def pitch_shift(wav: torch.Tensor, sample_rate: int, cents: float) -> torch.Tens
         log.warning("sox pitch failed (%s): pitch left unchanged", proc.stderr.decode(errors="replace").strip())
         return None
     return torch.from_numpy(np.frombuffer(proc.stdout, dtype="<f4").copy())
-
-
-def reverberate(wav: torch.Tensor, sample_rate: int, rt60: float, drr_db: float,
-                rng: np.random.Generator) -> torch.Tensor:
-    """Convolve with a synthetic room response: a direct path and an exponentially
-    decaying noise tail (-60 dB after ``rt60`` s) ``drr_db`` below it; the RMS is kept."""
-    import torch
-    import torchaudio.functional as AF
-
-    n = max(2, int(rt60 * sample_rate))
-    t = np.arange(n) / sample_rate
-    tail = rng.standard_normal(n) * np.exp(-6.908 * t / rt60)
-    tail[: max(1, int(0.002 * sample_rate))] = 0.0  # first reflections after ~2 ms
-    tail *= 10 ** (-drr_db / 20) / (np.sqrt(np.sum(tail**2)) + 1e-12)
-    tail[0] = 1.0
-    out = AF.fftconvolve(wav, torch.from_numpy(tail.astype(np.float32)))[: wav.shape[-1]]
-    return out * (wav.pow(2).mean() / (out.pow(2).mean() + 1e-12)).sqrt()
 
 
 def band_limit(wav: torch.Tensor, sample_rate: int, cutoff_hz: float) -> torch.Tensor:

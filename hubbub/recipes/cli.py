@@ -14,6 +14,8 @@ Usage:
     hubbub data conversation --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-conv2-16k
     hubbub data synth --out data/synth-8k --jobs 2
     hubbub data separated --mixtures data/train-2mix-max-8k --out data/train-separated-8k
+    hubbub data voices --out data/voices-8k --corpus librispeech:../shared/data/LibriSpeech/train-clean-100 \
+        --corpus speechocean762:../shared/data/speechocean762
     hubbub models import /models/faster-whisper-small -o models/whisper-small
 """
 
@@ -36,6 +38,7 @@ COMMANDS = {
     ("data", "conversation"): "hubbub.recipes.conversation",
     ("data", "synth"): "hubbub.recipes.synth",
     ("data", "separated"): "hubbub.recipes.separated_voices",
+    ("data", "voices"): "hubbub.recipes.prepare_voices",
     ("models", "import"): "hubbub.recipes.import_model",
 }
 
@@ -52,6 +55,7 @@ HELP = {
     ("data", "conversation"): "LibriCSS-like recordings of 2-3 people taking turns, 0-40 % overlap, with RTTMs",
     ("data", "synth"): "render text with the offline Debian TTS voices into an ASR corpus",
     ("data", "separated"): "separated voices of training mixtures, with their transcripts, as ASR data",
+    ("data", "voices"): "the separator's voice pool decoded once at the training rate (for a GPU node)",
     ("models", "import"): "a Whisper checkpoint (CTranslate2, OpenAI, Hugging Face) into a hubbub model folder",
 }
 

@@ -1,4 +1,4 @@
-"""Training data: LibriSpeech-layout corpora and on-the-fly dynamic mixing.
+"""Training data: LibriSpeech- and speechocean762-layout corpora and on-the-fly dynamic mixing.
 
 Every mixture is a pure function of ``(seed, epoch, index)``, so a resumed run
 sees exactly the data an uninterrupted run would have seen.
@@ -16,15 +16,19 @@ import torch
 
 from hubbub.pipeline.audio import AudioError, load_audio
 from hubbub.pipeline.inputs import AUDIO_EXTENSIONS  # the one list; re-exported for the recipes
+from hubbub.recipes.voices import equalise, fit_length, reverberate, shift_voice, speed_perturb
 
 __all__ = [
     "DynamicMixer",
+    "VoiceAugment",
     "add_noise",
     "Utterance",
     "fixed_mixtures",
     "load_noises",
     "load_speaker_audio",
     "read_librispeech",
+    "read_speechocean762",
+    "read_voices",
     "rms_db",
     "split_speakers",
 ]
@@ -65,6 +69,63 @@ def read_librispeech(root: str | os.PathLike) -> list[Utterance]:
     if not utts:
         raise FileNotFoundError(f"{root}: no audio files in LibriSpeech layout")
     return sorted(utts, key=lambda u: u.id)
+
+
+def read_speechocean762(root: str | os.PathLike) -> list[Utterance]:
+    """All utterances of a speechocean762-layout folder, sorted by id.
+
+    Layout: ``<root>/WAVE/SPEAKER<spk>/<utt>.<ext>`` with ``text`` (``utt<TAB>TEXT``) and ``utt2spk``
+    (``utt<TAB>spk``) beside ``WAVE``. Speaker ids come out as ``so<spk>``, so that they never collide
+    with another corpus's numbers in one voice pool.
+    """
+    root = Path(root)
+    if not (root / "WAVE").is_dir():
+        raise FileNotFoundError(f"{root}: no WAVE/ folder (speechocean762 layout)")
+
+    def table(name: str) -> dict[str, str]:
+        path = root / name
+        if not path.is_file():
+            return {}
+        rows = (line.split(None, 1) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+        return {r[0]: (r[1].strip() if len(r) > 1 else "") for r in rows}
+
+    texts, utt2spk = table("text"), table("utt2spk")
+    utts = []
+    for path in (root / "WAVE").rglob("*"):
+        if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file():
+            spk = utt2spk.get(path.stem) or path.parent.name.removeprefix("SPEAKER")
+            utts.append(Utterance(path.stem, f"so{spk}", str(path), texts.get(path.stem)))
+    if not utts:
+        raise FileNotFoundError(f"{root}/WAVE: no audio files")
+    return sorted(utts, key=lambda u: u.id)
+
+
+def read_prepared(root: str | os.PathLike) -> list[Utterance]:
+    """A corpus written by ``hubbub data voices`` (:mod:`hubbub.recipes.prepare_voices`): its
+    ``voices.tsv`` (``id<TAB>speaker<TAB>relative path<TAB>text``), in that order."""
+    root = Path(root)
+    table = root / "voices.tsv"
+    if not table.is_file():
+        raise FileNotFoundError(f"{root}: no voices.tsv (write it with hubbub data voices)")
+    utts = []
+    for line in table.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            utt, spk, rel, *text = line.split("\t")
+            utts.append(Utterance(utt, spk, str(root / rel), text[0] if text and text[0] else None))
+    if not utts:
+        raise FileNotFoundError(f"{table}: empty")
+    return utts
+
+
+#: the voice corpora a recipe can name: ``kind -> reader``
+VOICE_READERS = {"librispeech": read_librispeech, "speechocean762": read_speechocean762, "prepared": read_prepared}
+
+
+def read_voices(kind: str, root: str | os.PathLike) -> list[Utterance]:
+    """The utterances of one voice corpus (``kind`` in :data:`VOICE_READERS`)."""
+    if kind not in VOICE_READERS:
+        raise ValueError(f"unknown voice corpus {kind!r}: one of {', '.join(VOICE_READERS)}")
+    return VOICE_READERS[kind](root)
 
 
 def split_speakers(utts: list[Utterance], n_held_out: int) -> tuple[list[Utterance], list[Utterance]]:
@@ -122,20 +183,60 @@ def rms_db(x: np.ndarray) -> float:
     return 10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-12)
 
 
+@dataclass(frozen=True)
+class VoiceAugment:
+    """New voices for the mixer: each augmentation is applied to a source with its probability
+    (0: off, and no random draw is made for it, so turning one on leaves the others' draws alone).
+
+    The target is the augmented source (reverberant, equalised, shifted): the mixture stays exactly the
+    sum of its sources, and the separator learns to output each voice as it sounds in the room."""
+
+    speed_prob: float = 0.0  # played faster or slower (pitch, formants and tempo move together) ...
+    speed: tuple[float, float] = (0.9, 1.1)  # ... by a factor in this range
+    shift_prob: float = 0.0  # pitch and formants shifted, tempo kept (vocal-tract-length perturbation) ...
+    shift_semitones: tuple[float, float] = (-3.0, 3.0)  # ... by this many semitones
+    eq_prob: float = 0.0  # a spectral tilt and random peaks/dips (microphone, vocal effort) ...
+    tilt_db: tuple[float, float] = (-3.0, 3.0)  # ... tilt in dB per octave around 1 kHz
+    peak_db: tuple[float, float] = (-6.0, 6.0)  # ... two bumps of this gain, 0.3-1 octave wide
+    reverb_prob: float = 0.0  # a synthetic room ...
+    rt60: tuple[float, float] = (0.15, 0.6)  # ... of this reverberation time (s)
+    drr_db: tuple[float, float] = (0.0, 12.0)  # ... and direct-to-reverberant ratio (dB)
+
+    def apply(self, rng: np.random.Generator, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Shift, equalise and reverberate ``wav (T,)`` (speed is the mixer's: it changes the crop)."""
+        if self.shift_prob > 0:
+            draw, semis = rng.random(), rng.uniform(*self.shift_semitones)
+            if draw < self.shift_prob:
+                wav = shift_voice(wav, sample_rate, semis)
+        if self.eq_prob > 0:
+            draw, tilt = rng.random(), rng.uniform(*self.tilt_db)
+            peaks = [(float(np.exp(rng.uniform(np.log(200), np.log(0.45 * sample_rate)))),
+                      rng.uniform(*self.peak_db), rng.uniform(0.3, 1.0)) for _ in range(2)]
+            if draw < self.eq_prob:
+                wav = equalise(wav, sample_rate, tilt, peaks)
+        if self.reverb_prob > 0:
+            draw, rt60, drr = rng.random(), rng.uniform(*self.rt60), rng.uniform(*self.drr_db)
+            room_seed = int(rng.integers(2**31))
+            if draw < self.reverb_prob:
+                wav = reverberate(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), sample_rate,
+                                  rt60, drr, np.random.default_rng(room_seed)).numpy()
+        return wav.astype(np.float32)
+
+
 class DynamicMixer:
     """Random ``n_src``-speaker mixtures drawn from per-speaker audio.
 
-    Speakers are drawn uniformly (not by amount of audio), each source is set to
-    a random level in ``level_db`` (dBFS RMS, LibriMix-like), and real noise is
-    added at an SNR in ``snr_db`` with probability ``noise_prob``. With probability
-    ``single_prob`` a mixture holds one talker: the other sources are silent (zeros),
-    so that a separator learns to keep a lone voice in one output. With probability
-    ``speed_prob`` each source is played faster or slower by a factor in ``speed``
-    (pitch moves with it: :func:`~hubbub.recipes.asr_data.speed_perturb`), which makes
-    new voices of the training speakers.
+    A **speaker** is drawn first, then one of its utterances, so a few speakers with hours of audio do
+    not dominate. With ``pools`` (speaker -> corpus name) and ``pool_weights`` (corpus -> weight), each
+    source first draws a corpus by weight, then a speaker uniformly within it. Each source is set to
+    a random level in ``level_db`` (dBFS RMS, LibriMix-like), and real noise is added at an SNR in
+    ``snr_db`` with probability ``noise_prob``. With probability ``single_prob`` a mixture holds one
+    talker: the other sources are silent (zeros), so that a separator learns to keep a lone voice in
+    one output. ``augment`` makes new voices of the training speakers (:class:`VoiceAugment`); the
+    mixture is always the sum of its (augmented) sources, plus noise when drawn.
 
     Args:
-        speakers: speaker id -> list of mono waveforms at the target rate.
+        speakers: speaker id -> list of mono waveforms at ``sample_rate``.
         n_src: speakers per mixture.
         seed: base seed; item ``(epoch, index)`` is reproducible.
     """
@@ -151,8 +252,10 @@ class DynamicMixer:
         snr_db: tuple[float, float] = (5.0, 20.0),
         gain_jitter: bool = True,
         single_prob: float = 0.0,
-        speed_prob: float = 0.0,
-        speed: tuple[float, float] = (0.9, 1.1),
+        augment: VoiceAugment | None = None,
+        sample_rate: int = 8000,
+        pools: dict[str, str] | None = None,
+        pool_weights: dict[str, float] | None = None,
     ) -> None:
         self.speakers = sorted(speakers)
         if len(self.speakers) < n_src:
@@ -166,30 +269,50 @@ class DynamicMixer:
         self.snr_db = snr_db
         self.gain_jitter = gain_jitter
         self.single_prob = single_prob
-        self.speed_prob = speed_prob
-        self.speed = speed
+        self.augment = augment or VoiceAugment()
+        self.sample_rate = sample_rate
+        self.pools: dict[str, list[int]] = {}
+        if pools:
+            for k, spk in enumerate(self.speakers):
+                self.pools.setdefault(pools[spk], []).append(k)
+            weights = pool_weights or {}
+            names = sorted(self.pools)
+            w = np.array([float(weights.get(n, 1.0)) for n in names])
+            if (w < 0).any() or w.sum() <= 0:
+                raise ValueError(f"pool weights must be >= 0 with a positive sum, got {weights}")
+            self.pool_names, self.pool_p = names, w / w.sum()
+
+    def _speakers(self, rng: np.random.Generator) -> list[int]:
+        """Indices of ``n_src`` different speakers: uniform over speakers (within a pool drawn by weight)."""
+        if not self.pools:
+            return list(rng.choice(len(self.speakers), size=self.n_src, replace=False))
+        chosen: list[int] = []
+        for _ in range(self.n_src):
+            pool = self.pools[self.pool_names[rng.choice(len(self.pool_names), p=self.pool_p)]]
+            free = [k for k in pool if k not in chosen] or [k for k in range(len(self.speakers)) if k not in chosen]
+            chosen.append(free[rng.integers(len(free))])
+        return chosen
 
     def _source(self, rng: np.random.Generator, utts: list[np.ndarray], length: int) -> np.ndarray:
         """A crop of ``length`` samples from one of ``utts``, speed-perturbed with ``speed_prob``
-        (no draw at 0: the same mixtures as before)."""
+        (no draw at 0: the same mixtures as before), then shifted, equalised and reverberated."""
+        aug = self.augment
         factor = 1.0
-        if self.speed_prob > 0:
-            draw, value = rng.random(), rng.uniform(*self.speed)
-            factor = value if draw < self.speed_prob else 1.0
+        if aug.speed_prob > 0:
+            draw, value = rng.random(), rng.uniform(*aug.speed)
+            factor = value if draw < aug.speed_prob else 1.0
         span = int(np.ceil(length * factor))
         wav = _crop(rng, utts[rng.integers(len(utts))], span)
         if factor != 1.0:
-            from hubbub.recipes.asr_data import speed_perturb
-
             # the sample rate only sets the rounding of the factor: 8 kHz steps of 50 Hz
-            wav = speed_perturb(torch.from_numpy(np.ascontiguousarray(wav)), 8000, factor)[0].numpy()
-            wav = np.pad(wav, (0, max(0, length - len(wav))))[:length].astype(np.float32)
-        return wav
+            wav = fit_length(speed_perturb(torch.from_numpy(np.ascontiguousarray(wav)), 8000, factor)[0].numpy(),
+                             length)
+        return aug.apply(rng, wav, self.sample_rate)
 
     def item(self, epoch: int, index: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One mixture ``(T,)`` and its sources ``(n_src, T)``."""
         rng = np.random.default_rng([self.seed, epoch, index])
-        chosen = rng.choice(len(self.speakers), size=self.n_src, replace=False)
+        chosen = self._speakers(rng)
         sources = []
         for k in chosen:
             utts = self.audio[self.speakers[k]]

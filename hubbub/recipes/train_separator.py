@@ -65,9 +65,19 @@ class SeparatorTrainConfig(LoopConfig):
     noise_dir: str | None = None
     noise_prob: float = 0.0
     single_speaker_prob: float = 0.0  # dynamic mixing: this share of mixtures holds one talker (the rest silent)
-    speed_prob: float = 0.0  # dynamic mixing: this share of training sources is played faster or slower ...
+    voice_corpora: tuple[str, ...] = ()  # dynamic mixing: more voices, "kind:path" (a kind of data.VOICE_READERS)
+    voice_weights: tuple[float, ...] = ()  # a corpus's share of sources: data_dir first, then voice_corpora (equal)
+    # new voices (hubbub.recipes.data.VoiceAugment): each training source, with its probability
+    speed_prob: float = 0.0  # played faster or slower ...
     speed_range: tuple[float, float] = (0.9, 1.1)  # ... by a factor in this range (pitch moves with it)
-    val_speakers: int = 12  # dynamic mixing: held out of data_dir, never trained on
+    shift_prob: float = 0.0  # pitch and formants shifted, tempo kept ...
+    shift_semitones: tuple[float, float] = (-3.0, 3.0)  # ... by this many semitones
+    eq_prob: float = 0.0  # random spectral tilt and peaks ...
+    tilt_db: tuple[float, float] = (-3.0, 3.0)  # ... tilt (dB per octave) ...
+    peak_db: tuple[float, float] = (-6.0, 6.0)  # ... and two peaks/dips of this gain
+    reverb_prob: float = 0.0  # a synthetic room (the target is the reverberant source) ...
+    rt60: tuple[float, float] = (0.15, 0.6)  # ... of this reverberation time (s)
+    val_speakers: int = 12  # dynamic mixing: held out of each corpus, never trained on
     val_mixtures: int = 48  # LibriMix: 0 = the whole validation split
     val_seconds: float = 4.0  # dynamic mixing only: LibriMix validates on whole mixtures
     segment_seconds_start: float = 1.5  # curriculum: segment length grows ...
@@ -115,28 +125,68 @@ class SeparatorTask:
                  cfg.librimix_mode, cfg.librimix_mixture, "+".join(cfg.librimix_train_splits), len(self.source),
                  self.n_val, self.val_where)
 
+    def corpora(self) -> list[tuple[str, str, str]]:
+        """``(name, kind, path)`` of every voice corpus: ``data_dir`` (a LibriSpeech folder, or
+        ``kind:path``), then ``voice_corpora`` (``kind:path`` each). The name keys the corpus's weight
+        and validation; a ``prepared:<out>/<kind>`` corpus (``hubbub data voices``) keeps its kind's name."""
+        from hubbub.recipes.data import VOICE_READERS
+
+        out = []
+        for n, spec in enumerate([self.cfg.data_dir, *self.cfg.voice_corpora]):
+            kind, sep, path = spec.partition(":")
+            if n == 0 and not (sep and kind in VOICE_READERS):
+                kind, path = "librispeech", spec
+            elif not sep:
+                raise ValueError(f"voice_corpora: {spec!r} is not kind:path")
+            out.append((Path(path).name if kind == "prepared" else kind, kind, path))
+        return out
+
     def _dynamic_mixing_data(self) -> None:
-        from hubbub.recipes.data import DynamicMixer, load_noises, load_speaker_audio, read_librispeech, split_speakers
+        from hubbub.recipes.data import (
+            DynamicMixer,
+            VoiceAugment,
+            load_noises,
+            load_speaker_audio,
+            read_voices,
+            split_speakers,
+        )
 
         cfg, sr = self.cfg, self.model_cfg.sample_rate
+        corpora = self.corpora()
+        if cfg.voice_weights and len(cfg.voice_weights) != len(corpora):
+            raise ValueError(f"voice_weights: {len(cfg.voice_weights)} weights for {len(corpora)} corpora "
+                             "(data_dir first, then voice_corpora)")
         noises = load_noises(cfg.noise_dir, sr) if cfg.noise_prob > 0 else []
-        utts = read_librispeech(cfg.data_dir)
-        train_utts, val_utts = split_speakers(utts, cfg.val_speakers)
-        log.info(
-            "%d training utterances (%d speakers), %d validation utterances (%d speakers)",
-            len(train_utts), len({u.speaker for u in train_utts}), len(val_utts), len({u.speaker for u in val_utts}),
-        )
-        val_mixer = DynamicMixer(load_speaker_audio(val_utts, sr), self.model_cfg.n_src, seed=cfg.seed + 1)
+        train_audio: dict = {}
+        pools: dict[str, str] = {}
+        self.val_sets: dict[str, list] = {}
         length = int(cfg.val_seconds * sr)
-        self.val = [val_mixer.item(1_000_000, i, length) for i in range(cfg.val_mixtures)]
-        if cfg.single_speaker_prob > 0:  # lone talkers of the held-out speakers: how much leaks into the other output
-            lone = DynamicMixer(load_speaker_audio(val_utts, sr), self.model_cfg.n_src, seed=cfg.seed + 2,
-                                single_prob=1.0)
-            self.val_lone = [lone.item(1_000_000, i, length)[0] for i in range(max(8, cfg.val_mixtures // 3))]
+        for k, (name, kind, path) in enumerate(corpora):
+            train_utts, val_utts = split_speakers(read_voices(kind, path), cfg.val_speakers)
+            log.info("%s %s: %d training utterances (%d speakers), %d validation utterances (%d speakers)",
+                     name, path, len(train_utts), len({u.speaker for u in train_utts}), len(val_utts),
+                     len({u.speaker for u in val_utts}))
+            audio = load_speaker_audio(train_utts, sr)
+            train_audio.update(audio)
+            pools.update({spk: name for spk in audio})
+            val_mixer = DynamicMixer(load_speaker_audio(val_utts, sr), self.model_cfg.n_src, seed=cfg.seed + 1,
+                                     sample_rate=sr)
+            # the first corpus keeps the mixtures every earlier separator run was validated on
+            self.val_sets[name] = [val_mixer.item(1_000_000, i, length) for i in range(cfg.val_mixtures)]
+            if k == 0:
+                self.val = self.val_sets[name]
+                if cfg.single_speaker_prob > 0:  # lone talkers of the held-out speakers: how much leaks
+                    lone = DynamicMixer(load_speaker_audio(val_utts, sr), self.model_cfg.n_src, seed=cfg.seed + 2,
+                                        single_prob=1.0, sample_rate=sr)
+                    self.val_lone = [lone.item(1_000_000, i, length)[0] for i in range(max(8, cfg.val_mixtures // 3))]
+        augment = VoiceAugment(speed_prob=cfg.speed_prob, speed=cfg.speed_range, shift_prob=cfg.shift_prob,
+                               shift_semitones=cfg.shift_semitones, eq_prob=cfg.eq_prob, tilt_db=cfg.tilt_db,
+                               peak_db=cfg.peak_db, reverb_prob=cfg.reverb_prob, rt60=cfg.rt60)
+        weights = {name: w for (name, _, _), w in zip(corpora, cfg.voice_weights)} if cfg.voice_weights else None
         self.source = DynamicMixer(
-            load_speaker_audio(train_utts, sr), self.model_cfg.n_src, seed=cfg.seed,
-            noises=noises, noise_prob=cfg.noise_prob, single_prob=cfg.single_speaker_prob,
-            speed_prob=cfg.speed_prob, speed=cfg.speed_range,
+            train_audio, self.model_cfg.n_src, seed=cfg.seed, noises=noises, noise_prob=cfg.noise_prob,
+            single_prob=cfg.single_speaker_prob, augment=augment, sample_rate=sr,
+            pools=pools if len(corpora) > 1 else None, pool_weights=weights,
         )
 
     def segment_samples(self, step: int) -> int:
@@ -163,15 +213,31 @@ class SeparatorTask:
         (best permutation, improvement over the mixture itself, ``mix_both`` included)."""
         import torch
 
+        device = next(model.parameters()).device
+        if self.val_source is not None:  # whole mixtures, one at a time, with progress in the log
+            score = self._si_snri(model, ([self.val_source.read(i)] for i in range(self.n_val)), self.n_val)
+            out = {"score": score, "si_snri": score}
+        else:  # each corpus's held-out speakers (the first keeps `si_snri`); the score is their mean
+            per = {kind: self._si_snri(model, (v[i : i + 8] for i in range(0, len(v), 8)), len(v))
+                   for kind, v in self.val_sets.items()}
+            out = {"score": sum(per.values()) / len(per), "si_snri": next(iter(per.values()))}
+            if len(per) > 1:
+                out.update({f"si_snri_{kind}": value for kind, value in per.items()})
+        if self.val_lone:  # the quieter output's share of a lone voice (dB; lower: the voice is kept whole)
+            with torch.inference_mode():
+                est = model(torch.stack(self.val_lone).to(device)).cpu()
+            energy = est.pow(2).sum(-1)
+            share = energy.min(-1).values / energy.sum(-1).clamp_min(1e-12)
+            out["lone_leak_db"] = float((10 * torch.log10(share.clamp_min(1e-12))).mean())
+        return out
+
+    def _si_snri(self, model, batches, total: int) -> float:
+        """Mean SI-SNRi (dB) of the model over ``batches`` of ``(mixture, sources)`` items."""
+        import torch
+
         from hubbub.models.losses import pit_si_snr_loss, si_snr
 
         device = next(model.parameters()).device
-        if self.val_source is not None:  # whole mixtures, one at a time, with progress in the log
-            batches = ([self.val_source.read(i)] for i in range(self.n_val))
-            total = self.n_val
-        else:
-            batches = (self.val[i : i + 8] for i in range(0, len(self.val), 8))
-            total = len(self.val)
         gains: list[float] = []
         t0 = last = time.monotonic()
         for items in batches:
@@ -185,15 +251,7 @@ class SeparatorTask:
                 last = time.monotonic()
                 log.info("validation: %d/%d mixtures, SI-SNRi so far %.2f dB (%.0f s)", len(gains), total,
                          sum(gains) / len(gains), last - t0)
-        score = sum(gains) / len(gains)
-        out = {"score": score, "si_snri": score}
-        if self.val_lone:  # the quieter output's share of a lone voice (dB; lower: the voice is kept whole)
-            with torch.inference_mode():
-                est = model(torch.stack(self.val_lone).to(device)).cpu()
-            energy = est.pow(2).sum(-1)
-            share = energy.min(-1).values / energy.sum(-1).clamp_min(1e-12)
-            out["lone_leak_db"] = float((10 * torch.log10(share.clamp_min(1e-12))).mean())
-        return out
+        return sum(gains) / len(gains)
 
     def export(self, model, directory: Path, info: dict) -> None:
         model.save_pretrained(directory, extra={"training": {**info, "recipe": "hubbub train separator"}})
@@ -208,11 +266,22 @@ class SeparatorTask:
             if cfg.librimix_val_hold_out:
                 train += f" (less the {cfg.librimix_val_hold_out} held out)"
             return train, f"{self.n_val} whole {cfg.librimix_mixture} mixtures {self.val_where}"
-        train = (f"dynamic {mc.n_src}-speaker mixing of `{cfg.data_dir}`"
+        aug = [f"played {cfg.speed_range[0]}-{cfg.speed_range[1]}x with p={cfg.speed_prob}" if cfg.speed_prob else "",
+               f"pitch and formants {cfg.shift_semitones[0]:+g}..{cfg.shift_semitones[1]:+g} semitones with "
+               f"p={cfg.shift_prob}" if cfg.shift_prob else "",
+               f"equalised (tilt {cfg.tilt_db[0]:+g}..{cfg.tilt_db[1]:+g} dB/octave, peaks {cfg.peak_db[0]:+g}.."
+               f"{cfg.peak_db[1]:+g} dB) with p={cfg.eq_prob}" if cfg.eq_prob else "",
+               f"in a synthetic room (RT60 {cfg.rt60[0]}-{cfg.rt60[1]} s, reverberant target) with "
+               f"p={cfg.reverb_prob}" if cfg.reverb_prob else ""]
+        corpora = ", ".join(f"`{path}` ({kind})" for _, kind, path in self.corpora())
+        weights = f" weighted {'/'.join(f'{w:g}' for w in cfg.voice_weights)}" if cfg.voice_weights else ""
+        train = (f"dynamic {mc.n_src}-speaker mixing (a speaker drawn first, then an utterance) of {corpora}{weights}"
                  + (f", real noise from `{cfg.noise_dir}` with p={cfg.noise_prob}" if cfg.noise_prob else "")
                  + (f", one talker alone with p={cfg.single_speaker_prob}" if cfg.single_speaker_prob else "")
-                 + (f", sources played {cfg.speed_range[0]}-{cfg.speed_range[1]}x with p={cfg.speed_prob}"
-                    if cfg.speed_prob else ""))
+                 + "".join(f"; sources {a}" for a in aug if a))
+        if len(self.val_sets) > 1:
+            return train, (f"{cfg.val_mixtures} x {cfg.val_seconds} s mixtures of {cfg.val_speakers} held-out "
+                           f"speakers of each corpus ({', '.join(self.val_sets)}); score = their mean")
         return train, f"{len(self.val)} x {cfg.val_seconds} s mixtures of {cfg.val_speakers} held-out speakers"
 
 
@@ -330,7 +399,7 @@ def prepare(cfg: SeparatorTrainConfig, model_cfg: SeparatorConfig, command: str 
 
     from hubbub.models.separator import Separator, separator_class
 
-    if cfg.librimix_dir is None and not Path(cfg.data_dir).is_dir():
+    if cfg.librimix_dir is None and not Path(cfg.data_dir.removeprefix("prepared:")).is_dir():
         raise FileNotFoundError(f"{cfg.data_dir}: LibriSpeech folder (data_dir) not found; "
                                 "set --data-dir, or --librimix-dir to train on LibriMix")
     model_cls = separator_class(cfg.architecture)
