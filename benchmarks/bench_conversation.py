@@ -20,7 +20,7 @@ Systems (``--systems``):
   (``hubbub transcribe --separate-everywhere``);
 * ``overlap-aware-no-detector``: overlap-aware, where the separated streams alone say where voices
   overlap (``hubbub transcribe --overlap-detector none``);
-* ``asr-alone``: the same ASR on the unseparated recording, one stream (``--speakers 1``);
+* ``asr-alone``: the same ASR on the unseparated recording, one stream (``--no-separation``);
 * ``faster-whisper``: faster-whisper on the same Whisper weights (``--whisper``, int8), long-form
   transcription of the unseparated recording (timestamps on, greedy, no VAD), one stream.
 

@@ -36,7 +36,7 @@ never reads on, ``LONE_STRETCHES`` ``recording`` or ``joined``, ``ATTRIBUTE`` ``
 ``MIN_EVIDENCE`` the overlap detector's mean probability an overlap needs to be read from the separated
 voices, ``MIN_UNHELD`` the shortest stretch of the recording's speech that no voice holds to become a region,
 ``inf`` for never) with the default regions, and ``--asr-alone`` adds the default ASR on the recording
-(``--speakers 1``) for comparison:
+(``--no-separation``) for comparison:
 
     python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --limit 2 \
         --turns 0.5,inf,-1,0 0.5,inf,1,1 0.5,1,1,1 --asr-alone --out benchmarks/conversation-tuning-turns.md
@@ -215,7 +215,7 @@ def cpwer_settings(args, argv) -> int:
         table.append(("separate everywhere (default settings)", out))
     if args.asr_alone:
         out = run(records, ["asr-alone"], {"overlap-aware": base}, None)["asr-alone"]
-        table.append(("the ASR alone on the recording (--speakers 1)", out))
+        table.append(("the ASR alone on the recording (--no-separation)", out))
     ratios = sorted({str(r["overlap_ratio"]) for r in records}, key=lambda r: (float(r), r))
     cmd = "python benchmarks/tune_conversation.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"`{cmd}` ({len(records)} recordings of training speakers)", "",

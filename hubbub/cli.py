@@ -5,7 +5,7 @@ Usage:
     hubbub separate recordings/ "more/*.flac" -o out/ --window local:16 --chunk-seconds 60
     hubbub separate corpus/ -o out/ --shard 3/8     # machine 3 of 8 takes every 8th file
     hubbub transcribe meeting.wav -o out/ -f srt,json   # out/meeting.srt, out/meeting.json, out/meeting/spkN.wav
-    hubbub transcribe interview.flac --speakers 1 -f txt # one voice: no separation
+    hubbub transcribe interview.flac --no-separation -f txt # one voice: no separation
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ TRANSCRIBE_HELP = """Separate each input, find where each voice speaks and trans
 
 examples:
   hubbub transcribe meeting.wav -o out/ -f srt,json   # out/meeting.srt, out/meeting.json, out/meeting/spkN.wav
-  hubbub transcribe interview.flac --speakers 1 -f txt # one voice: no separation
+  hubbub transcribe interview.flac --no-separation -f txt # one voice: no separation
 """
 
 AFTER_HELP = """Inputs whose outputs exist are skipped (unless --overwrite); outputs are written atomically;
@@ -94,8 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "released weights, computed in float32), float32, or int8 (faster again at about the same "
                          "WER, but a region's words then depend a little on the other regions decoded in its "
                          "batch) (default: float16)")
-    tr.add_argument("--speakers", type=int, default=None,
-                    help="1: transcribe as one voice, no separation (default: the separator's count)")
+    streams = tr.add_mutually_exclusive_group()
+    streams.add_argument("--streams", type=int, default=None, metavar="N",
+                         help="voices the separator splits each recording into (default: the separator's count); "
+                              "1 reads the recording as one voice, with no separation")
+    streams.add_argument("--no-separation", dest="streams", action="store_const", const=1,
+                         help="read the recording as one voice, with no separation (--streams 1)")
+    streams.add_argument("--speakers", dest="old_speakers", type=int, default=None,
+                         help=argparse.SUPPRESS)  # the old name of --streams, still accepted with a warning
     where = tr.add_mutually_exclusive_group()
     where.add_argument("--overlap-aware", dest="overlap_aware", action="store_true", default=True,
                        help="read each voice from the recording itself where it speaks alone and from its separated "
@@ -125,24 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_batch(args: argparse.Namespace, verb: str, outputs, process, group_size: int = 1,
                suffixes: tuple[str, ...] = ()) -> int:
-    """Shared batch loop: expand inputs, skip finished ones, process, report.
+    """Shared batch loop: expand inputs, skip finished ones, check the rest, process, report.
 
     ``outputs(out_dir, name)`` lists the paths an input produces (all must exist
-    to skip it); ``process(group, out_dir)`` does a list of ``(path, name)`` (at
-    most ``group_size``) and returns, for each, None or the error that stopped it.
-    What a killed run left for these inputs (``.<name>[.<suffix>].<random>.part``)
-    is removed first. Log lines go through the progress bar, each on its own line.
+    to skip it); ``process(group, out_dir, progress)`` does a list of ``(path, name)``
+    (at most ``group_size``), calling ``progress(done, total)`` in seconds of the
+    group's audio, and returns, for each, None or the error that stopped it.
+    Every input is checked (found, readable, its duration) before any model
+    loads, so a bad one is reported at once. What a killed run left for these
+    inputs (``.<name>[.<suffix>].<random>.part``) is removed first. The progress
+    bar counts seconds of audio across the batch, with an ETA; log lines go
+    through it, each on its own line.
     """
-    import torch
-    from tqdm.auto import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from hubbub.pipeline.audio import AudioError, TruncatedAudio
+    from hubbub.pipeline.audio import AudioError, TruncatedAudio, probe_audio
     from hubbub.pipeline.inputs import expand_inputs, shard, unique_stems
     from hubbub.pipeline.writers import sweep_partial
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     found = expand_inputs(args.inputs, tuple(args.ext))
     for problem in found.problems:
         log.error(problem)
@@ -157,43 +161,66 @@ def _run_batch(args: argparse.Namespace, verb: str, outputs, process, group_size
         log.info("removed %s, left by an interrupted run", stale)
     counts = {"done": 0, "skipped": 0, "failed": len(found.problems)}
     t0 = time.monotonic()
-    quiet = args.quiet or not log.isEnabledFor(logging.INFO)
-    pending: list[tuple[Path, str]] = []
 
     def report(path: Path, err: Exception) -> None:
         hint = " (--allow-truncated keeps what decodes)" if isinstance(err, TruncatedAudio) else ""
         log.error("%s%s", err if isinstance(err, AudioError) else f"{path}: {err}", hint)
 
-    def flush(bar) -> None:
-        for (path, _), err in zip(pending, process(list(pending), out_dir)):
-            if err is None:
-                counts["done"] += 1
-            else:
-                counts["failed"] += 1
-                report(path, err)
-        bar.update(len(pending))
-        pending.clear()
-
-    with logging_redirect_tqdm(), tqdm(total=len(files), desc=verb, unit="file", disable=quiet,
-                                       file=sys.stderr) as bar:
-        for path, name in zip(files, names):
-            expected = outputs(out_dir, name)
-            if expected and all(p.exists() for p in expected) and not args.overwrite:
-                counts["skipped"] += 1
-                bar.update(1)
-                log.debug("%s: outputs exist, skipped", path)
-                continue
-            pending.append((path, name))
-            if len(pending) >= group_size:
-                flush(bar)
-        if pending:
-            flush(bar)
+    todo: list[tuple[Path, str, float]] = []
+    for path, name in zip(files, names):
+        expected = outputs(out_dir, name)
+        if expected and all(p.exists() for p in expected) and not args.overwrite:
+            counts["skipped"] += 1
+            log.debug("%s: outputs exist, skipped", path)
+            continue
+        try:
+            seconds = probe_audio(path, allow_truncated=args.allow_truncated).duration
+        except (AudioError, OSError) as err:
+            counts["failed"] += 1
+            report(path, err)
+            continue
+        todo.append((path, name, seconds))
+    if todo:
+        _process_all(args, verb, todo, process, group_size, out_dir, counts, report)
     failed = counts["failed"]
     log.log(logging.WARNING if failed else logging.INFO,
             "%s %d, skipped %d (outputs exist), failed %d in %.1f s -> %s",
             {"separate": "separated", "transcribe": "transcribed"}[verb], counts["done"], counts["skipped"], failed,
             time.monotonic() - t0, out_dir)
     return 1 if failed else 0
+
+
+def _process_all(args: argparse.Namespace, verb: str, todo: list[tuple[Path, str, float]], process,
+                 group_size: int, out_dir: Path, counts: dict, report) -> None:
+    """Process the checked inputs ``(path, name, seconds)`` in groups, under a progress bar in seconds
+    of audio (off with ``-q`` and when stderr is not a terminal)."""
+    import torch
+    from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    quiet = args.quiet or not log.isEnabledFor(logging.INFO)
+    total = sum(seconds for *_, seconds in todo)
+    with logging_redirect_tqdm(), tqdm(total=round(total, 1), desc=verb, unit="s", unit_scale=False,
+                                       disable=True if quiet else None, file=sys.stderr,
+                                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio "
+                                                  "[{elapsed}<{remaining}]") as bar:
+        base = 0.0
+        for k in range(0, len(todo), group_size):
+            group = todo[k : k + group_size]
+
+            def progress(done: float, _total: float, base: float = base) -> None:
+                bar.update(max(0.0, round(base + done, 1) - bar.n))
+
+            for (path, _, _), err in zip(group, process([(p, n) for p, n, _ in group], out_dir, progress)):
+                if err is None:
+                    counts["done"] += 1
+                else:
+                    counts["failed"] += 1
+                    report(path, err)
+            base += sum(seconds for *_, seconds in group)
+            progress(0.0, 0.0)
 
 
 #: ``.<stem>.input.<random>.part``: where what decodes of a truncated input is copied (``--allow-truncated``)
@@ -228,17 +255,26 @@ def _drop_copy(used: Path, path: Path) -> None:
 
 
 def _one_by_one(process_one):
-    """A ``process(group, out_dir)`` for :func:`_run_batch` from a function that does one input."""
-    from hubbub.pipeline.audio import AudioError
+    """A ``process(group, out_dir, progress)`` for :func:`_run_batch` from a function
+    ``process_one(path, out_dir, name, progress)`` that does one input (``progress(done, total)``
+    in that input's samples)."""
+    from hubbub.pipeline.audio import AudioError, probe_audio
 
-    def process(group, out_dir: Path) -> list[Exception | None]:
+    def process(group, out_dir: Path, progress) -> list[Exception | None]:
         errors: list[Exception | None] = []
+        base = 0.0
         for path, name in group:
             try:
-                process_one(path, out_dir, name)
+                seconds = probe_audio(path, allow_truncated=True).duration
+            except (AudioError, OSError):
+                seconds = 0.0
+            try:
+                process_one(path, out_dir, name,
+                            lambda a, b, base=base, s=seconds: progress(base + s * a / max(b, 1), 0.0))
                 errors.append(None)
             except (AudioError, OSError, RuntimeError, ValueError) as err:
                 errors.append(err)
+            base += seconds
         return errors
 
     return process
@@ -282,7 +318,7 @@ def run_separate(args: argparse.Namespace) -> int:
 
     state: dict = {}
 
-    def process(path: Path, out_dir: Path, name: str) -> None:
+    def process(path: Path, out_dir: Path, name: str, progress) -> None:
         if "model" not in state:
             state["model"] = load_separator(args.model, device=args.device, window=args.window)
         model = state["model"]
@@ -292,7 +328,7 @@ def run_separate(args: argparse.Namespace) -> int:
                 outs = [tmp / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
                 try:
                     separate_to_files(model, used, outs, args.chunk_seconds or None, args.overlap_seconds,
-                                      args.device, args.max_seconds)
+                                      args.device, args.max_seconds, progress)
                 except SilentAudio:
                     log.info("%s: digital silence: its voices are silent", path)
                     _silent_voices(used, outs)
@@ -342,7 +378,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
     def pipeline() -> Pipeline:
         if "pipe" not in state:
-            sep = None if args.speakers == 1 else load_separator(args.model, args.device, args.window)
+            sep = None if args.streams == 1 else load_separator(args.model, args.device, args.window)
             names = {"asr": str(args.asr or DEFAULT_ASR)}
             if sep is not None:
                 names["separator"] = str(args.model or "separator-8k")
@@ -359,7 +395,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
                                      overlap_detector=detector, max_seconds=args.max_seconds, names=names)
         return state["pipe"]
 
-    def process(group: list[tuple[Path, str]], out_dir: Path) -> list[Exception | None]:
+    def process(group: list[tuple[Path, str]], out_dir: Path, progress) -> list[Exception | None]:
         """Transcribe a group of inputs together (their speech regions share ASR batches)."""
         from hubbub.pipeline.writers import commit_dir, remove_partial, temp_dir_for
 
@@ -372,7 +408,11 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 errors[i] = err
         tmps = {i: temp_dir_for(out_dir / group[i][1]) for i in used}
         try:
-            results = pipeline().transcribe_many([(used[i], tmps[i]) for i in used], speakers=args.speakers)
+            try:
+                results = pipeline().transcribe_many([(used[i], tmps[i]) for i in used], speakers=args.streams,
+                                                     progress=progress)
+            except ValueError as err:  # a setting that fits no input (--streams 3 with a 2-voice separator)
+                results = [err] * len(used)
             for i, result in zip(used, results):
                 path, name = group[i]
                 if isinstance(result, Exception):
@@ -402,25 +442,35 @@ class Interrupted(BaseException):
     """SIGTERM arrived: unwinds like Ctrl+C, so that every temporary is removed on the way out."""
 
 
+#: the temporaries that existed when a stop signal arrived (they are removed while the stack unwinds)
+_AT_STOP: list[Path] = []
+
+
 @contextlib.contextmanager
 def _terminate_cleanly():
-    """SIGTERM raises :class:`Interrupted` while a command runs (in the main thread only)."""
+    """SIGTERM raises :class:`Interrupted` and SIGINT KeyboardInterrupt while a command runs (in the main
+    thread only), each first noting the temporaries then in progress, so that the message can count them."""
+    from hubbub.pipeline.writers import pending_partial
+
     def handler(signum, frame):
-        raise Interrupted(signum)
+        _AT_STOP[:] = pending_partial()
+        raise Interrupted(signum) if signum == signal.SIGTERM else KeyboardInterrupt
 
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _AT_STOP.clear()
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     pkg_logger = logging.getLogger("hubbub")
@@ -430,7 +480,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.verbose:
         pkg_logger.setLevel(logging.DEBUG)
     try:
-        if args.model is not None and not (args.command == "transcribe" and args.speakers == 1):
+        if getattr(args, "old_speakers", None) is not None:
+            log.warning("--speakers is now --streams (the separator's voices; --num-speakers is the people "
+                        "in the recording): read as --streams %d", args.old_speakers)
+            args.streams = args.old_speakers
+        if args.model is not None and not (args.command == "transcribe" and args.streams == 1):
             from hubbub.models.loading import resolve_model_dir
 
             try:  # a bad --model is one line, before any input is read
@@ -445,10 +499,10 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Interrupted) as stop:
         from hubbub.pipeline.writers import remove_partial
 
-        left = remove_partial()
+        removed = set(_AT_STOP) | set(remove_partial())  # most went while the stack unwound
         sig = signal.SIGTERM if isinstance(stop, Interrupted) else signal.SIGINT
         log.error("interrupted by %s: finished outputs are kept, %d partial one(s) removed; run the same command "
-                  "again to go on", sig.name, len(left))
+                  "again to go on", sig.name, len(removed))
         return 128 + sig
     finally:
         pkg_logger.setLevel(old_level)

@@ -136,7 +136,7 @@ def test_python_api_on_the_corpus(corpus, tiny_separator_dir, tiny_asr_dir):
     for path, expect in corpus:
         if expect == OK:
             result = pipe(path)
-            assert len(result.speakers) == 2 and result.sample_rate == sf.info(str(path)).samplerate
+            assert 1 <= len(result.speakers) <= 2 and result.sample_rate == sf.info(str(path)).samplerate
         elif expect == SILENT:
             result = pipe(path)
             assert result.speakers == [] and result.duration == sf.info(str(path)).duration

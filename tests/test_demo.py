@@ -93,8 +93,10 @@ def _check_figure(fig, *words):
 def test_analyze_returns_every_output(pipe, two_voice_mix):
     out = app.analyze(str(two_voice_mix), 2, "global", 16, pipeline=pipe)
     players, texts, timeline, spec, sep, asr, cross, note, result, bundle = _unpack(out)
+    n = len(result["speakers"])  # the voices with words (the tiny ASR may hear words in one only)
+    assert 1 <= n <= 2
     for k, (player, text) in enumerate(zip(players, texts), start=1):
-        if k <= 2:
+        if k <= n:
             assert player["visible"] is True and player["label"] == f"spk{k}"
             assert Path(player["value"]).is_file() and sf.info(player["value"]).samplerate == 16000
             assert text["visible"] is True and text["value"]
@@ -103,20 +105,20 @@ def test_analyze_returns_every_output(pipe, two_voice_mix):
             assert text["visible"] is False
     segs = [seg for spk in result["speakers"] for seg in spk["segments"]]
     assert segs, "the tiny ASR decodes something on this mixture"
-    subs = [s for p in players[:2] for s in (p["subtitles"] or [])]
+    subs = [s for p in players[:n] for s in (p["subtitles"] or [])]
     assert len(subs) == len(segs) and all(len(s["timestamp"]) == 2 and "text" in s for s in subs)
     _check_figure(timeline, "Who spoke when")
     _check_figure(spec, "Spectrograms", "mixture")
     _check_figure(sep, "Separator attention", "intra-chunk", "inter-chunk (global)")
     _check_figure(asr, "ASR 2D attention", "time attention", "frequency attention")
-    _check_figure(cross, "cross-attention")
+    _check_figure(cross, "cross-attention", "read of")
     assert "tiny-asr" in note
     assert result["models"] == {"separator": "tiny-sep", "asr": "tiny-asr"}
-    assert [s["id"] for s in result["speakers"]] == ["spk1", "spk2"]
+    assert [s["id"] for s in result["speakers"]] == ["spk1", "spk2"][:n]
     assert result["audio"] == "mix.wav" and abs(result["duration"] - 2.0) < 1e-6
     with zipfile.ZipFile(bundle) as zf:
         names = set(zf.namelist())
-        assert names == {"mix.spk1.wav", "mix.spk2.wav", "mix.json", "mix.srt"}
+        assert names == {*(f"mix.spk{k}.wav" for k in range(1, n + 1)), "mix.json", "mix.srt"}
         assert json.loads(zf.read("mix.json"))["speakers"][0]["audio"] == "mix.spk1.wav"
         assert "[spk" in zf.read("mix.srt").decode()
     tmp = Path(os.path.realpath(tempfile.gettempdir()))
@@ -310,8 +312,9 @@ def test_gradio_client_calls_the_analyze_endpoint(pipe):
         assert "/analyze" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
         out = client.predict(client_mod.handle_file(example["path"]), 2, "global", 16, api_name="/analyze")
         players, texts, timeline, spec, sep, asr, cross, note, result, bundle = _unpack(out)
-        assert Path(players[0]["value"]).is_file() and players[1]["visible"] and not players[2]["visible"]
-        assert texts[0]["value"] and texts[1]["value"]
+        n = len(result["speakers"])  # the voices with words (the tiny ASR may hear words in one only)
+        assert n in (1, 2) and Path(players[0]["value"]).is_file() and texts[0]["value"]
+        assert all(p["visible"] for p in players[:n]) and not any(p["visible"] for p in players[n:])
         for plot in (timeline, spec, sep, asr, cross):
             assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/png;base64,")
         assert result["audio"] == Path(example["path"]).name
@@ -369,7 +372,10 @@ def test_browser_runs_an_example(pipe, tmp_path):
                 page.wait_for_selector("#spectrograms img", timeout=60_000)
                 page.wait_for_selector("#separator-attention img", timeout=60_000)
 
-                assert page.locator("#player-1 audio").count() >= 1 and page.locator("#player-2 audio").count() >= 1
+                shown = page.locator("#result-json").inner_text()
+                both = '"spk2"' in shown  # the voices with words (the tiny ASR may hear words in one only)
+                assert page.locator("#player-1 audio").count() >= 1
+                assert (page.locator("#player-2 audio").count() >= 1) == both
                 assert not page.locator("#player-3").is_visible()
                 assert "spk1" in page.locator("#player-1").inner_text()
                 transcript = page.locator("#transcript-1 textarea").input_value()
@@ -380,7 +386,7 @@ def test_browser_runs_an_example(pipe, tmp_path):
                 width = page.evaluate("document.querySelector('#timeline img').naturalWidth")
                 assert width > 500
                 assert ".zip" in page.locator("#download").inner_text()
-                assert '"spk2"' in page.locator("#result-json").inner_text()
+                assert '"spk1"' in shown and (both or not DEMO_URL)
                 if "No ASR model is loaded" in page.locator("#asr-note").inner_text():
                     assert DEMO_URL or pipeline.asr is None
                     assert "no ASR model" in transcript

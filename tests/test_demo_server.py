@@ -86,8 +86,9 @@ def test_eight_users_five_requests_each(served):
     k = app.MAX_PLAYERS
     result = out[2 * k + 6]
     assert result["audio"] == Path(example["path"]).name and abs(result["duration"] - example["duration"]) < 0.01
-    assert [s["id"] for s in result["speakers"]] == ["spk1", "spk2"]
-    assert all(Path(p["value"]).is_file() for p in out[:2]) and out[2]["visible"] is False
+    n = len(result["speakers"])  # the voices with words (the tiny ASR may hear words in one only)
+    assert n in (1, 2) and [s["id"] for s in result["speakers"]] == ["spk1", "spk2"][:n]
+    assert all(Path(p["value"]).is_file() for p in out[:n]) and out[2]["visible"] is False
 
 
 def _get(demo, path: str) -> httpx.Response:
@@ -130,3 +131,57 @@ def test_loopback_unless_host_says_otherwise(monkeypatch):
     assert app.main(["demo"]) == 0 and seen["host"] == "127.0.0.1"
     seen.clear()
     assert app.main(["demo", "--host", "0.0.0.0"]) == 0 and seen["host"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_upload_copies_are_removed_when_the_demo_stops(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix,
+                                                       stop):
+    """``hubbub demo`` keeps Gradio's upload copies in its own temporary folder and removes it on Ctrl+C
+    (SIGINT) and on SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "hubbub", "demo", "--port", str(port), "--separator",
+                             str(tiny_separator_dir), "--asr", str(tiny_asr_dir)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(240):
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        client = client_mod.Client(url, verbose=False)
+        client.predict(client_mod.handle_file(str(two_voice_mix)), 2, "global", 16, api_name="/analyze")
+        held = [p for p in (tmp_path / "tmp").rglob("*") if p.is_file()]
+        assert any(p.name == "mix.wav" and p.parent.parent.name.startswith("hubbub-demo-uploads-") for p in held), held
+        proc.send_signal(getattr(signal, stop))
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = [p for p in (tmp_path / "tmp").rglob("*")]
+    assert not left, (left, out)
+
+
+def test_sweep_removes_old_entries_then_the_oldest_over_the_cap(tmp_path):
+    import os
+    import time
+
+    now = time.time()
+    for k, (age, size) in enumerate([(7200, 10), (300, 600), (200, 600), (100, 600)]):
+        d = tmp_path / f"e{k}"
+        d.mkdir()
+        (d / "f.bin").write_bytes(b"x" * size)
+        os.utime(d, (now - age, now - age))
+    assert app.sweep([tmp_path], keep_seconds=3600, keep_bytes=1300) == 2  # e0 too old, then e1 over the cap
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e2", "e3"]
+    assert app.sweep([tmp_path / "missing"]) == 0

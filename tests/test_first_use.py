@@ -36,6 +36,37 @@ def hubbub(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedPr
                           env=ENV, timeout=timeout, **kwargs)
 
 
+def hubbub_tty(*args: str, timeout: float = 300) -> tuple[int, str]:
+    """Run ``python -m hubbub ARGS`` with stderr on a pseudo-terminal, as in a user's shell:
+    the exit code and what the terminal received."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))  # 30 rows, 120 columns
+    proc = subprocess.Popen([sys.executable, "-m", "hubbub", *args], stdout=subprocess.DEVNULL, stderr=slave,
+                            cwd=ROOT, env=ENV)
+    os.close(slave)
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed its side
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=10), b"".join(chunks).decode(errors="replace")
+
+
 def _mix(path: Path, seconds: float = 1.5, sr: int = 8000) -> Path:
     sf.write(path, 0.5 * (voice(120, seconds, sr, 1) + voice(240, seconds, sr, 2)), sr)
     return path
@@ -140,15 +171,16 @@ def test_log_lines_never_share_a_line_with_the_progress_bar(tmp_path, tiny_separ
         bad = tmp_path / f"bad{k}.wav"
         bad.write_text("not audio")
         inputs.append(bad)
-    proc = hubbub("separate", *map(str, inputs), "-o", str(tmp_path / "out"), "--model", str(tiny_separator_dir))
-    assert proc.returncode == 1
-    assert "file/s]" in proc.stderr or "it/s]" in proc.stderr  # the bar was drawn (stderr is a pipe)
+    code, err = hubbub_tty("separate", *map(str, inputs), "-o", str(tmp_path / "out"), "--model",
+                           str(tiny_separator_dir))
+    assert code == 1
+    assert "s of audio [" in err  # the bar was drawn (stderr is a terminal), in seconds of audio
     errors = 0
-    for line in proc.stderr.split("\n"):
+    for line in err.replace("\r\n", "\n").split("\n"):
         for piece in line.split("\r"):  # what a terminal shows: each \r starts the line again
             if "ERROR" in piece or "WARNING" in piece:
                 assert LOG_LINE.match(piece), repr(piece)  # the log line starts its own line ...
-                assert "%|" not in piece and "file/s" not in piece, repr(piece)  # ... and holds no bar
+                assert "%|" not in piece and "of audio" not in piece, repr(piece)  # ... and holds no bar
                 errors += "ERROR" in piece
     assert errors == 4
 
@@ -180,6 +212,8 @@ def test_a_killed_transcribe_batch_leaves_no_partial_outputs(tmp_path, tiny_sepa
     assert proc.returncode == 128 + sig, err[-2000:]
     assert "Traceback" not in err
     assert f"interrupted by {sig.name}" in err
+    removed = re.search(r"(\d+) partial one\(s\) removed", err)
+    assert removed and int(removed.group(1)) >= 1, err[-2000:]  # what was in progress is counted
     assert _leftovers(out) == [], "partial outputs left behind"
     # the run goes on where it stopped, and ends clean
     done = subprocess.run(cmd + ["-q"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
@@ -269,7 +303,9 @@ def test_truncated_transcribe_keeps_the_original_name(tmp_path, tiny_separator_d
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((out / "cut.json").read_text())
     assert result["audio"] == str(cut) and 0 < result["duration"] < 6.0
-    assert [Path(s["audio"]).parent for s in result["speakers"]] == [out / "cut"] * 2 and _leftovers(out) == []
+    n = len(result["speakers"])  # the voices with words (the tiny ASR may hear words in one only)
+    assert n in (1, 2) and [Path(s["audio"]).parent for s in result["speakers"]] == [out / "cut"] * n
+    assert _leftovers(out) == []
 
 
 # --------------------------------------------------------------------------- install and README (items 3, 11, 12)

@@ -222,7 +222,7 @@ def test_a_decode_that_stops_early_reads_on(monkeypatch):
 
     calls = []
 
-    def decode_once(spans, detail=frozenset()):  # an ASR that stops 3 s into every span
+    def decode_once(spans, detail=frozenset(), progress=None):  # an ASR that stops 3 s into every span
         calls.append([(round(a, 2), round(b, 2)) for _, _, a, b in spans])
         out = []
         for _, _, a, b in spans:

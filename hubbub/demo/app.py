@@ -30,6 +30,7 @@ import functools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -57,8 +58,10 @@ EXAMPLES_DIR = DEMO_DIR / "examples"
 MAX_PLAYERS = 3
 #: requests waiting in the queue at most (one runs at a time)
 QUEUE_SIZE = 16
-#: request folders older than this are removed when a new request starts
+#: request folders and upload copies older than this are removed when a new request starts
 KEEP_SECONDS = 3600.0
+#: ... and the oldest of them go while the two together hold more than this
+KEEP_BYTES = 2 * 1024**3
 NO_ASR_NOTE = (
     "**No ASR model is loaded**: the demo separates the voices but cannot transcribe them, "
     "so there are no transcripts, subtitles or ASR attention maps. Start it with "
@@ -80,21 +83,48 @@ def examples() -> list[dict]:
     return [dict(e, path=str(DEMO_DIR / e["audio"])) for e in meta if (DEMO_DIR / e["audio"]).is_file()]
 
 
-def _request_dir() -> Path:
-    """A fresh temporary folder for one request; old ones are swept, all removed at exit."""
+def _work_dir() -> Path:
+    """This process's temporary folder (requests' outputs; Gradio's upload copies when started by
+    :func:`launch`), removed at exit."""
     global _work_root
-    with _work_lock:
-        if _work_root is None or not _work_root.is_dir():
-            _work_root = Path(tempfile.mkdtemp(prefix="hubbub-demo-"))
-            atexit.register(shutil.rmtree, _work_root, True)
-        now = time.time()
-        for old in _work_root.iterdir():
+    if _work_root is None or not _work_root.is_dir():
+        _work_root = Path(tempfile.mkdtemp(prefix="hubbub-demo-"))
+        atexit.register(shutil.rmtree, _work_root, True)
+    return _work_root
+
+
+def sweep(folders: list[Path], keep_seconds: float = KEEP_SECONDS, keep_bytes: int = KEEP_BYTES) -> int:
+    """Remove the entries (files or folders) of ``folders`` older than ``keep_seconds``, then the
+    oldest of the rest while they hold more than ``keep_bytes``. Returns how many were removed."""
+    entries = []
+    for folder in folders:
+        for entry in folder.iterdir() if folder.is_dir() else ():
             try:
-                if now - old.stat().st_mtime > KEEP_SECONDS:
-                    shutil.rmtree(old, ignore_errors=True)
+                files = [entry] if entry.is_file() else [f for f in entry.rglob("*") if f.is_file()]
+                size = sum(f.stat().st_size for f in files)
+                entries.append((entry.stat().st_mtime, size, entry))
             except OSError:
-                pass
-        return Path(tempfile.mkdtemp(prefix="req-", dir=_work_root))
+                continue
+    entries.sort(key=lambda e: e[0])
+    now, held, removed = time.time(), sum(e[1] for e in entries), 0
+    for mtime, size, entry in entries:
+        if now - mtime <= keep_seconds and held <= keep_bytes:
+            break
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        held, removed = held - size, removed + 1
+    return removed
+
+
+def _request_dir() -> Path:
+    """A fresh temporary folder for one request; old requests and upload copies are swept
+    (:func:`sweep`), all removed at exit."""
+    with _work_lock:
+        root = _work_dir()
+        uploads = Path(gr.utils.get_upload_folder())
+        ours = uploads.name.startswith("hubbub-demo-") or uploads.parent == root  # set by hubbub demo or launch()
+        sweep([root / "requests", *([uploads] if ours else [])])
+        (root / "requests").mkdir(exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="req-", dir=root / "requests"))
 
 
 def _speaker_choices(pipeline) -> list[int]:
@@ -221,12 +251,13 @@ def analyze(
     stem = Path(name).stem or "audio"
     folder = _request_dir()
 
-    report(0.0, "separating")
+    report(0.0, "starting")
     pipe = _pipeline_for(pipeline, None if window == "global" else window_size, max_seconds)
     try:
         result = pipe.transcribe_to_dir(
             audio_path, folder / "voices", speakers=n_speakers, details=True,
-            progress=lambda done, total: report(0.6 * done / max(total, 1), "separating"),
+            progress=lambda done, total: report(0.8 * done / max(total, 1e-9),
+                                                f"{done:.0f}/{total:.0f} s of audio separated and read"),
         )
     except AudioError as err:
         raise gr.Error(f"{name}: {err.problem}", print_exception=False) from None
@@ -288,8 +319,9 @@ def analyze(
             maps = [details["asr"][i] for i in shown]
             asr_fig = plots.asr_attention_figure(maps, shown)
             cross_fig = plots.cross_attention_figure(maps, shown)
-        note = (f"ASR: `{pipe.names.get('asr', 'asr')}`; the maps are those of each voice's first speech "
-                "region, from the pass that transcribed it.")
+        note = (f"ASR: `{pipe.names.get('asr', 'asr')}`. Each speaker's maps are those of the read (one decoder "
+                "pass over a stretch of the recording or of the separated voice) that gave its first words; "
+                "each caption gives the stretch and the read's text.")
     report(1.0, "done")
     return (*players, *transcripts, timeline, spec_fig, sep_fig, asr_fig, cross_fig, note,
             result.to_dict(words=True), str(bundle))
@@ -375,6 +407,11 @@ def build_demo(pipeline=None, max_seconds: float = 600, max_file_size: str | int
     return demo
 
 
+def _stop(signum, frame) -> None:
+    """SIGTERM stops the demo as Ctrl+C does, so that its temporary folder is removed at exit."""
+    raise KeyboardInterrupt
+
+
 def launch(
     host: str = "127.0.0.1",
     port: int | None = 7860,
@@ -387,7 +424,15 @@ def launch(
     prevent_thread_lock: bool = False,
     quiet: bool = False,
 ) -> gr.Blocks:
-    """Build the demo and serve it (blocks unless ``prevent_thread_lock``)."""
+    """Build the demo and serve it (blocks unless ``prevent_thread_lock``).
+
+    Gradio keeps a copy of every upload; unless ``GRADIO_TEMP_DIR`` says where, those copies go
+    into this process's temporary folder, swept while it runs (:data:`KEEP_SECONDS`,
+    :data:`KEEP_BYTES`) and removed when it stops (Ctrl+C or SIGTERM)."""
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        os.environ["GRADIO_TEMP_DIR"] = str(_work_dir() / "uploads")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
     if pipeline is None:
         pipeline = Pipeline.from_pretrained(separator=separator, asr=asr)
     demo = build_demo(pipeline, max_seconds=max_seconds, max_file_size=max_file_size)

@@ -10,8 +10,12 @@ wrong argument answer at once, without importing gradio or torch.
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import os
+import shutil
 import sys
+import tempfile
 
 __all__ = ["build_parser", "main"]
 
@@ -42,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.max_seconds <= 0:
         parser.error("--max-seconds must be positive")
+    if not os.environ.get("GRADIO_TEMP_DIR"):  # Gradio's upload copies: a folder of this process, removed at exit
+        folder = tempfile.mkdtemp(prefix="hubbub-demo-uploads-")
+        atexit.register(shutil.rmtree, folder, True)
+        os.environ["GRADIO_TEMP_DIR"] = folder
     try:
         from hubbub.demo import app
     except ModuleNotFoundError as err:

@@ -242,7 +242,7 @@ def asr_attention_figure(details_list, names=None) -> Figure:
         times = d["times"]
         shift = d["frame_shift"]
         img = _attention_image(ax_t, d["time_attention"], [times[0], times[-1] + shift] * 2)
-        ax_t.set_title(f"{name}: time attention", fontsize=10, loc="left")
+        ax_t.set_title(f"{name}: time attention, {read_span(d)}", fontsize=10, loc="left")
         ax_t.set_xlabel("key time (s)")
         ax_t.set_ylabel("query time (s)")
         fig.colorbar(img, ax=ax_t, label="weight", pad=0.01)
@@ -260,6 +260,24 @@ def asr_attention_figure(details_list, names=None) -> Figure:
 def _token_label(piece: str) -> str:
     piece = piece.replace("\u2581", "_")
     return "[space]" if piece == " " else piece
+
+
+def read_span(d: dict) -> str:
+    """``read of A-B s of the SOURCE``: the stretch a map's read decoded."""
+    a = d.get("offset", 0.0)
+    b = a + len(d.get("times", ())) * d.get("frame_shift", 0.0)
+    return f"read of {a:.2f}-{b:.2f} s" + (f" of the {d['source']}" if d.get("source") else "")
+
+
+def read_caption(name: str, d: dict, width: int = 90) -> str:
+    """What a map spans: the read (its seconds, and of what), its text, and how many of its
+    words are ``name``'s (``d["kept"]``; in an overlap the recording's read also hears the other voice)."""
+    text = d.get("text") or ""
+    shown = text if len(text) <= width else text[: width - 3] + "..."
+    head = f"{name}: {read_span(d)}"
+    kept = d.get("kept")
+    tail = f"\n({sum(kept)} of its {len(kept)} words are in {name}'s transcript)" if kept and not all(kept) else ""
+    return f"{head}: \u201c{shown}\u201d{tail}"
 
 
 def cross_attention_figure(details_list, names=None) -> Figure:
@@ -286,9 +304,7 @@ def cross_attention_figure(details_list, names=None) -> Figure:
         every = max(1, -(-len(tokens) // 36))
         idx = list(range(0, len(tokens), every))
         ax.set_yticks(idx, [tokens[i] for i in idx], fontsize=7 if len(tokens) > 25 else 9)
-        text = d.get("text") or ""
-        shown = text if len(text) <= 90 else text[:87] + "..."
-        ax.set_title(f"{name}: \u201c{shown}\u201d", fontsize=10, loc="left")
+        ax.set_title(read_caption(name, d), fontsize=10, loc="left")
         ax.set_xlabel("time (s)")
         ax.set_ylabel("token")
     return fig

@@ -55,6 +55,8 @@ N_FFT = 400
 HOP = 160
 #: seconds of audio one encoder pass covers (Whisper's context: 3000 log-mel frames)
 CHUNK_SECONDS = 30.0
+#: the encoder input past an utterance is rounded up to this many seconds (so it depends on the utterance alone)
+PADDING_STEP = 5.0
 TOKENIZER_FILE = "tokenizer.json"
 
 
@@ -388,13 +390,18 @@ class WhisperASR(nn.Module, PretrainedMixin):
 
     def encoder_frames(self, lengths: torch.Tensor, padding: float | None) -> int:
         """Log-mel frames of the encoder input for waveforms of ``lengths``
-        samples: the longest plus ``padding`` seconds of zeros, even, at most the
-        model's context (30 s); None: always 30 s, as Whisper was trained."""
+        samples: the longest plus at least ``padding`` seconds of zeros, rounded up
+        to a multiple of ``PADDING_STEP`` seconds and at most the model's context
+        (30 s); None: always 30 s, as Whisper was trained. The rounding lets
+        utterances of similar length share a batch while each one's input depends
+        only on its own length (:func:`~hubbub.models.whisper_decoding.whisper_decode`
+        batches by it), so its words do not depend on its batch."""
         full = 2 * self.config.n_audio_ctx
         if padding is None:
             return full
         frames = int(lengths.max()) // HOP + int(math.ceil(padding * SAMPLE_RATE / HOP))
-        return min(full, frames + frames % 2)
+        step = int(PADDING_STEP * SAMPLE_RATE / HOP)
+        return min(full, -(-frames // step) * step)
 
     def forward(
         self, wav: torch.Tensor, lengths: torch.Tensor, tokens: torch.Tensor, token_lengths: torch.Tensor,

@@ -9,10 +9,11 @@ times come from the cross-attention of the checkpoint's alignment heads,
 aligned to the audio by dynamic time warping (as ``whisper.timing`` does).
 
 The log-mel of each utterance is followed by zeros (faster-whisper's padding)
-up to 30 s, as Whisper was trained, or, with ``input_padding``, only up to
-that many seconds past the longest utterance of the batch (a shorter encoder
-input: faster, measured in docs/benchmarks.md). Utterances longer than 30 s
-are decoded 30 s at a time.
+up to 30 s, as Whisper was trained, or, with ``input_padding``, only up to at
+least that many seconds past the utterance, rounded up to 5 s (a shorter
+encoder input: faster, measured in docs/benchmarks.md); utterances are batched
+with those of the same input size, so none depends on its batch. Utterances
+longer than 30 s are decoded 30 s at a time.
 """
 
 from __future__ import annotations
@@ -51,7 +52,16 @@ def whisper_decode(
     lengths = torch.as_tensor(lengths).long().cpu()
     chunk = model.config.n_audio_ctx * 2 * HOP  # Whisper's 30 s
     if int(lengths.max()) <= chunk:
-        return _decode_batch(model, wav, lengths, options)
+        # one batch per encoder input size, which each utterance's own length sets: the words of an
+        # utterance do not depend on what it is batched with
+        frames = [model.encoder_frames(n[None], options.input_padding) for n in lengths]
+        out: list = [None] * len(frames)
+        for size in sorted(set(frames)):
+            rows = [i for i, f in enumerate(frames) if f == size]
+            part = wav[rows, : int(lengths[rows].max())]
+            for i, hyp in zip(rows, _decode_batch(model, part, lengths[rows], options)):
+                out[i] = hyp
+        return out
     # longer than Whisper's context: 30 s pieces, joined
     out = []
     for i in range(wav.shape[0]):

@@ -247,7 +247,7 @@ def asr_details(asr, maps: list, hypothesis, frames: int, offset: float = 0.0) -
         freq_attention (F', F'), freq_hz (F',)  idem; mel bands after subsampling
         cross_attention (U + 1, T')             last decoder layer, mean over heads
         tokens [U + 1 str]                      emitted pieces, the last one "</s>"
-        words [(word, start, end)]              in the recording's seconds
+        words [(word, start, end)]              in the recording's seconds (ms, as the Result's words)
     """
     import librosa
 
@@ -257,7 +257,7 @@ def asr_details(asr, maps: list, hypothesis, frames: int, offset: float = 0.0) -
         "frame_shift": shift,
         "offset": offset,
         "text": hypothesis.text,
-        "words": [(w.word, offset + w.start, offset + w.end) for w in hypothesis.words],
+        "words": [(w.word, round(offset + w.start, 3), round(offset + w.end, 3)) for w in hypothesis.words],
         "times": offset + np.arange(frames) * shift,
     }
     if maps:

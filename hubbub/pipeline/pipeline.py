@@ -54,6 +54,8 @@ DEFAULT_ASR = "whisper-base-separated"  # Whisper base + the time-frequency bloc
 DEFAULT_OVERLAP_DETECTOR = "overlap-8k"
 #: regions decoded together in one ASR batch
 ASR_BATCH = 8
+#: with ``details``, the reads of each voice's first pieces keep their maps (the demo shows one per speaker)
+MAP_PIECES = 3
 
 
 #: how a Whisper decoder's linear layers hold their weights while decoding (see :func:`load_asr`)
@@ -181,6 +183,14 @@ class _Passthrough:
         return x[:, None]
 
 
+def _seconds(path) -> float:
+    """The duration of an input (0 when it cannot be read: its error comes later, where it is read)."""
+    try:
+        return probe_audio(path).duration
+    except (AudioError, OSError, RuntimeError, ValueError):
+        return 0.0
+
+
 @contextlib.contextmanager
 def _encoder_maps(asr, store: list):
     """While active, every encoder pass of ``asr`` also computes its 2D-attention maps
@@ -282,20 +292,36 @@ def _share_spans(decoded: list[tuple], members: list[list[int]], pieces: list[Pi
 
 
 def _relabel_details(extra: dict, speakers: list[SpeakerResult], streams: list[list[Segment]]) -> None:
-    """Details (what the demo draws) per speaker rather than per stream, when clustering
-    relabelled the streams: each speaker's regions are its segments; its ASR maps are
-    those of the stream its first segment came from."""
+    """Details (what the demo draws) per speaker rather than per stream, when the speakers are
+    not the streams in order (clustering relabelled them, or :func:`people_heard` dropped or
+    renumbered some): each speaker's regions are its segments."""
     if [spk.segments for spk in speakers] == streams:
         return  # one speaker per stream, in stream order: nothing changed
-    first = {id(seg): k for k, st in enumerate(streams) for seg in st}
-    asr = extra.get("asr", {})
     extra["regions"] = [[(seg.start, seg.end) for seg in spk.segments] for spk in speakers]
     extra["leakage"] = [False] * len(speakers)
-    extra["asr"] = {}
+
+
+def maps_of_speakers(speakers: list[SpeakerResult], reads: list[dict]) -> dict[str, dict]:
+    """Per speaker, the ASR maps (:func:`~hubbub.pipeline.maps.asr_details`) of the read that gave
+    the most words of its first segment (ties: the earliest read), so that the map's tokens are
+    the words on screen. Each chosen map gets ``kept``: per word of the read, whether it is in
+    this speaker's transcript (in an overlap, a read of the recording also hears the other voice,
+    whose words go to that speaker). A speaker none of whose first words came from a kept read
+    has no map."""
+    out = {}
     for spk in speakers:
-        k = first.get(id(spk.segments[0])) if spk.segments else None
-        if k is not None and f"spk{k + 1}" in asr:
-            extra["asr"][spk.id] = asr[f"spk{k + 1}"]
+        if not spk.segments:
+            continue
+        mine = {(w.word, w.start) for seg in spk.segments for w in seg.words}
+        first = {(w.word, w.start) for w in spk.segments[0].words}
+        scored = [(len(first & {(w, a) for w, a, _ in r["words"]}), -r["offset"], k)
+                  for k, r in enumerate(reads)]
+        best = max(scored, default=(0, 0.0, -1))
+        if best[0] > 0:
+            chosen = dict(reads[best[2]])
+            chosen["kept"] = [(w, a) in mine for w, a, _ in chosen["words"]]
+            out[spk.id] = chosen
+    return out
 
 
 def _rename_streams(outs: list[Path], order: list[int]) -> list[Path]:
@@ -311,6 +337,33 @@ def _rename_streams(outs: list[Path], order: list[int]) -> list[Path]:
     for t, f in zip(tmp, final):
         t.replace(f)
     return final
+
+
+def people_heard(speakers: list[SpeakerResult]) -> list[SpeakerResult]:
+    """The people heard, as every output shows them: a speaker with no words is no one (its voice
+    file, if any, is removed), each speaker's segments (those with words) are in time order, and
+    speakers are numbered ``spk1, spk2, ...`` in order of first speech (voice files renamed to match)."""
+    kept = []
+    for spk in speakers:
+        segs = sorted((g for g in spk.segments if g.text.strip()), key=lambda g: (g.start, g.end))
+        if segs:
+            kept.append(SpeakerResult(spk.id, spk.waveform, segs, spk.audio))
+        elif spk.audio:
+            Path(spk.audio).unlink(missing_ok=True)
+    kept.sort(key=lambda spk: (spk.segments[0].start, spk.segments[0].end))
+    files = [Path(spk.audio) if spk.audio else None for spk in kept]
+    parts = [f.with_name(f".speaker{c + 1}.wav.part") if f else None for c, f in enumerate(files)]
+    for f, t in zip(files, parts):
+        if f is not None:
+            f.replace(t)
+    out = []
+    for c, (spk, t) in enumerate(zip(kept, parts)):
+        final = None
+        if t is not None:
+            final = t.with_name(f"spk{c + 1}.wav")
+            t.replace(final)
+        out.append(SpeakerResult(f"spk{c + 1}", spk.waveform, spk.segments, str(final) if final else None))
+    return out
 
 
 def assemble_voices(outs: list[Path], spans_per_speaker: list[list]) -> list[Path]:
@@ -493,14 +546,15 @@ class Pipeline:
     def n_speakers(self) -> int:
         return self.separator.n_src if self.separator is not None else 1
 
-    def _decode_spans(self, spans: list[tuple], detail: set[int] = frozenset()) -> list[tuple]:
+    def _decode_spans(self, spans: list[tuple], detail: set[int] = frozenset(), progress=None) -> list[tuple]:
         """Decode ``(voice file, sample_rate, start, end)`` spans (:meth:`_decode_once`), and read
         on where a decode stopped early: Whisper may end its text before the end of its audio,
         mostly after a change of voice, so a span whose words end ``turns.read_on`` seconds or
         more before its end is decoded again from its last word (as Whisper's long-form
         transcription seeks on from its last timestamp), at most three times. Returns one
-        ``(Segment or None, details or None)`` per span."""
-        out = self._decode_once(spans, detail)
+        ``(Segment or None, details or None)`` per span. ``progress(seconds)``: called after each
+        batch of the first pass with the seconds of the spans it decoded."""
+        out = self._decode_once(spans, detail, progress)
         todo = list(range(len(spans))) if self.turns.read_on > 0 else []
         for _ in range(3):
             rest, where = [], []
@@ -522,7 +576,7 @@ class Pipeline:
                 todo.append(j)
         return out
 
-    def _decode_once(self, spans: list[tuple], detail: set[int] = frozenset()) -> list[tuple]:
+    def _decode_once(self, spans: list[tuple], detail: set[int] = frozenset(), progress=None) -> list[tuple]:
         """Decode ``(voice file, sample_rate, start, end)`` spans, ``ASR_BATCH`` at a time in
         order of length (little padding).
 
@@ -564,6 +618,8 @@ class Pipeline:
                 out[j] = (seg, info)
             del batch, hyps, maps, pieces
             _trim_heap()
+            if progress is not None:
+                progress(sum(spans[j][3] - spans[j][2] for j in group))
         return out
 
     def _separator_view(self, path, store: dict):
@@ -608,6 +664,10 @@ class Pipeline:
         ``details``: fill ``Result.details`` with what the demo draws, from the same
         forward passes (see :meth:`__call__`).
 
+        ``progress(done, total)``: seconds of audio of the whole call, separation and reading
+        together (separating a file earns half of its seconds, reading its speech the other
+        half; without separation, a tenth and the rest).
+
         A file of digital silence is valid audio whose right transcript is empty: its
         Result has no speakers (and no voice files), with the file's duration and rate.
 
@@ -624,7 +684,16 @@ class Pipeline:
         recorded: dict[int, list] = {}  # item -> the recording's own speech regions (overlap-aware)
         evidence: dict[int, torch.Tensor] = {}  # item -> the overlap detector's probability per level frame
         extra: dict[int, dict] = {i: {} for i in range(len(items))} if details else {}
+        seconds = [_seconds(path) for path, _ in items]
+        total, share, done = sum(seconds), (0.5 if separate else 0.1), [0.0]
+
+        def report(at: float) -> None:
+            done[0] = min(total, max(done[0], at))
+            if progress is not None:
+                progress(done[0], total)
+
         for i, (path, voices_dir) in enumerate(items):
+            base = done[0]
             try:
                 voices_dir = Path(voices_dir)
                 voices_dir.mkdir(parents=True, exist_ok=True)
@@ -632,7 +701,9 @@ class Pipeline:
                 outs = [voices_dir / f"spk{k}.wav" for k in range(1, model.n_src + 1)]
                 view = self._separator_view(path, extra[i]) if details and separate else None
                 sr = separate_to_files(model, path, outs, self.chunk_seconds, self.overlap_seconds,
-                                       self.device, self.max_seconds, progress, view)
+                                       self.device, self.max_seconds,
+                                       lambda a, b, i=i, base=base: report(base + share * seconds[i] * a / max(b, 1)),
+                                       view)
                 levels, duration, leakage, agreement = file_levels(outs, self.regions)
                 overlap = None
                 if separate and len(outs) > 1 and self.overlap_detector is not None:
@@ -656,6 +727,8 @@ class Pipeline:
                 results[i] = self._silent_result(path, models, details)
             except (AudioError, OSError, RuntimeError, ValueError) as err:
                 results[i] = err
+            if i not in voices:  # nothing to read: the whole file is done
+                report(base + seconds[i])
         spans, members, others, pieces, owners, firsts = [], [], [], [], [], set()
         for i, (outs, sr, _, found, _) in voices.items():
             plan = self._plan(found, separate and len(outs) > 1, evidence.get(i))
@@ -678,24 +751,30 @@ class Pipeline:
                 spans.append((items[i][0], sr, start, end))
                 members.append([first + j for j in joined])
                 others.append(read_apart)
-            firsts |= {first + min(j for j, p in enumerate(plan) if p.voice == k) for k in {p.voice for p in plan}}
-        # details: each voice's first piece gets the maps of the span that decodes it
+            for k in {p.voice for p in plan}:  # details: each voice's first pieces, for the maps of their reads
+                firsts |= {first + j for j in [j for j, p in enumerate(plan) if p.voice == k][:MAP_PIECES]}
         detail = {n for n, m in enumerate(members) if firsts & set(m)} if details else set()
+        reading = sum(seconds[i] for i in voices) * (1 - share)
+        spoken = sum(end - start for _, _, start, end in spans)
         try:
-            decoded = self._decode_spans(spans, detail)
+            decoded = self._decode_spans(spans, detail, lambda s: report(done[0] + reading * s / spoken))
         except (OSError, RuntimeError, ValueError) as err:  # cannot tell which item: all of them failed
             for i in voices:
                 results[i] = err
             return results
+        reads: dict[int, list[dict]] = {}  # item -> the maps of its reads in ``detail``
+        for n in sorted(detail):
+            info = decoded[n][1]
+            if info is not None:
+                i = owners[members[n][0]][0]
+                info["source"] = "recording" if spans[n][0] == items[i][0] else "separated voice"
+                reads.setdefault(i, []).append(info)
         decoded = _share_spans(decoded, members, pieces, others, self.turns.attribute == "sentence")
         segments: dict[tuple[int, int], list[Segment]] = {}
         for owner, seg in _join_pieces(owners, pieces, [d[0] for d in decoded], voices):
             segments.setdefault(owner, []).append(seg)
         for i, (outs, _, _, _, levels) in voices.items():
             _drop_echoes(segments, i, len(outs), levels, self.regions.hop)
-        for owner, (_, info) in zip(owners, decoded):
-            if info is not None:
-                extra[owner[0]].setdefault("asr", {})[f"spk{owner[1] + 1}"] = info
         mixed = {(i, p.voice, *voices[i][3][p.voice][p.region]) for (i, _), p in zip(owners, pieces)
                  if p.source != "mixture"}  # regions read (in part) from their separated stream
         for i, (outs, sr, duration, _, _) in voices.items():
@@ -705,13 +784,17 @@ class Pipeline:
             except (OSError, RuntimeError, ValueError) as err:
                 results[i] = err
                 continue
+            if self.asr is not None:  # without an ASR model there are no words: the voices are the streams
+                speakers_out = people_heard(speakers_out)
             if details:
                 _relabel_details(extra[i], speakers_out, streams)
+                extra[i]["asr"] = maps_of_speakers(speakers_out, reads.get(i, []))
             results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out, extra.get(i, {}))
+        report(total)
         return results
 
     def _recording_regions(self, path) -> list[tuple[float, float]]:
-        """The recording's own speech regions, found as for the ASR alone (``--speakers 1``):
+        """The recording's own speech regions, found as for the ASR alone (``--no-separation``):
         from its levels, one stream."""
         levels, duration, _, _ = file_levels([path], self.regions)
         return regions_from_levels(levels, duration, self.regions)[0]
@@ -818,7 +901,9 @@ class Pipeline:
             leakage    per voice, True when its sound only followed another voice's (no speaker)
             separator  masks and attention of the first window (maps.separator_details;
                        absent when that window is too long for its attention weights)
-            asr        {voice id: maps.asr_details of its first region}
+            asr        {speaker id: maps.asr_details of the read that gave its first words,
+                       with "source" (recording or separated voice) and "kept" (per word of
+                       the read, whether the speaker's transcript has it)}
         """
         import tempfile
 

@@ -23,7 +23,7 @@ recording, which measured better than cutting (see :class:`TurnConfig`).
 
 The stretches read from the recording are decoded together, not piece by piece:
 :func:`recording_stretches` decodes the recording's own speech regions (found from its
-levels, as the ASR alone reads it: ``--speakers 1``) that hold a lone piece, so that
+levels, as the ASR alone reads it: ``--no-separation``) that hold a lone piece, so that
 where one voice speaks the words are those of the ASR alone, and :func:`share_words`
 gives each word to the piece it falls in, dropping those that lie in a stretch read
 from a separated voice (their words come from there). Where a separator splits one

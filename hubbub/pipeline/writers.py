@@ -24,6 +24,7 @@ __all__ = [
     "atomic_dir",
     "atomic_path",
     "commit_dir",
+    "pending_partial",
     "remove_partial",
     "sweep_partial",
     "temp_dir_for",
@@ -55,6 +56,12 @@ def _remove(path: Path) -> None:
     else:
         path.unlink(missing_ok=True)
     _untrack(path)
+
+
+def pending_partial() -> list[Path]:
+    """The temporaries of this process not yet renamed or removed (a snapshot)."""
+    with _partial_lock:
+        return sorted(_partial)
 
 
 def remove_partial(paths: list[Path] | None = None) -> list[Path]:
