@@ -34,6 +34,7 @@ from hubbub.pipeline.separate import load_separator, with_config
 gr = pytest.importorskip("gradio")
 pytest.importorskip("matplotlib")
 from hubbub.demo import app, plots  # noqa: E402
+from hubbub.demo import cli as demo_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -281,7 +282,7 @@ def test_demo_package_import_is_light_and_cli_arguments():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
     with pytest.raises(SystemExit) as exc:
-        app.main(["demo", "--max-seconds", "0"])
+        demo_cli.main(["demo", "--max-seconds", "0"])
     assert exc.value.code == 2
 
 

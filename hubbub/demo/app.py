@@ -16,7 +16,8 @@ listens on the loopback interface unless told otherwise; analytics are off.
     hubbub demo [--host 127.0.0.1] [--port 7860] [--share] [--max-seconds 600]
                 [--separator DIR] [--asr DIR]
 
-(the command line is parsed in :mod:`hubbub.demo.cli`, which imports this module only to launch).
+(the command line is parsed in :mod:`hubbub.demo.cli`, which imports this module only to launch;
+this module does not import it).
 """
 
 from __future__ import annotations
@@ -42,14 +43,13 @@ import gradio as gr  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from hubbub.demo import plots  # noqa: E402
-from hubbub.demo.cli import main  # noqa: E402  (``hubbub demo``: parsed without gradio)
-from hubbub.models.separator import LOCAL_INTER_WINDOW  # noqa: E402
 from hubbub.pipeline import Pipeline  # noqa: E402
 from hubbub.pipeline.audio import AudioError  # noqa: E402
 from hubbub.pipeline.formats import write_outputs  # noqa: E402
 from hubbub.pipeline.maps import spectrogram  # noqa: E402
+from hubbub.pipeline.separate import LOCAL_INTER_WINDOW  # noqa: E402  (the separator's default local window)
 
-__all__ = ["EXAMPLES_DIR", "analyze", "build_demo", "examples", "launch", "main"]
+__all__ = ["EXAMPLES_DIR", "analyze", "build_demo", "examples", "launch"]
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from hubbub.models.decoding import DecodingOptions, Hypothesis, WordTiming, inference
+from hubbub.models.hypothesis import DecodingOptions, Hypothesis, WordTiming, inference
 from hubbub.models.whisper import HOP, WhisperASR
 
 __all__ = ["compression_ratio", "whisper_decode"]

@@ -37,6 +37,7 @@ from hubbub.pipeline.audio import AudioError, _short, check_waveform, resample
 
 __all__ = [
     "DEFAULT_SEPARATOR",
+    "LOCAL_INTER_WINDOW",
     "PEAK",
     "SeparationResult",
     "align_to_previous",

@@ -25,13 +25,13 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hubbub.recipes.train_asr import AsrTask
+from hubbub.recipes.asr_task import AsrTask
 
 if TYPE_CHECKING:
     import torch
 
     from hubbub.models.whisper import WhisperASR
-    from hubbub.recipes.train_asr import AsrData, AsrTrainConfig  # noqa: F401
+    from hubbub.recipes.asr_task import AsrData, AsrTrainConfig  # noqa: F401
 
 __all__ = ["WhisperTask", "load_for_training", "whisper_text"]
 
@@ -112,7 +112,7 @@ class WhisperTask(AsrTask):
 
 def write_model_card(directory: Path, model: WhisperASR, cfg: AsrTrainConfig, data: AsrData, info: dict) -> None:
     """A README.md naming the source weights and their licence, the data, steps and validation WER."""
-    from hubbub.recipes.train_asr import card_tables
+    from hubbub.recipes.asr_task import card_tables
     from hubbub.recipes.trainer import write_card
 
     rows, per_corpus = card_tables(cfg, data, info)
