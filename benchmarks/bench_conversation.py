@@ -13,6 +13,9 @@ Usage:
 
 Systems (``--systems``):
 
+* ``whisper-reading``: the same models, ``Pipeline(reading="whisper")``: the recording read whole by
+  Whisper's long-form transcription, each word given to the dominant separated voice, overlaps read
+  from the separated voices (:mod:`hubbub.pipeline.reading`);
 * ``overlap-aware``: ``Pipeline.from_pretrained()``, what ``hubbub transcribe`` does by default: the
   recording itself where one voice speaks, the separated voices where voices overlap, speakers
   labelled by voice;
@@ -52,7 +55,8 @@ from _common import write_report
 
 log = logging.getLogger("bench_conversation")
 
-SYSTEMS = ["overlap-aware", "separate-everywhere", "overlap-aware-no-detector", "asr-alone", "faster-whisper"]
+SYSTEMS = ["whisper-reading", "overlap-aware", "separate-everywhere", "overlap-aware-no-detector", "asr-alone",
+           "faster-whisper"]
 
 
 def load_set(folder: str, limit: int | None) -> list[dict]:
@@ -92,7 +96,7 @@ def transcribe(system: str, rec: dict, pipes: dict, whisper) -> list[list[tuple[
     """Per hypothesis speaker, its ``(start, end, text)`` segments."""
     if system == "overlap-aware":
         return _hubbub_streams(pipes["overlap-aware"](rec["mixture"]))
-    if system in ("separate-everywhere", "overlap-aware-no-detector"):
+    if system in ("separate-everywhere", "overlap-aware-no-detector", "whisper-reading"):
         return _hubbub_streams(pipes[system](rec["mixture"]))
     if system == "asr-alone":
         return _hubbub_streams(pipes["overlap-aware"](rec["mixture"], speakers=1))
@@ -195,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
                                              speaker_encoder=aware.speaker_encoder,
                                              overlap_detector=aware.overlap_detector, names=aware.names),
              "overlap-aware-no-detector": Pipeline(aware.separator, aware.asr, speaker_encoder=aware.speaker_encoder,
-                                                   names=aware.names)}
+                                                   names=aware.names),
+             "whisper-reading": Pipeline(aware.separator, aware.asr, speaker_encoder=aware.speaker_encoder,
+                                         overlap_detector=aware.overlap_detector, names=aware.names,
+                                         reading="whisper")}
     whisper = LongWhisper(args.whisper, "int8", args.threads) if "faster-whisper" in args.systems else None
     records = load_set(args.data, args.limit)
     results = run(records, args.systems, pipes, whisper)

@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "stream only where voices overlap (default)")
     where.add_argument("--separate-everywhere", dest="overlap_aware", action="store_false",
                        help="read every voice from its separated stream throughout")
+    tr.add_argument("--reading", choices=("turns", "whisper"), default="turns",
+                    help="turns (default): each voice's speech regions decoded and joined; whisper: the recording "
+                         "read whole by Whisper's long-form transcription, each word given to the dominant voice, "
+                         "overlaps read from the separated voices")
     tr.add_argument("--overlap-detector", default=None, metavar="NAME|PATH|none",
                     help="the overlapped-speech detector run on the recording: two voices are read at once only "
                          "where it hears two (default: the embedded overlap-8k; none: wherever two separated "
@@ -392,7 +396,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
                                      speaker_encoder=None if args.no_speaker_labels or sep is None
                                      else SpeakerEncoder.load(args.device),
                                      clustering=ClusterConfig(num_speakers=args.num_speakers),
-                                     overlap_detector=detector, max_seconds=args.max_seconds, names=names)
+                                     overlap_detector=detector, max_seconds=args.max_seconds, names=names,
+                                     reading=args.reading)
         return state["pipe"]
 
     def process(group: list[tuple[Path, str]], out_dir: Path, progress) -> list[Exception | None]:

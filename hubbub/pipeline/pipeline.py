@@ -54,6 +54,8 @@ DEFAULT_ASR = "whisper-base-separated"  # Whisper base + the time-frequency bloc
 DEFAULT_OVERLAP_DETECTOR = "overlap-8k"
 #: regions decoded together in one ASR batch
 ASR_BATCH = 8
+#: how a recording's voices are read (``Pipeline(reading=...)``)
+READINGS = ("turns", "whisper")
 #: with ``details``, the reads of each voice's first pieces keep their maps (the demo shows one per speaker)
 MAP_PIECES = 3
 
@@ -472,6 +474,13 @@ class Pipeline:
             (see :func:`~hubbub.pipeline.regions.regions_from_levels`); None: wherever both
             streams have sound.
         max_seconds: longer recordings are refused.
+        reading: ``"turns"``, each voice's speech regions decoded piece by piece and joined by
+            :mod:`~hubbub.pipeline.turns`; ``"whisper"``, the recording read whole by Whisper's
+            long-form transcription (``long_form``: its
+            :class:`~hubbub.models.whisper_longform.LongFormOptions`), each word given to the
+            dominant separated voice, and overlaps read from the separated voices
+            (:mod:`~hubbub.pipeline.reading`, ``reading_config``: its
+            :class:`~hubbub.pipeline.reading.ReadingConfig`). Whisper models only.
     """
 
     def __init__(
@@ -490,7 +499,15 @@ class Pipeline:
         overlap_detector=None,
         max_seconds: float | None = None,
         names: dict[str, str] | None = None,
+        reading: str = "turns",
+        long_form=None,
+        reading_config=None,
     ) -> None:
+        if reading not in READINGS:
+            raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
+        self.reading = reading
+        self.long_form = long_form
+        self.reading_config = reading_config
         self.separator = separator
         self.asr = asr
         self.device = device
@@ -729,6 +746,22 @@ class Pipeline:
                 results[i] = err
             if i not in voices:  # nothing to read: the whole file is done
                 report(base + seconds[i])
+        if self.reading == "whisper" and self.asr is not None:
+            for i, (outs, sr, duration, _, levels) in voices.items():
+                base = done[0]
+                try:
+                    persons = self._read_whole(items[i][0], outs, sr, duration, levels, i, separate,
+                                               lambda a, b, i=i, base=base: report(base + (1 - share) * seconds[i]
+                                                                                   * a / max(b, 1e-9)))
+                except (AudioError, OSError, RuntimeError, ValueError) as err:
+                    results[i] = err
+                    continue
+                heard = people_heard(persons)
+                if details:
+                    _relabel_details(extra[i], heard, [])
+                results[i] = Result(str(items[i][0]), duration, sr, models, heard, extra.get(i, {}))
+            report(total)
+            return results
         spans, members, others, pieces, owners, firsts = [], [], [], [], [], set()
         for i, (outs, sr, _, found, _) in voices.items():
             plan = self._plan(found, separate and len(outs) > 1, evidence.get(i))
@@ -792,6 +825,52 @@ class Pipeline:
             results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out, extra.get(i, {}))
         report(total)
         return results
+
+    def _read_whole(self, path, outs: list[Path], sr: int, duration: float, levels: torch.Tensor, item: int,
+                    separate: bool, progress=None) -> list[SpeakerResult]:
+        """``reading="whisper"``: the people heard, each with its words (:mod:`~hubbub.pipeline.reading`).
+
+        The recording is read whole; each word goes to the separated stream that is loudest over it
+        (``levels``), the streams' words become segments, and the segments are clustered into persons
+        by the speaker encoder as in ``reading="turns"`` (:meth:`_speakers`), each person with a voice
+        file. Where two persons' segments meet, their voice files are read around the overlap and the
+        quieter one takes its words from there."""
+        from hubbub.models.whisper_longform import transcribe_long
+        from hubbub.pipeline.audio import load_audio
+        from hubbub.pipeline.reading import (
+            ReadingConfig,
+            assign_words,
+            dominant_stream,
+            overlaps,
+            segments_of,
+            take_overlap_words,
+        )
+
+        if not hasattr(self.asr, "logmel"):
+            raise ValueError("reading='whisper' needs a Whisper ASR model")
+        cfg = self.reading_config or ReadingConfig()
+        wav, _ = load_audio(path, sample_rate=self.asr.sample_rate)
+        read = [list(seg.words) for seg in transcribe_long(self.asr, wav, self.long_form, progress)]
+        hop = self.regions.hop
+        streams: list[list[Word]] = [[] for _ in outs]
+        for words, labels in zip(read, assign_words(read, levels, hop)):  # words to streams, streams to persons
+            for w, k in zip(words, labels):
+                streams[k].append(w)
+        persons = self._speakers(path, outs, sr, [segments_of(ws, cfg.pause) for ws in streams], set(), item,
+                                 separate)
+        own = [[w for g in p.segments for w in g.words] for p in persons]
+        files = [Path(p.audio) for p in persons]
+        n = len(persons)
+        if separate and n > 1:
+            levels = file_levels(files, self.regions)[0]
+            spans = overlaps([[(g.start, g.end) for g in p.segments] for p in persons], cfg.min_overlap)
+            reads = [(files[k], sr, max(0.0, a - cfg.context), min(duration, b + cfg.context))
+                     for a, b in spans for k in range(n)]
+            decoded = self._decode_once(reads)
+            for m, span in enumerate(spans):
+                apart = {k: list(decoded[m * n + k][0].words) if decoded[m * n + k][0] else [] for k in range(n)}
+                own = take_overlap_words(own, apart, span, dominant_stream(*span, levels, hop))
+        return [SpeakerResult(p.id, None, segments_of(ws, cfg.pause), p.audio) for p, ws in zip(persons, own)]
 
     def _recording_regions(self, path) -> list[tuple[float, float]]:
         """The recording's own speech regions, found as for the ASR alone (``--no-separation``):
