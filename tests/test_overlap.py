@@ -44,17 +44,28 @@ def test_probability_is_per_frame_at_any_rate_and_length():
 
 
 def test_file_overlap_maps_detector_frames_to_level_frames(tmp_path):
-    class Clock(OverlapDetector):
-        """P(overlap) = 1 in the second half of whatever it is given, as a function of time."""
+    """A detector that hears "two voices" exactly where the audio is loud: the probability per level frame
+    must follow the file's loud stretches across block edges and their context (an offset is caught)."""
 
+    class Loud(OverlapDetector):
         def overlap_probability(self, wav, sample_rate):
-            n = int(round(wav.shape[-1] / sample_rate * 100)) + 1
-            return torch.ones(n)
+            step = self.config.hop_ms / 1000
+            n = int(round(wav.shape[-1] / sample_rate / step)) + 1
+            at = (torch.arange(n) * step * sample_rate).long().clamp(max=wav.shape[-1] - 1)
+            return (wav[at].abs() > 0.5).float()  # frame j is centred on j * step
 
+    x = np.zeros(SR * 5, dtype=np.float32)
+    loud = [(0.7, 1.5), (1.9, 2.3), (3.25, 3.9)]  # the second spans the 2-s block edge
+    for a, b in loud:
+        x[int(a * SR) : int(b * SR)] = 1.0
     path = tmp_path / "x.wav"
-    sf.write(path, np.zeros(SR * 5, dtype=np.float32), SR)
-    p = file_overlap(path, Clock(TINY), 500, 0.010, block_seconds=2.0)
-    assert p.shape == (500,) and bool((p == 1).all())  # every frame filled, blocks joined
+    sf.write(path, x, SR)
+    p = file_overlap(path, Loud(TINY), 500, 0.010, block_seconds=2.0)
+    want = torch.zeros(500)
+    for a, b in loud:
+        want[int(round(a * 100)) : int(round(b * 100))] = 1.0
+    assert p.shape == (500,)
+    assert int((p != want).sum()) <= 2 * len(loud)  # at most one frame off at each edge
 
 
 def test_speech_frames_follow_energy():

@@ -91,15 +91,30 @@ def test_transcribe_writes_every_format(tmp_path, tiny_separator_dir, tiny_asr_d
 
 
 @pytest.mark.slow
-def test_transcribe_decoding_options(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
+def test_transcribe_decoding_options(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix, monkeypatch):
+    """The decoding flags reach the search that reads the voices (a spy on ``decode``), and bad values stop
+    the command before anything is written."""
+    import hubbub.models.decoding as decoding
+
+    seen = []
+    real = decoding.decode
+
+    def spy(model, wav, lengths=None, options=None, **fields):
+        seen.append(options)
+        return real(model, wav, lengths, options, **fields)
+
+    monkeypatch.setattr(decoding, "decode", spy)
     out = tmp_path / "out"
     args = ["transcribe", str(two_voice_mix), "-o", str(out), "--model", str(tiny_separator_dir),
             "--asr", str(tiny_asr_dir), "--quiet", "-f", "json"]
     assert main([*args, "--ctc-weight", "2"]) == 2 and not out.exists()
-    assert main([*args, "--beam-size", "0"]) == 2
+    assert main([*args, "--beam-size", "0"]) == 2 and not seen
     assert main([*args, "--ctc-weight", "1"]) == 0  # CTC best path
+    assert seen and all(o.ctc_weight == 1.0 and o.beam_size == 1 for o in seen)
     assert json.loads((out / "mix.json").read_text())["speakers"]
+    seen.clear()
     assert main([*args, "--beam-size", "2", "--ctc-weight", "0.5", "--overwrite"]) == 0
+    assert seen and all(o.ctc_weight == 0.5 and o.beam_size == 2 for o in seen)
 
 
 def test_transcribe_batch_with_a_corrupt_file(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix, caplog):
@@ -148,9 +163,12 @@ def test_short_files_share_asr_batches(tmp_path, pipe, tiny_separator_dir, tiny_
 
 
 def test_transcribe_file_api(pipe, two_voice_mix):
-    assert isinstance(pipe.transcribe_file(two_voice_mix), str)
+    one = pipe.transcribe_file(two_voice_mix)
     both = pipe.transcribe_file(two_voice_mix, speakers=None)
-    assert all(line.startswith("[spk") for line in both.splitlines())
+    lines = both.splitlines()
+    assert one and lines and all(re.fullmatch(r"\[spk\d\]: \S.*", line) for line in lines), both
+    result = pipe(two_voice_mix)
+    assert lines == [f"[{spk}]: {seg.text}" for spk, seg in result.segments()]  # the API's segments, in time order
     assert pipe.separate_file(two_voice_mix).sources.shape == (2, 32000)
 
 
