@@ -195,14 +195,10 @@ def main(argv: list[str] | None = None) -> int:
 
     aware = Pipeline.from_pretrained(args.separator, args.asr, overlap_detector=args.overlap_detector)
     pipes = {"overlap-aware": aware,
-             "separate-everywhere": Pipeline(aware.separator, aware.asr, overlap_aware=False,
-                                             speaker_encoder=aware.speaker_encoder,
-                                             overlap_detector=aware.overlap_detector, names=aware.names),
-             "overlap-aware-no-detector": Pipeline(aware.separator, aware.asr, speaker_encoder=aware.speaker_encoder,
-                                                   names=aware.names),
-             "whisper-reading": Pipeline(aware.separator, aware.asr, speaker_encoder=aware.speaker_encoder,
-                                         overlap_detector=aware.overlap_detector, names=aware.names,
-                                         reading="whisper")}
+             "separate-everywhere": aware.replace(overlap_aware=False),
+             "overlap-aware-no-detector": aware.replace(
+                 overlap_detector=None, names={k: v for k, v in aware.names.items() if k != "overlap_detector"}),
+             "whisper-reading": aware.replace(reading="whisper")}
     whisper = LongWhisper(args.whisper, "int8", args.threads) if "faster-whisper" in args.systems else None
     records = load_set(args.data, args.limit)
     results = run(records, args.systems, pipes, whisper)

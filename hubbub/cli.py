@@ -357,17 +357,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
     Digital silence gives the pipeline's empty result: no speakers, empty transcripts.
     """
     from hubbub.models.decoding import DecodingOptions
-    from hubbub.models.speaker import SpeakerEncoder
     from hubbub.pipeline.audio import AudioError
     from hubbub.pipeline.formats import parse_formats, write_outputs
-    from hubbub.pipeline.pipeline import (
-        DEFAULT_ASR,
-        DEFAULT_OVERLAP_DETECTOR,
-        Pipeline,
-        load_asr,
-        load_overlap_detector,
-    )
-    from hubbub.pipeline.separate import load_separator
+    from hubbub.pipeline.pipeline import Pipeline
     from hubbub.pipeline.speakers import ClusterConfig
 
     try:
@@ -382,22 +374,13 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
     def pipeline() -> Pipeline:
         if "pipe" not in state:
-            sep = None if args.streams == 1 else load_separator(args.model, args.device, args.window)
-            names = {"asr": str(args.asr or DEFAULT_ASR)}
-            if sep is not None:
-                names["separator"] = str(args.model or "separator-8k")
-            asr = load_asr(args.asr, args.device, args.asr_window, precision=args.asr_precision)
-            detector = None if sep is None else load_overlap_detector(args.overlap_detector, args.device)
-            if detector is not None:
-                names["overlap_detector"] = str(args.overlap_detector or DEFAULT_OVERLAP_DETECTOR)
-            state["pipe"] = Pipeline(sep, asr, device=args.device,
-                                     chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds,
-                                     decoding=decoding, overlap_aware=args.overlap_aware,
-                                     speaker_encoder=None if args.no_speaker_labels or sep is None
-                                     else SpeakerEncoder.load(args.device),
-                                     clustering=ClusterConfig(num_speakers=args.num_speakers),
-                                     overlap_detector=detector, max_seconds=args.max_seconds, names=names,
-                                     reading=args.reading)
+            state["pipe"] = Pipeline.from_pretrained(
+                args.model, args.asr, device=args.device, window=args.window, asr_window=args.asr_window,
+                label_speakers=not args.no_speaker_labels, overlap_detector=args.overlap_detector,
+                precision=args.asr_precision, separate=args.streams != 1,
+                chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds, decoding=decoding,
+                overlap_aware=args.overlap_aware, clustering=ClusterConfig(num_speakers=args.num_speakers),
+                max_seconds=args.max_seconds, reading=args.reading)
         return state["pipe"]
 
     def process(group: list[tuple[Path, str]], out_dir: Path, progress) -> list[Exception | None]:

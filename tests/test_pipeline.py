@@ -203,3 +203,14 @@ def test_a_misspelt_window_is_one_line_before_any_work(tmp_path, two_voice_mix, 
     assert main(["transcribe", str(two_voice_mix), "-o", str(out), "--asr-window", "local"]) == 2  # W is frames
     assert not out.exists()
     assert "'global' or 'local:W'" in caplog.text
+
+
+def test_replace_shares_the_models_and_changes_only_what_it_is_given(pipe):
+    from hubbub.pipeline.pipeline import SETTINGS
+
+    other = pipe.replace(overlap_aware=False, max_seconds=12.0)
+    assert other is not pipe and other.separator is pipe.separator and other.asr is pipe.asr
+    assert (other.overlap_aware, other.max_seconds) == (False, 12.0) and pipe.max_seconds != 12.0
+    assert all(getattr(other, k) is getattr(pipe, k) for k in SETTINGS if k not in ("overlap_aware", "max_seconds"))
+    with pytest.raises(TypeError, match="no setting"):
+        pipe.replace(colour="blue")

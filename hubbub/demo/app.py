@@ -196,13 +196,7 @@ def _pipeline_for(pipeline, window: int | None, max_seconds: float | None):
 
         if sep is not None and sep.config.inter_window != window:
             sep = with_config(sep, inter_window=window)
-        variants[(window, limit)] = Pipeline(
-            sep, pipeline.asr, device=pipeline.device, chunk_seconds=pipeline.chunk_seconds,
-            overlap_seconds=pipeline.overlap_seconds, decoding=pipeline.decoding, regions=pipeline.regions,
-            overlap_aware=pipeline.overlap_aware, turns=pipeline.turns, speaker_encoder=pipeline.speaker_encoder,
-            clustering=pipeline.clustering, overlap_detector=pipeline.overlap_detector, max_seconds=limit,
-            names=pipeline.names,
-        )
+        variants[(window, limit)] = pipeline.replace(separator=sep, max_seconds=limit)
     return variants[(window, limit)]
 
 

@@ -54,6 +54,10 @@ DEFAULT_ASR = "whisper-base-separated"  # Whisper base + the time-frequency bloc
 DEFAULT_OVERLAP_DETECTOR = "overlap-8k"
 #: regions decoded together in one ASR batch
 ASR_BATCH = 8
+#: every constructor keyword of :class:`Pipeline`, kept as an attribute of that name (:meth:`Pipeline.replace`)
+SETTINGS = ("separator", "asr", "device", "chunk_seconds", "overlap_seconds", "decoding", "regions", "overlap_aware",
+            "turns", "speaker_encoder", "clustering", "overlap_detector", "max_seconds", "names", "reading",
+            "long_form", "reading_config")
 #: how a recording's voices are read (``Pipeline(reading=...)``)
 READINGS = ("turns", "whisper")
 #: with ``details``, the reads of each voice's first pieces keep their maps (the demo shows one per speaker)
@@ -528,7 +532,8 @@ class Pipeline:
         cls, separator: str | os.PathLike | None = None, asr: str | os.PathLike | None = None,
         device: str = "cpu", load_asr_model: bool = True, window: str | None = None,
         asr_window: str | None = None, label_speakers: bool = True,
-        overlap_detector: str | os.PathLike | None = None, **kwargs,
+        overlap_detector: str | os.PathLike | None = None, precision: str = "float16", separate: bool = True,
+        **kwargs,
     ) -> Pipeline:
         """Load the embedded defaults, or saved models by folder or embedded name.
 
@@ -536,28 +541,38 @@ class Pipeline:
         attention, ``"global"`` or ``"local:W"`` (None: as saved); ``label_speakers``:
         load the speaker encoder, so that a label is one person throughout;
         ``overlap_detector``: a name or folder, ``"none"``, or None for the embedded one
-        (:func:`load_overlap_detector`); the rest of the keywords go to the constructor.
+        (:func:`load_overlap_detector`); ``precision``: the Whisper decoder's (:func:`load_asr`);
+        ``separate=False``: no separator (the recording is read as one voice, ``--no-separation``),
+        hence no speaker encoder and no overlap detector; the rest of the keywords go to the constructor.
         """
-        sep = load_separator(separator, device=device, window=window)
+        sep = load_separator(separator, device=device, window=window) if separate else None
         rec = None
         if load_asr_model:
             try:
-                rec = load_asr(asr, device=device, window=asr_window)
+                rec = load_asr(asr, device=device, window=asr_window, precision=precision)
             except FileNotFoundError:
                 if asr is not None:
                     raise
                 log.warning("no embedded ASR model yet: the pipeline separates only (pass asr=... to transcribe)")
-        names = {"separator": _model_name(separator, DEFAULT_SEPARATOR)}
+        names = {"separator": _model_name(separator, DEFAULT_SEPARATOR)} if sep is not None else {}
         if rec is not None:
             names["asr"] = _model_name(asr, DEFAULT_ASR)
-        if label_speakers and "speaker_encoder" not in kwargs:
+        if label_speakers and sep is not None and "speaker_encoder" not in kwargs:
             from hubbub.models.speaker import SpeakerEncoder
 
             kwargs["speaker_encoder"] = SpeakerEncoder.load(device)
-        detector = load_overlap_detector(overlap_detector, device)
+        detector = load_overlap_detector(overlap_detector, device) if sep is not None else None
         if detector is not None:
             names["overlap_detector"] = _model_name(overlap_detector, DEFAULT_OVERLAP_DETECTOR)
         return cls(sep, rec, device=device, names=names, overlap_detector=detector, **kwargs)
+
+    def replace(self, **changes) -> Pipeline:
+        """A new pipeline with the same models and settings but ``changes`` (constructor keywords), as
+        :func:`dataclasses.replace` does for a config: the models are shared, nothing is changed in place."""
+        unknown = set(changes) - set(SETTINGS)
+        if unknown:
+            raise TypeError(f"Pipeline has no setting {sorted(unknown)}; settings: {', '.join(SETTINGS)}")
+        return Pipeline(**{**{k: getattr(self, k) for k in SETTINGS}, **changes})
 
     @property
     def n_speakers(self) -> int:
