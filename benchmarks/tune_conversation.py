@@ -193,8 +193,7 @@ def cpwer_settings(args, argv) -> int:
         evidence = dict(zip(("min_evidence", "min_unheld"), (float(v) for v in more[2:])))
         turns = TurnConfig(min_overlap=float(min_overlap), min_single=float(min_single), join_gap=float(join_gap),
                            read_on=float(read_on), **names, **evidence)
-        pipe = Pipeline(base.separator, base.asr, turns=turns, speaker_encoder=base.speaker_encoder,
-                        overlap_detector=base.overlap_detector, names=base.names)
+        pipe = base.replace(turns=turns)
         out = run(records, ["overlap-aware"], {"overlap-aware": pipe}, None)["overlap-aware"]
         table.append((f"turns {setting}", out))
     for setting in args.cpwer or []:
@@ -203,14 +202,12 @@ def cpwer_settings(args, argv) -> int:
         overlap = more[1] if len(more) > 1 else RegionConfig().overlap_threshold
         regions = RegionConfig(leak_db=leak_db, smooth=smooth, local_same_voice=same,
                                overlap_threshold=max(overlap, 0.0))
-        pipe = Pipeline(base.separator, base.asr, regions=regions, speaker_encoder=base.speaker_encoder,
-                        clustering=clustering, overlap_detector=base.overlap_detector if overlap >= 0 else None,
-                        names=base.names)
+        pipe = base.replace(regions=regions, clustering=clustering,
+                            overlap_detector=base.overlap_detector if overlap >= 0 else None)
         out = run(records, ["overlap-aware"], {"overlap-aware": pipe}, None)["overlap-aware"]
         table.append((setting, out))
     if args.separate_everywhere:
-        pipe = Pipeline(base.separator, base.asr, overlap_aware=False, speaker_encoder=base.speaker_encoder,
-                        overlap_detector=base.overlap_detector, names=base.names)
+        pipe = base.replace(overlap_aware=False)
         out = run(records, ["separate-everywhere"], {"separate-everywhere": pipe}, None)["separate-everywhere"]
         table.append(("separate everywhere (default settings)", out))
     if args.asr_alone:
