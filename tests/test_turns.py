@@ -153,7 +153,7 @@ def test_speech_that_no_voice_holds_becomes_a_region_of_the_loudest_stream():
     # the recording speaks over 10-17 s and 20-24.5 s, where the separated streams hold little (the
     # separator put that talker in a stream found to be leakage): those stretches become regions, of
     # the stream loudest there, so that they are read from the recording and not lost
-    from hubbub.pipeline.pipeline import _claim_unheld
+    from hubbub.pipeline.joining import claim_unheld
 
     found = [[(0.0, 4.0), (20.0, 24.0)], [(5.0, 9.0)]]
     recording = [(0.0, 4.0), (5.0, 9.2), (10.0, 17.0), (19.8, 25.5)]
@@ -163,7 +163,7 @@ def test_speech_that_no_voice_holds_becomes_a_region_of_the_loudest_stream():
     levels = torch.full((2, 2600), -60.0)
     levels[1, 1000:1700] = -20.0  # stream 2 is the louder over 10-17 s, stream 1 over 24-25.5 s
     levels[0, 2400:2550] = -30.0
-    claimed = _claim_unheld(found, stretches, levels, 0.01)
+    claimed = claim_unheld(found, stretches, levels, 0.01)
     assert claimed == [[(0.0, 4.0), (20.0, 24.0), (24.0, 25.5)], [(5.0, 9.0), (10.0, 17.0)]]
     # the claimed region is read from the recording like any lone region
     assert [(p.voice, p.start, p.end, p.source) for p in plan_pieces(claimed)][-1] == (1, 10.0, 17.0, "mixture")
@@ -207,12 +207,12 @@ def test_turn_settings_are_checked_when_given():
 
 
 def test_a_piece_in_two_stretches_gets_the_words_of_both():
-    from hubbub.pipeline.pipeline import _share_spans
+    from hubbub.pipeline.joining import share_spans
 
     pieces = [Piece(0, 0, 1.0, 20.0, "mixture", 1.0, 20.0), Piece(1, 0, 21.0, 25.0, "mixture", 21.0, 25.0)]
     first = Segment(0.0, 12.0, "a b", (Word("a", 2.0, 3.0), Word("b", 10.0, 11.0)))
     second = Segment(12.0, 25.0, "c d", (Word("c", 14.0, 15.0), Word("d", 22.0, 23.0)))
-    out = _share_spans([(first, None), (second, None)], [[0], [0, 1]], pieces, [[], []])
+    out = share_spans([(first, None), (second, None)], [[0], [0, 1]], pieces, [[], []])
     assert [seg.text for seg, _ in out] == ["a b c", "d"]
     assert (out[0][0].start, out[0][0].end) == (1.0, 20.0)
 

@@ -19,6 +19,23 @@ import torch
 
 from hubbub.models.decoding import DecodingOptions
 from hubbub.pipeline.audio import AudioError, SilentAudio, check_waveform, probe_audio, resample
+from hubbub.pipeline.heap import steady_heap, trim_heap
+from hubbub.pipeline.joining import claim_unheld, drop_voice_echoes, join_pieces, share_spans
+from hubbub.pipeline.loaders import (
+    DEFAULT_ASR,
+    DEFAULT_OVERLAP_DETECTOR,
+    PRECISIONS,
+    load_asr,
+    load_overlap_detector,
+    model_name,
+)
+from hubbub.pipeline.people import (
+    assemble_voices,
+    maps_of_speakers,
+    people_heard,
+    relabel_details,
+    rename_streams,
+)
 from hubbub.pipeline.regions import RegionConfig, file_levels, file_overlap, regions_from_levels
 from hubbub.pipeline.result import Result, Segment, SpeakerResult, Word
 from hubbub.pipeline.separate import (
@@ -35,23 +52,18 @@ from hubbub.pipeline.turns import (
     MIXTURE,
     Piece,
     TurnConfig,
-    drop_echoes,
     join_lone,
-    keep_words,
     merge_intervals,
     plan_pieces,
     recording_stretches,
-    share_words,
     unheld,
 )
 
-__all__ = ["DEFAULT_ASR", "DEFAULT_OVERLAP_DETECTOR", "PRECISIONS", "Pipeline", "load_asr", "load_overlap_detector"]
+__all__ = ["DEFAULT_ASR", "DEFAULT_OVERLAP_DETECTOR", "PRECISIONS", "Pipeline", "assemble_voices", "load_asr",
+           "load_overlap_detector", "maps_of_speakers", "people_heard"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ASR = "whisper-base-separated"  # Whisper base + the time-frequency block adapted to separated voices
-#: the embedded overlapped-speech detector (:mod:`hubbub.models.overlap`)
-DEFAULT_OVERLAP_DETECTOR = "overlap-8k"
 #: regions decoded together in one ASR batch
 ASR_BATCH = 8
 #: every constructor keyword of :class:`Pipeline`, kept as an attribute of that name (:meth:`Pipeline.replace`)
@@ -62,110 +74,6 @@ SETTINGS = ("separator", "asr", "device", "chunk_seconds", "overlap_seconds", "d
 READINGS = ("turns", "whisper")
 #: with ``details``, the reads of each voice's first pieces keep their maps (the demo shows one per speaker)
 MAP_PIECES = 3
-
-
-#: how a Whisper decoder's linear layers hold their weights while decoding (see :func:`load_asr`)
-PRECISIONS = ("float16", "float32", "int8")
-
-
-def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu", window: str | int | None = None,
-             precision: str = "float16"):
-    """The default ASR (None), an embedded name, a Whisper name (``whisper-base``,
-    ``whisper-tiny.en``) or a model folder, ready to decode.
-
-    ``window``: the encoder's time attention, ``"global"`` or ``"local:W"`` (``W``
-    encoder frames: 20 ms for Whisper, 40 ms for the small Speech-Transformer);
-    None keeps the saved one. It becomes part of the model's configuration (and
-    of what it saves). ``precision``, for a Whisper model on a CPU: the decoder
-    blocks' linear layers with ``float16`` weights computed in float32 (the default,
-    :func:`~hubbub.models.whisper.half_decoder`: exact for Whisper's released float16
-    weights and about 1.8x faster per decoder step), ``float32``, or ``int8``
-    (:func:`~hubbub.models.whisper.quantize_int8`: faster again at about the same WER,
-    but an utterance's words then depend a little on the others decoded in its batch,
-    whose activations share one int8 scale). Other models ignore ``float16``.
-    """
-    from hubbub.models.attention import parse_window
-    from hubbub.models.loading import load_model
-    from hubbub.models.whisper import WhisperASR, half_decoder, quantize_int8
-
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
-    changes = {} if window is None else {"encoder_window": parse_window(window)}
-    model = load_model(name_or_path or DEFAULT_ASR, device=device, **changes)
-    if not isinstance(model, WhisperASR) or str(device) != "cpu":
-        if precision == "int8":
-            raise ValueError(f"{name_or_path}: int8 quantisation is for Whisper models on a CPU")
-        return model
-    if precision == "int8":
-        return quantize_int8(model)
-    return half_decoder(model) if precision == "float16" else model
-
-
-def load_overlap_detector(name_or_path: str | os.PathLike | None = None, device: str = "cpu"):
-    """The embedded overlapped-speech detector (None), an embedded name or a model folder;
-    ``"none"`` gives None: the separated streams alone say where voices overlap."""
-    from hubbub.models.loading import load_model
-    from hubbub.models.overlap import OverlapDetector
-
-    if name_or_path is not None and str(name_or_path).lower() == "none":
-        return None
-    model = load_model(name_or_path or DEFAULT_OVERLAP_DETECTOR, device=device)
-    if not isinstance(model, OverlapDetector):
-        raise ValueError(f"{name_or_path}: a {type(model).__name__}, not an overlapped-speech detector")
-    return model
-
-
-def _trim_heap() -> None:
-    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing elsewhere).
-
-    Decoder batches of ever different shapes leave freed blocks scattered through the
-    heap; glibc keeps them (its mmap threshold rises with the largest block freed), so
-    the resident memory of an hour-long recording grew by a gigabyte from its first
-    minute to its last although hubbub held no more. Trimming after each batch, with
-    :func:`_steady_heap`, keeps it nearly flat (docs/benchmarks.md, one-hour run).
-    """
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-#: glibc's mallopt parameter for the mmap threshold, and hubbub's setting of it (see :func:`_steady_heap`)
-_M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 4 << 20
-
-
-def _steady_heap() -> None:
-    """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD` (once per process; nothing elsewhere).
-
-    By default glibc raises the threshold to the size of each large block freed (up to 32 MiB),
-    so that decoder tensors of every size up to that come from a heap that fragments and grows
-    with the length of a recording. Blocks of 4 MiB and more are then always mapped anew and
-    given back when freed. Set from :meth:`Pipeline.transcribe_many`, i.e. by every entry point;
-    ``MALLOC_MMAP_THRESHOLD_`` in the environment takes precedence.
-    """
-    global _HEAP_SET
-    if _LIBC is None or _HEAP_SET or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
-    _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    _HEAP_SET = True
-
-
-_HEAP_SET = False
-
-
-def _load_libc():
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim.argtypes = [ctypes.c_size_t]
-        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-        return libc
-    except (OSError, AttributeError):  # not glibc (macOS, musl without it, Windows)
-        return None
-
-
-_LIBC = _load_libc()
 
 
 def _read_span(path, sample_rate: int, start: float, end: float) -> torch.Tensor:
@@ -221,231 +129,6 @@ def _encoder_maps(asr, store: list):
     finally:
         for h in hooks:
             h.remove()
-
-
-def _model_name(spec, default: str) -> str:
-    return str(spec) if spec else default
-
-
-def _join_pieces(owners, pieces, segments, voices) -> list[tuple[tuple[int, int], Segment]]:
-    """One Segment per voice region from its decoded pieces: a region decoded whole keeps
-    its transcript; a cut one joins the words each piece keeps (:func:`~hubbub.pipeline.turns.keep_words`)."""
-    groups: dict[tuple[int, int, int], list[int]] = {}
-    for j, ((i, k), piece) in enumerate(zip(owners, pieces)):
-        groups.setdefault((i, k, piece.region), []).append(j)
-    out = []
-    for (i, k, r), members in groups.items():
-        if len(members) == 1:
-            seg = segments[members[0]]
-            if seg is not None:
-                out.append(((i, k), seg))
-            continue
-        words = [w for j in members if segments[j] is not None for w in keep_words(pieces[j], segments[j].words)]
-        if words:
-            start, end = voices[i][3][k][r]
-            out.append(((i, k), Segment(start, end, " ".join(w.word for w in words), tuple(words))))
-    return out
-
-
-def _claim_unheld(found: list[list[tuple[float, float]]], stretches: list[tuple[float, float]],
-                  levels: torch.Tensor, hop: float) -> list[list[tuple[float, float]]]:
-    """The voice regions with each of ``stretches`` (speech of the recording that no voice
-    holds, :func:`~hubbub.pipeline.turns.unheld`) added to the stream loudest over it
-    (``levels``: ``(voices, frames)`` dB per ``hop`` seconds)."""
-    out = [list(regions) for regions in found]
-    for start, end in stretches:
-        a = min(int(start / hop), levels.shape[1] - 1)
-        power = torch.pow(10.0, levels[:, a : max(a + 1, int(end / hop))] / 10).sum(dim=1)
-        out[int(power.argmax())].append((start, end))
-    return [sorted(regions) for regions in out]
-
-
-def _share_spans(decoded: list[tuple], members: list[list[int]], pieces: list[Piece],
-                 others: list[list[tuple[float, float]]] | None = None, by_sentence: bool = False) -> list[tuple]:
-    """Per piece, its ``(Segment or None, details or None)`` from the decoded spans: a span
-    of one piece is that piece's; a stretch of the recording that holds several lone pieces
-    (:func:`~hubbub.pipeline.turns.recording_stretches`, :func:`~hubbub.pipeline.turns.join_lone`)
-    is shared out word by word (:func:`~hubbub.pipeline.turns.share_words`; ``others[n]``: the
-    stretches of span ``n``'s recording read from the separated voices), each piece keeping the
-    stretch's details; a piece in two stretches gets the words of both; ``by_sentence``: a
-    sentence's words go to one voice (:func:`~hubbub.pipeline.turns.share_words`), and a
-    piece's segment stretches to hold its words."""
-    out: list[tuple] = [(None, None)] * len(pieces)
-    words: dict[int, list] = {}
-    spans_of: dict[int, int] = {}
-    for idx in members:
-        for j in idx:
-            spans_of[j] = spans_of.get(j, 0) + 1
-    for n, ((seg, info), idx) in enumerate(zip(decoded, members)):
-        if len(idx) == 1 and spans_of[idx[0]] == 1 and not (others and others[n]):
-            out[idx[0]] = (seg, info)
-            continue
-        if seg is not None and not seg.words:  # no word timings to share by: the longest piece has it all
-            out[max(idx, key=lambda j: pieces[j].end - pieces[j].start)] = (seg, info)
-            continue
-        shared = share_words([pieces[j] for j in idx], seg.words if seg is not None else (),
-                             others[n] if others else (), by_sentence)
-        for j, got in zip(idx, shared):
-            words.setdefault(j, []).extend(got)
-            out[j] = (None, out[j][1] if out[j][1] is not None else info)
-    for j, got in words.items():
-        piece = pieces[j]
-        got = sorted({(w.start, w.end, w.word): w for w in got}.values(), key=lambda w: (w.start, w.end))
-        if got:
-            start, end = min(piece.start, got[0].start), max(piece.end, max(w.end for w in got))
-            out[j] = (Segment(start, end, " ".join(w.word for w in got), tuple(got)), out[j][1])
-    return out
-
-
-def _relabel_details(extra: dict, speakers: list[SpeakerResult], streams: list[list[Segment]]) -> None:
-    """Details (what the demo draws) per speaker rather than per stream, when the speakers are
-    not the streams in order (clustering relabelled them, or :func:`people_heard` dropped or
-    renumbered some): each speaker's regions are its segments."""
-    if [spk.segments for spk in speakers] == streams:
-        return  # one speaker per stream, in stream order: nothing changed
-    extra["regions"] = [[(seg.start, seg.end) for seg in spk.segments] for spk in speakers]
-    extra["leakage"] = [False] * len(speakers)
-
-
-def maps_of_speakers(speakers: list[SpeakerResult], reads: list[dict]) -> dict[str, dict]:
-    """Per speaker, the ASR maps (:func:`~hubbub.pipeline.maps.asr_details`) of the read that gave
-    the most words of its first segment (ties: the earliest read), so that the map's tokens are
-    the words on screen. Each chosen map gets ``kept``: per word of the read, whether it is in
-    this speaker's transcript (in an overlap, a read of the recording also hears the other voice,
-    whose words go to that speaker). A speaker none of whose first words came from a kept read
-    has no map."""
-    out = {}
-    for spk in speakers:
-        if not spk.segments:
-            continue
-        mine = {(w.word, w.start) for seg in spk.segments for w in seg.words}
-        first = {(w.word, w.start) for w in spk.segments[0].words}
-        scored = [(len(first & {(w, a) for w, a, _ in r["words"]}), -r["offset"], k)
-                  for k, r in enumerate(reads)]
-        best = max(scored, default=(0, 0.0, -1))
-        if best[0] > 0:
-            chosen = dict(reads[best[2]])
-            chosen["kept"] = [(w, a) in mine for w, a, _ in chosen["words"]]
-            out[spk.id] = chosen
-    return out
-
-
-def _rename_streams(outs: list[Path], order: list[int]) -> list[Path]:
-    """Speaker ``c``'s voice is stream ``order[c]``: rename the files to ``spk{c + 1}.wav``
-    (streams that are no one's are removed). Returns the speakers' files."""
-    tmp = [outs[k].with_name(f".speaker{c + 1}.wav.part") for c, k in enumerate(order)]
-    for k, t in zip(order, tmp):
-        outs[k].replace(t)
-    for k, p in enumerate(outs):
-        if k not in order:
-            p.unlink(missing_ok=True)
-    final = [outs[0].with_name(f"spk{c + 1}.wav") for c in range(len(order))]
-    for t, f in zip(tmp, final):
-        t.replace(f)
-    return final
-
-
-def people_heard(speakers: list[SpeakerResult]) -> list[SpeakerResult]:
-    """The people heard, as every output shows them: a speaker with no words is no one (its voice
-    file, if any, is removed), each speaker's segments (those with words) are in time order, and
-    speakers are numbered ``spk1, spk2, ...`` in order of first speech (voice files renamed to match)."""
-    kept = []
-    for spk in speakers:
-        segs = sorted((g for g in spk.segments if g.text.strip()), key=lambda g: (g.start, g.end))
-        if segs:
-            kept.append(SpeakerResult(spk.id, spk.waveform, segs, spk.audio))
-        elif spk.audio:
-            Path(spk.audio).unlink(missing_ok=True)
-    kept.sort(key=lambda spk: (spk.segments[0].start, spk.segments[0].end))
-    files = [Path(spk.audio) if spk.audio else None for spk in kept]
-    parts = [f.with_name(f".speaker{c + 1}.wav.part") if f else None for c, f in enumerate(files)]
-    for f, t in zip(files, parts):
-        if f is not None:
-            f.replace(t)
-    out = []
-    for c, (spk, t) in enumerate(zip(kept, parts)):
-        final = None
-        if t is not None:
-            final = t.with_name(f"spk{c + 1}.wav")
-            t.replace(final)
-        out.append(SpeakerResult(f"spk{c + 1}", spk.waveform, spk.segments, str(final) if final else None))
-    return out
-
-
-def assemble_voices(outs: list[Path], spans_per_speaker: list[list]) -> list[Path]:
-    """Write one voice file per speaker from the stream files ``outs``: each speaker's
-    spans (``.stream``, ``.start``, ``.end``) copied from their streams, silence
-    elsewhere, block by block. The files take the streams' names (``spk1.wav``, ...);
-    the stream files are removed. Returns the speakers' files."""
-    import soundfile as sf
-
-    folder = outs[0].parent
-    info = sf.info(str(outs[0]))
-    sr, total = info.samplerate, info.frames
-    tmp = [folder / f".speaker{c + 1}.wav.part" for c in range(len(spans_per_speaker))]
-    sources = [sf.SoundFile(str(p)) for p in outs]
-    block = 1 << 16
-    try:
-        for path, spans in zip(tmp, spans_per_speaker):
-            with sf.SoundFile(str(path), "w", samplerate=sr, channels=1, subtype="FLOAT", format="WAV") as dst:
-                pos = 0
-                for sp in sorted(spans, key=lambda s: s.start):
-                    a, b = max(pos, int(sp.start * sr)), min(total, int(sp.end * sr))
-                    if b <= a:
-                        continue
-                    while pos < a:
-                        dst.write(np.zeros(min(block, a - pos), dtype=np.float32))
-                        pos = min(a, pos + block)
-                    src = sources[sp.stream]
-                    src.seek(a)
-                    while pos < b:
-                        x = src.read(min(block, b - pos), dtype="float32", always_2d=True)[:, 0]
-                        if not len(x):
-                            break
-                        dst.write(x)
-                        pos += len(x)
-                while pos < total:
-                    dst.write(np.zeros(min(block, total - pos), dtype=np.float32))
-                    pos = min(total, pos + block)
-    finally:
-        for f in sources:
-            f.close()
-    for p in outs:
-        p.unlink()
-    final = [folder / f"spk{c + 1}.wav" for c in range(len(spans_per_speaker))]
-    for t, f in zip(tmp, final):
-        t.replace(f)
-    return final
-
-
-def _drop_echoes(segments: dict, item: int, n_voices: int, levels: torch.Tensor, hop: float) -> None:
-    """Remove from one recording's segments the words that echo another voice's
-    (:func:`~hubbub.pipeline.turns.drop_echoes`), judged by the streams' frame ``levels``
-    (dB, ``(n_voices, frames)`` every ``hop`` seconds); segments left without words go."""
-    if n_voices < 2:
-        return
-    voices = [segments.get((item, k), []) for k in range(n_voices)]
-    words = [[w for seg in segs for w in seg.words] for segs in voices]
-
-    def level(k: int, w) -> float:
-        a = min(int(w.start / hop), levels.shape[1] - 1)
-        b = max(a + 1, min(int(w.end / hop) + 1, levels.shape[1]))
-        return float(10 * torch.log10(torch.pow(10.0, levels[k, a:b] / 10).mean()))
-
-    echo = drop_echoes(words, [[level(k, w) for w in ws] for k, ws in enumerate(words)])
-    for k, segs in enumerate(voices):
-        flags = iter(echo[k])
-        kept = []
-        for seg in segs:
-            mine = [next(flags) for _ in seg.words]
-            if not any(mine):
-                kept.append(seg)
-                continue
-            words_left = tuple(w for w, e in zip(seg.words, mine) if not e)
-            if words_left:
-                kept.append(Segment(seg.start, seg.end, " ".join(w.word for w in words_left), words_left))
-        if (item, k) in segments:
-            segments[(item, k)] = kept
 
 
 class Pipeline:
@@ -554,16 +237,16 @@ class Pipeline:
                 if asr is not None:
                     raise
                 log.warning("no embedded ASR model yet: the pipeline separates only (pass asr=... to transcribe)")
-        names = {"separator": _model_name(separator, DEFAULT_SEPARATOR)} if sep is not None else {}
+        names = {"separator": model_name(separator, DEFAULT_SEPARATOR)} if sep is not None else {}
         if rec is not None:
-            names["asr"] = _model_name(asr, DEFAULT_ASR)
+            names["asr"] = model_name(asr, DEFAULT_ASR)
         if label_speakers and sep is not None and "speaker_encoder" not in kwargs:
             from hubbub.models.speaker import SpeakerEncoder
 
             kwargs["speaker_encoder"] = SpeakerEncoder.load(device)
         detector = load_overlap_detector(overlap_detector, device) if sep is not None else None
         if detector is not None:
-            names["overlap_detector"] = _model_name(overlap_detector, DEFAULT_OVERLAP_DETECTOR)
+            names["overlap_detector"] = model_name(overlap_detector, DEFAULT_OVERLAP_DETECTOR)
         return cls(sep, rec, device=device, names=names, overlap_detector=detector, **kwargs)
 
     def replace(self, **changes) -> Pipeline:
@@ -649,7 +332,7 @@ class Pipeline:
                     info = asr_details(self.asr, one, hyp, hyp.cross_attention.shape[-1], offset=start)
                 out[j] = (seg, info)
             del batch, hyps, maps, pieces
-            _trim_heap()
+            trim_heap()
             if progress is not None:
                 progress(sum(spans[j][3] - spans[j][2] for j in group))
         return out
@@ -706,7 +389,7 @@ class Pipeline:
         Returns one Result per item, or the error (AudioError, OSError, ValueError,
         RuntimeError) that stopped that item; the others are done all the same.
         """
-        _steady_heap()
+        steady_heap()
         separate = speakers != 1 and self.separator is not None
         if separate and speakers not in (None, self.separator.n_src):
             raise ValueError(f"the separator splits {self.separator.n_src} voices, not {speakers}")
@@ -747,7 +430,7 @@ class Pipeline:
                     found = self._one_person(outs, sr, found, levels)
                 if separate and self.overlap_aware and len(outs) > 1 and self.turns.lone_stretches == "recording":
                     recorded[i] = self._recording_regions(path)
-                    found = _claim_unheld(found, unheld(found, recorded[i], self.turns), levels, self.regions.hop)
+                    found = claim_unheld(found, unheld(found, recorded[i], self.turns), levels, self.regions.hop)
                 voices[i] = (outs, sr, duration, found, levels)
                 if details:
                     extra[i].update(regions=found, leakage=leakage)
@@ -773,7 +456,7 @@ class Pipeline:
                     continue
                 heard = people_heard(persons)
                 if details:
-                    _relabel_details(extra[i], heard, [])
+                    relabel_details(extra[i], heard, [])
                 results[i] = Result(str(items[i][0]), duration, sr, models, heard, extra.get(i, {}))
             report(total)
             return results
@@ -817,12 +500,12 @@ class Pipeline:
                 i = owners[members[n][0]][0]
                 info["source"] = "recording" if spans[n][0] == items[i][0] else "separated voice"
                 reads.setdefault(i, []).append(info)
-        decoded = _share_spans(decoded, members, pieces, others, self.turns.attribute == "sentence")
+        decoded = share_spans(decoded, members, pieces, others, self.turns.attribute == "sentence")
         segments: dict[tuple[int, int], list[Segment]] = {}
-        for owner, seg in _join_pieces(owners, pieces, [d[0] for d in decoded], voices):
+        for owner, seg in join_pieces(owners, pieces, [d[0] for d in decoded], voices):
             segments.setdefault(owner, []).append(seg)
         for i, (outs, _, _, _, levels) in voices.items():
-            _drop_echoes(segments, i, len(outs), levels, self.regions.hop)
+            drop_voice_echoes(segments, i, len(outs), levels, self.regions.hop)
         mixed = {(i, p.voice, *voices[i][3][p.voice][p.region]) for (i, _), p in zip(owners, pieces)
                  if p.source != "mixture"}  # regions read (in part) from their separated stream
         for i, (outs, sr, duration, _, _) in voices.items():
@@ -835,7 +518,7 @@ class Pipeline:
             if self.asr is not None:  # without an ASR model there are no words: the voices are the streams
                 speakers_out = people_heard(speakers_out)
             if details:
-                _relabel_details(extra[i], speakers_out, streams)
+                relabel_details(extra[i], speakers_out, streams)
                 extra[i]["asr"] = maps_of_speakers(speakers_out, reads.get(i, []))
             results[i] = Result(str(items[i][0]), duration, sr, models, speakers_out, extra.get(i, {}))
         report(total)
@@ -950,7 +633,7 @@ class Pipeline:
         per = [[(spans[j], segs[j]) for j in range(len(spans)) if labels[j] == c] for c in range(n)]
         stream_of = [{sp.stream for sp, _ in members} for members in per]
         if all(len(s) == 1 for s in stream_of) and len({next(iter(s)) for s in stream_of}) == n:
-            paths = _rename_streams(outs, [next(iter(s)) for s in stream_of])  # one stream per person
+            paths = rename_streams(outs, [next(iter(s)) for s in stream_of])  # one stream per person
         else:
             paths = assemble_voices(outs, [[sp for sp, _ in members] for members in per])
         return [SpeakerResult(f"spk{c + 1}", None, [g for _, g in members], audio=str(paths[c]))

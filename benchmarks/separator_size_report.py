@@ -1,0 +1,109 @@
+"""The separator size study on the voice pool (issue 35): validation SI-SNRi against CPU minutes.
+
+Usage:
+    hubbub train separator --config hubbub/recipes/configs/separator-size-ref.yaml --threads 1 --max-cpu-minutes 90
+    hubbub train separator --config hubbub/recipes/configs/separator-size-2m.yaml --threads 1 --max-cpu-minutes 90
+    python benchmarks/separator_size_report.py --out docs/separator-size
+
+Reads ``exp/size/<name>/metrics.csv`` (the recipe's ``cpu_s`` column: CPU time of all threads, fair on
+a shared machine) and each run's ``best/config.json``; writes ``<out>.csv`` (the curves), ``<out>.png``
+(the figure) and ``<out>.md`` (the table: parameters, CPU seconds per step, best validation on each
+corpus, and the slope over the last 15 CPU minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("separator_size_report")
+
+ROOT = Path(__file__).resolve().parent.parent
+#: name -> what it is
+RUNS = {"ref": "0.47 M: d_model 64, 4 blocks, d_ff 256", "2m": "2.14 M: d_model 128, 5 blocks, d_ff 512"}
+
+
+def _params(folder: Path) -> float | None:
+    cfg = folder / "best" / "config.json"
+    if not cfg.is_file():
+        return None
+    from hubbub.models.separator import Separator
+
+    model = Separator.from_pretrained(folder / "best")
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def _slope(rows: list[dict], key: str, minutes: float = 15.0) -> float | None:
+    """dB per CPU hour over the last ``minutes`` CPU minutes (least squares), or None."""
+    if not rows:
+        return None
+    end = rows[-1]["cpu_min"]
+    tail = [r for r in rows if r["cpu_min"] >= end - minutes]
+    if len(tail) < 2:
+        return None
+    xs, ys = [r["cpu_min"] for r in tail], [r[key] for r in tail]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="docs/separator-size")
+    args = p.parse_args(argv)
+    curves, table = [], []
+    for name, what in RUNS.items():
+        path = ROOT / "exp" / "size" / name / "metrics.csv"
+        if not path.is_file():
+            log.warning("%s: no metrics yet", path)
+            continue
+        with path.open(newline="") as f:
+            rows = [{"step": int(r["step"]), "cpu_min": float(r["cpu_s"]) / 60, "score": float(r["score"]),
+                     "librispeech": float(r["si_snri_librispeech"]),
+                     "speechocean762": float(r["si_snri_speechocean762"])} for r in csv.DictReader(f)]
+        curves += [{"run": name, **r} for r in rows]
+        best = max(rows, key=lambda r: r["score"])
+        last = rows[-1]
+        table.append((name, what, _params(path.parent), last["cpu_min"] * 60 / max(last["step"], 1), last["step"],
+                      last["cpu_min"], best["librispeech"], best["speechocean762"], best["cpu_min"],
+                      _slope(rows, "score")))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{out}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["run", "step", "cpu_min", "score", "librispeech", "speechocean762"])
+        writer.writeheader()
+        writer.writerows(curves)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    for name in RUNS:
+        pts = [c for c in curves if c["run"] == name]
+        if pts:
+            ax.plot([c["cpu_min"] for c in pts], [c["score"] for c in pts], marker="o", ms=3, label=RUNS[name])
+    ax.set_xlabel("CPU minutes (1 thread)")
+    ax.set_ylabel("validation SI-SNRi (dB), mean of both corpora")
+    ax.set_title("Separator size on the voice pool (from scratch)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(f"{out}.png")
+    lines = ["| run | design | parameters (M) | CPU s / step | steps | CPU min | best validation LibriSpeech / "
+             "speechocean762 (dB) | at CPU min | slope, last 15 CPU min (dB / CPU h) |",
+             "|---|---|---:|---:|---:|---:|---|---:|---:|"]
+    for name, what, params, per_step, steps, cpu, ls, so, at, slope in table:
+        lines.append(f"| {name} | {what} | {params:.2f} | {per_step:.2f} | {steps} | {cpu:.1f} | {ls:.2f} / {so:.2f} "
+                     f"| {at:.1f} | {'' if slope is None else f'{slope:+.2f}'} |")
+    Path(f"{out}.md").write_text("\n".join(lines) + "\n")
+    log.info("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
