@@ -165,8 +165,9 @@ def test_upload_copies_are_removed_when_the_demo_stops(tmp_path, tiny_separator_
         client.predict(client_mod.handle_file(str(two_voice_mix)), 2, "global", 16, api_name="/analyze")
         held = [p for p in (tmp_path / "tmp").rglob("*") if p.is_file()]
         assert any(p.name == "mix.wav" and p.parent.parent.name.startswith("hubbub-demo-uploads-") for p in held), held
+        client.close()
         proc.send_signal(getattr(signal, stop))
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -439,5 +439,8 @@ def launch(
         elif demo.share_url is None:
             log.warning("no public link could be made (--share needs the internet); the local address still works")
     if not prevent_thread_lock:
-        demo.block_thread()
+        try:
+            demo.block_thread()
+        finally:  # however it stops (Ctrl+C, SIGTERM, an error), the server and its queue go with it
+            demo.close()
     return demo
