@@ -150,9 +150,12 @@ def test_upload_copies_are_removed_when_the_demo_stops(tmp_path, tiny_separator_
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
     env["TMPDIR"] = str(tmp_path / "tmp")
     (tmp_path / "tmp").mkdir()
+    # a terminal's Ctrl+C: SIGINT at its default in the child (an ignored SIGINT, as an earlier test's browser
+    # driver may leave in this process, would be inherited and the demo would rightly not stop on it)
     proc = subprocess.Popen([sys.executable, "-m", "hubbub", "demo", "--port", str(port), "--separator",
                              str(tiny_separator_dir), "--asr", str(tiny_asr_dir)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_default_sigint)
     try:
         url = f"http://127.0.0.1:{port}/"
         for _ in range(240):
@@ -173,6 +176,13 @@ def test_upload_copies_are_removed_when_the_demo_stops(tmp_path, tiny_separator_
             proc.kill()
     left = [p for p in (tmp_path / "tmp").rglob("*")]
     assert not left, (left, out)
+
+
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def test_sweep_removes_old_entries_then_the_oldest_over_the_cap(tmp_path):
