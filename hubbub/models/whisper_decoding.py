@@ -27,7 +27,7 @@ import torch
 from hubbub.models.hypothesis import DecodingOptions, Hypothesis, WordTiming, inference
 from hubbub.models.whisper import HOP, WhisperASR
 
-__all__ = ["compression_ratio", "whisper_decode"]
+__all__ = ["alignment_matrix", "compression_ratio", "whisper_decode", "word_times"]
 
 FRAMES_PER_SECOND = 100  # log-mel frames
 MEDIAN_FILTER = 7
@@ -247,14 +247,14 @@ def _finish(model: WhisperASR, memory: torch.Tensor, tokens: list[int], score: f
     want_words = options.word_timestamps and tok is not None and bool(tokens)
     if want_words or options.return_cross_attention:
         frames = max(1, min(memory.shape[1], int(round(seconds / model.frame_shift))))
-        matrix, mean = _alignment_matrix(model, memory, tokens, frames)  # (len(tokens) + 1, frames) each
+        matrix, mean = alignment_matrix(model, memory, tokens, frames)  # (len(tokens) + 1, frames) each
         cross = torch.from_numpy(mean) if options.return_cross_attention else None
         if want_words:
-            words = _word_times(model, tokens, matrix, seconds)
+            words = word_times(model, tokens, matrix, seconds)
     return Hypothesis(tokens=tuple(tokens), text=text, score=float(score), words=words, cross_attention=cross)
 
 
-def _alignment_matrix(model: WhisperASR, memory: torch.Tensor, tokens: list[int],
+def alignment_matrix(model: WhisperASR, memory: torch.Tensor, tokens: list[int],
                       frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Cross-attention of the alignment heads over the speech frames: normalised
     per head over tokens, median-filtered along time and averaged (for DTW),
@@ -278,7 +278,7 @@ def _alignment_matrix(model: WhisperASR, memory: torch.Tensor, tokens: list[int]
     return w.mean(0)[rows], plain
 
 
-def _word_times(model: WhisperASR, tokens: list[int], matrix: np.ndarray, seconds: float) -> tuple[WordTiming, ...]:
+def word_times(model: WhisperASR, tokens: list[int], matrix: np.ndarray, seconds: float) -> tuple[WordTiming, ...]:
     """Word start and end times from a DTW path through ``-matrix`` (librosa)."""
     import librosa
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from hubbub.models.hypothesis import WordTiming, inference
 from hubbub.models.whisper import HOP, N_FFT, SAMPLE_RATE, WhisperASR
-from hubbub.models.whisper_decoding import _alignment_matrix, _word_times, compression_ratio
+from hubbub.models.whisper_decoding import alignment_matrix, compression_ratio, word_times
 
 __all__ = ["LongFormOptions", "LongSegment", "WindowResult", "transcribe_long"]
 
@@ -329,8 +329,8 @@ def _window_words(model: WhisperASR, memory: torch.Tensor, found: list[tuple], o
         return None
     text = [t for f in found for t in f[2]]
     seconds = size * HOP / SAMPLE_RATE
-    matrix, _ = _alignment_matrix(model, memory, text, max(1, min(memory.shape[1], size // INPUT_STRIDE)))
-    timed = _word_times(model, text, matrix, seconds)
+    matrix, _ = alignment_matrix(model, memory, text, max(1, min(memory.shape[1], size // INPUT_STRIDE)))
+    timed = word_times(model, text, matrix, seconds)
     owner = []  # segment of each text token position
     for k, f in enumerate(found):
         owner += [k] * len(f[2])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from hubbub.models.decoding import WordTiming as Word  # one word with its start and end (s)
+from hubbub.models.hypothesis import WordTiming as Word  # one word with its start and end (s)
 
 __all__ = ["Result", "Segment", "SpeakerResult", "Word"]
 
