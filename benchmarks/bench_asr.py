@@ -10,11 +10,11 @@ Usage:
     python benchmarks/bench_asr.py --data ../shared/data/LibriSpeech/test-other \
         fsdd-test:../shared/data/fsdd/recordings --threads 2 --out benchmarks/asr-bench.md
     # held-out TTS voices (the synth test split) with a given hubbub model
-    python benchmarks/bench_asr.py --data data/synth-8k/test.jsonl --asr checkpoints/asr-default/best
+    python benchmarks/bench_asr.py --data data/synth-8k/test.jsonl --systems hubbub fw-base-int8 --beam-size 5
 
 Every system hears the same audio: hubbub at its model's rate, pocketsphinx and Whisper at
 16 kHz (resampled from the file). References and hypotheses go through the one text normaliser,
-``hubbub.models.tokenizer.normalize_text`` (upper case, letters and apostrophes, numbers spelled out); WER is
+``hubbub.models.text.normalize_text`` (upper case, letters and apostrophes, numbers spelled out); WER is
 jiwer's. RTF = processing seconds per second of audio, with ``--threads`` CPU threads.
 """
 
@@ -34,14 +34,13 @@ log = logging.getLogger("bench_asr")
 
 class HubbubASR:
     """hubbub's ASR through :func:`hubbub.models.decoding.decode` with the given
-    :class:`~hubbub.models.decoding.DecodingOptions` fields (a Speech-Transformer:
-    ``ctc_weight=1`` with ``beam_size=1`` is the CTC best path). ``precision``: a Whisper decoder's linear layers
+    :class:`~hubbub.models.decoding.DecodingOptions` fields. ``precision``: the Whisper decoder's linear layers
     (``hubbub transcribe --asr-precision``)."""
 
     def __init__(self, path: str | None, name: str = "hubbub", precision: str = "float16",
                  encoder_window: int | None = None, **options) -> None:
         from hubbub.models.decoding import DecodingOptions
-        from hubbub.pipeline.pipeline import load_asr
+        from hubbub.pipeline.loaders import load_asr
 
         self.model = load_asr(path, window=f"local:{encoder_window}" if encoder_window else None,
                               precision=precision)
@@ -120,7 +119,7 @@ class FasterWhisper:
         return " ".join(s.text.strip() for s in segments)
 
 
-def build_system(name: str, asr: str | None, threads: int, beam_size: int = 1, ctc_weight: float | None = None,
+def build_system(name: str, asr: str | None, threads: int, beam_size: int = 1,
                  input_padding: float | None = None, encoder_window: int = 64):
     """One system by its name (see ``--systems``): a callable ``wav -> text`` with ``name`` and ``rate``."""
     if name.startswith("fw-"):
@@ -128,13 +127,12 @@ def build_system(name: str, asr: str | None, threads: int, beam_size: int = 1, c
         return FasterWhisper(f"whisper-{model}", compute, threads, beam_size)
     if name == "pocketsphinx":
         return PocketSphinx()
-    search = {"beam_size": beam_size, "ctc_weight": ctc_weight}
+    search = {"beam_size": beam_size}
     if input_padding is not None:
         search["input_padding"] = input_padding
     variants = {"hubbub": {}, "hubbub-int8": {"precision": "int8"},
                 "hubbub-fp32": {"precision": "float32"}, "hubbub-full": {"input_padding": None},
-                "hubbub-local": {"encoder_window": encoder_window}, "hubbub-lm": {"lm": True},
-                "hubbub-ctc": {"ctc_weight": 1.0}, "hubbub-att": {"ctc_weight": 0.0}}
+                "hubbub-local": {"encoder_window": encoder_window}}
     if name not in variants:
         raise SystemExit(f"unknown system {name!r}")
     return HubbubASR(asr, name=name, **{**search, **variants[name]})
@@ -178,7 +176,7 @@ def run(systems, sets) -> tuple[dict, dict]:
 
 def same_text(texts: dict, spec: str, a: str, b: str) -> float:
     """Share of utterances whose normalised transcripts by systems ``a`` and ``b`` are identical."""
-    from hubbub.models.tokenizer import normalize_text
+    from hubbub.models.text import normalize_text
 
     pairs = list(zip(texts[(spec, a)], texts[(spec, b)]))
     return sum(normalize_text(x) == normalize_text(y) for x, y in pairs) / max(1, len(pairs))
@@ -192,9 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--systems", nargs="+", default=["hubbub", "pocketsphinx", "fw-base-int8"],
                    help="hubbub (its model's default decoding; a Whisper decoder's linear layers with float16 "
                         "weights), hubbub-fp32 (those in float32), hubbub-int8 (those in int8), "
-                        "hubbub-full (30-s encoder input), hubbub-lm (CTC beam search with its word LM), "
-                        "hubbub-ctc (CTC best path), "
-                        "hubbub-att (attention greedy), pocketsphinx, fw-MODEL-COMPUTE (faster-whisper, MODEL "
+                        "hubbub-full (30-s encoder input), pocketsphinx, fw-MODEL-COMPUTE (faster-whisper, MODEL "
                         "base or tiny.en, COMPUTE int8 or float32, e.g. fw-base-float32)")
     p.add_argument("--encoder-window", type=int, default=64,
                    help="hubbub-local: the Whisper encoder's local attention window, in 20-ms frames")
@@ -204,7 +200,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="hubbub Whisper: seconds of padding after the speech in the encoder input (default: "
                         "DecodingOptions's)")
     p.add_argument("--beam-size", type=int, default=1, help="hubbub's decoding (default: greedy)")
-    p.add_argument("--ctc-weight", type=float, default=None, help="hubbub's decoding (default: the model's)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="N utterances of each corpus, spread evenly over it")
     p.add_argument("--out", default=None)
@@ -214,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     systems = []
     for name in args.systems:
         try:
-            systems.append(build_system(name, args.asr, args.threads, args.beam_size, args.ctc_weight,
+            systems.append(build_system(name, args.asr, args.threads, args.beam_size,
                                         args.input_padding, args.encoder_window))
         except (ImportError, FileNotFoundError) as err:
             log.error("%s unavailable: %s", name, err)

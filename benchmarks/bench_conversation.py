@@ -113,7 +113,7 @@ def score(rec: dict, hyp: list[list[tuple[float, float, str]]], der_metric) -> d
     from meeteval.wer.wer.cp import cp_word_error_rate
     from pyannote.core import Annotation, Segment
 
-    from hubbub.models.tokenizer import normalize_text
+    from hubbub.models.text import normalize_text
 
     def stream(texts) -> str:
         return " ".join(t for t in (normalize_text(x) for x in texts) if t)
@@ -193,11 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from hubbub.pipeline import Pipeline
 
-    aware = Pipeline.from_pretrained(args.separator, args.asr, overlap_detector=args.overlap_detector)
+    aware = Pipeline.from_pretrained(separator=args.separator, asr=args.asr, overlap_detector=args.overlap_detector)
     pipes = {"overlap-aware": aware,
              "separate-everywhere": aware.replace(overlap_aware=False),
-             "overlap-aware-no-detector": aware.replace(
-                 overlap_detector=None, names={k: v for k, v in aware.names.items() if k != "overlap_detector"}),
+             "overlap-aware-no-detector": aware.replace(overlap_detector="none"),
              "whisper-reading": aware.replace(reading="whisper")}
     whisper = LongWhisper(args.whisper, "int8", args.threads) if "faster-whisper" in args.systems else None
     records = load_set(args.data, args.limit)

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from hubbub.pipeline import Pipeline
 
-    pipe = Pipeline.from_pretrained(args.separator, args.asr)
+    pipe = Pipeline.from_pretrained(separator=args.separator, asr=args.asr)
     if pipe.asr is None:
         log.error("no ASR model: pass --asr or embed one")
         return 2

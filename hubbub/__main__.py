@@ -39,7 +39,6 @@ OWN_OPTIONS = {
     "transcribe": {"--quiet", "--threads"},
     "train separator": {"--threads"},
     "train asr": {"--threads"},
-    "train lm": {"--threads"},
     "evaluate separation": {"--quiet", "--threads"},
     "evaluate asr": {"--quiet", "--threads"},
     "data synth": {"--quiet"},
@@ -54,7 +53,7 @@ COMMON_HELP = """common options (before or after the command):
 
 
 def _targets(group: str) -> str:
-    """``(lm, asr, separator)`` for a recipe group: read from the recipe table, never out of date."""
+    """``(separator, asr, overlap)`` for a recipe group: read from the recipe table, never out of date."""
     from hubbub.recipes.cli import COMMANDS as RECIPES  # a table only: imports nothing heavy
 
     return ", ".join(name for g, name in RECIPES if g == group)

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from hubbub.pipeline.defaults import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS
+
 __all__ = ["build_parser", "main", "run_separate", "run_transcribe"]
 
 log = logging.getLogger("hubbub.cli")
@@ -57,9 +59,11 @@ def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", default=None, metavar="global|local:W",
                    help="the separator's inter-chunk attention: global, or local over W chunks (linear memory "
                         "for very long windows; 'local' is local:16); default: as the model was saved")
-    p.add_argument("--chunk-seconds", type=float, default=30.0,
-                   help="separate long recordings in windows of this length (0: one pass)")
-    p.add_argument("--overlap-seconds", type=float, default=2.0, help="overlap between windows")
+    p.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
+                   help=f"separate long recordings in windows of this length (0: one pass; default: "
+                        f"{DEFAULT_CHUNK_SECONDS:g})")
+    p.add_argument("--overlap-seconds", type=float, default=DEFAULT_OVERLAP_SECONDS,
+                   help=f"overlap between windows (default: {DEFAULT_OVERLAP_SECONDS:g})")
     p.add_argument("--max-seconds", type=float, default=None, help="refuse inputs longer than this")
     p.add_argument("--shard", default=None, metavar="I/N", help="process only shard I of N (1-based)")
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs exist")
@@ -83,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-f", "--output-format", default="txt,srt,json",
                     help="comma list of txt,srt,vtt,tsv,json,rttm, or all (default: txt,srt,json)")
     tr.add_argument("--asr", default=None,
-                    help="whisper-base-separated, whisper-base, whisper-tiny.en, an embedded name (asr-8k) or a "
+                    help="whisper-base-separated, whisper-base, whisper-tiny.en or a "
                          "model folder (default: whisper-base-separated, Whisper base with its time-frequency "
                          "block adapted to separated voices)")
     tr.add_argument("--asr-window", default=None, metavar="global|local:W",
@@ -121,12 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-speaker-labels", action="store_true",
                     help="one speaker per separated stream: skip labelling persons by voice")
     tr.add_argument("--beam-size", type=int, default=1,
-                    help="1: greedy; more: beam search (Whisper's, or a Speech-Transformer's joint CTC/attention)")
-    tr.add_argument("--ctc-weight", type=float, default=None,
-                    help="CTC weight in decoding (default: the model's); with --beam-size 1: 1 is the CTC best path, "
-                         "0 the attention decoder")
-    tr.add_argument("--no-lm", action="store_true",
-                    help="decode without the ASR's word language model (its lm/ folder), as fast as greedy")
+                    help="1: greedy; more: Whisper's beam search")
     tr.add_argument("--batch-size", type=int, default=8,
                     help="inputs transcribed together: their speech regions share ASR batches (default: 8)")
     tr.add_argument("--word-timestamps", action="store_true", help="add word timings to the JSON output")
@@ -358,15 +357,21 @@ def run_transcribe(args: argparse.Namespace) -> int:
     """
     from hubbub.models.decoding import DecodingOptions
     from hubbub.pipeline.audio import AudioError
+    from hubbub.pipeline.config import PipelineConfig
     from hubbub.pipeline.formats import parse_formats, write_outputs
     from hubbub.pipeline.pipeline import Pipeline
     from hubbub.pipeline.speakers import ClusterConfig
 
     try:
         formats = parse_formats(args.output_format)
-        decoding = DecodingOptions(beam_size=args.beam_size, ctc_weight=args.ctc_weight,
-                                   lm=False if args.no_lm else None)
         _check_windows(args)
+        config = PipelineConfig(
+            separator=args.model, asr=args.asr, overlap_detector=args.overlap_detector, separate=args.streams != 1,
+            label_speakers=not args.no_speaker_labels, window=args.window, asr_window=args.asr_window,
+            precision=args.asr_precision, device=args.device, chunk_seconds=args.chunk_seconds or None,
+            overlap_seconds=args.overlap_seconds, decoding=DecodingOptions(beam_size=args.beam_size),
+            overlap_aware=args.overlap_aware, clustering=ClusterConfig(num_speakers=args.num_speakers),
+            max_seconds=args.max_seconds, reading=args.reading)
     except ValueError as err:
         log.error("%s", err)
         return 2
@@ -374,13 +379,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
     def pipeline() -> Pipeline:
         if "pipe" not in state:
-            state["pipe"] = Pipeline.from_pretrained(
-                args.model, args.asr, device=args.device, window=args.window, asr_window=args.asr_window,
-                label_speakers=not args.no_speaker_labels, overlap_detector=args.overlap_detector,
-                precision=args.asr_precision, separate=args.streams != 1,
-                chunk_seconds=args.chunk_seconds or None, overlap_seconds=args.overlap_seconds, decoding=decoding,
-                overlap_aware=args.overlap_aware, clustering=ClusterConfig(num_speakers=args.num_speakers),
-                max_seconds=args.max_seconds, reading=args.reading)
+            state["pipe"] = Pipeline.from_pretrained(config)
         return state["pipe"]
 
     def process(group: list[tuple[Path, str]], out_dir: Path, progress) -> list[Exception | None]:

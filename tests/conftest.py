@@ -65,17 +65,44 @@ def two_voice_mix(tmp_path) -> Path:
     return path
 
 
+WHISPER_SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
+
+
+def write_byte_tokenizer(path) -> None:
+    """A byte-level BPE with no merges (256 byte tokens) and Whisper's special tokens after them (ids 256-260)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(sorted(ByteLevel.alphabet()))}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(WHISPER_SPECIALS)
+    tok.save(str(path))
+
+
+def tiny_whisper_config(**changes):
+    """Whisper's layout at toy size: 30-s windows (1,500 encoder frames), the byte tokenizer's 261 tokens
+    then 1,501 timestamp tokens (<|0.00|> .. <|30.00|>), alignment heads, a 2-channel time-frequency block."""
+    from hubbub.models.whisper import WhisperConfig
+
+    fields = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,
+                  n_vocab=256 + len(WHISPER_SPECIALS) + 1501, n_text_ctx=64, n_text_state=16, n_text_head=2,
+                  n_text_layer=1, eot=256, sot=257, language=258, transcribe=259, no_timestamps=260,
+                  alignment_heads=((0, 0), (0, 1)), tf_channels=2)
+    return WhisperConfig(**{**fields, **changes})
+
+
 @pytest.fixture(scope="session")
 def tiny_asr_dir(tmp_path_factory) -> Path:
-    """A saved random-weight tiny character ASR (with its tokenizer)."""
-    from hubbub.models.asr import ASRConfig, SpeechTransformer
-    from hubbub.models.tokenizer import CharTokenizer
+    """A saved random-weight tiny Whisper (the default ASR's class and code paths, long-form reading included)."""
+    from hubbub.models.whisper import WhisperASR, WhisperTokenizer
 
+    source = tmp_path_factory.mktemp("tiny-whisper-tokenizer") / "tokenizer.json"
+    write_byte_tokenizer(source)
     torch.manual_seed(0)
-    cfg = ASRConfig(d_model=32, n_heads=2, d_ff=64, enc_layers=1, dec_layers=1, twod_channels=4, dropout=0.0,
-                    tokenizer="char", vocab_size=CharTokenizer().vocab_size)
+    cfg = tiny_whisper_config()
     path = tmp_path_factory.mktemp("tiny-asr")
-    SpeechTransformer(cfg, CharTokenizer()).save_pretrained(path)
+    WhisperASR(cfg, WhisperTokenizer(source, cfg.eot)).save_pretrained(path)
     return path
 
 

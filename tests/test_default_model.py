@@ -60,19 +60,6 @@ def test_default_model_separates_the_bundled_examples():
         assert all(g >= f for g, f in zip(sorted(gain.tolist()), sorted(floor))), (ex["audio"], gain.tolist())
 
 
-def test_embedded_asr_is_small_documented_and_reads_the_separator_output():
-    path = pretrained_dir("asr-8k")
-    assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 20_000_000  # the LM in lm/ too
-    assert (path / "lm" / "lm.json").is_file() and load_asr("asr-8k").lm is not None
-    card = (path / "README.md").read_text()
-    assert "steps" in card and "wall time" in card and "test-other" in card and "WER" in card
-    meta = json.loads((path / "config.json").read_text())
-    assert meta["model_type"] == "hubbub-asr" and meta["sample_rate"] == load_separator().sample_rate
-    assert (path / "tokenizer.model").is_file() or (path / "tokenizer.json").is_file()
-
-
-@pytest.mark.slow
-@pytest.mark.usefixtures("one_thread")
 def test_default_asr_transcribes_the_bundled_voices():
     """Regression guard on the clean voices of the bundled examples (sentences it never trained
     on): a broken export (tokenizer, feature settings, weights) reads nothing right."""

@@ -94,10 +94,10 @@ def test_help_imports_neither_torch_nor_gradio(args):
 
 def test_configs_live_apart_from_torch_and_keep_their_old_names():
     # the recipe parsers are built from these: they must import without torch (see the --help test above)
-    from hubbub.models import asr, configs, separator
+    from hubbub.models import configs, overlap, separator
     from hubbub.recipes import config, trainer
 
-    assert separator.SeparatorConfig is configs.SeparatorConfig and asr.ASRConfig is configs.ASRConfig
+    assert separator.SeparatorConfig is configs.SeparatorConfig and overlap.OverlapConfig is configs.OverlapConfig
     assert trainer.LoopConfig is config.LoopConfig
     code = ("import sys, hubbub.models.configs, hubbub.recipes.config, hubbub.recipes.asr_data\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
@@ -113,8 +113,9 @@ def test_help_text_is_plain_and_lists_every_target():
         assert RECIPE_HELP[(group, name)]
     train = hubbub("train", "--help")
     assert train.returncode == 0
-    for name in ("separator", "asr", "lm"):
+    for name in ("separator", "asr", "overlap"):
         assert re.search(rf"^  {name}\s+\S", train.stdout, re.M), train.stdout
+    assert not re.search(r"^  lm\s", train.stdout, re.M)  # the word LM left with the from-scratch ASR
     for command in ("separate", "transcribe"):
         text = hubbub(command, "--help").stdout
         assert "``" not in text and ":mod:" not in text and ":func:" not in text

@@ -127,7 +127,7 @@ def installed(module: str) -> bool:
 def test_a_recording_longer_than_30_s_loses_and_repeats_no_word():
     """Twelve bundled voices (the six references twice, in another order the second time) with pauses
     between them: 60 s, three windows. Every sentence is read in its place, once."""
-    from hubbub.models.tokenizer import normalize_text
+    from hubbub.models.text import normalize_text
     from hubbub.pipeline.audio import load_audio
     from hubbub.pipeline.metrics import wer
     from hubbub.pipeline.pipeline import load_asr

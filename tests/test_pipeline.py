@@ -1,7 +1,9 @@
 """The separate-then-transcribe pipeline and `hubbub transcribe`."""
 
+import dataclasses
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,14 +109,14 @@ def test_transcribe_decoding_options(tmp_path, tiny_separator_dir, tiny_asr_dir,
     out = tmp_path / "out"
     args = ["transcribe", str(two_voice_mix), "-o", str(out), "--model", str(tiny_separator_dir),
             "--asr", str(tiny_asr_dir), "--quiet", "-f", "json"]
-    assert main([*args, "--ctc-weight", "2"]) == 2 and not out.exists()
-    assert main([*args, "--beam-size", "0"]) == 2 and not seen
-    assert main([*args, "--ctc-weight", "1"]) == 0  # CTC best path
-    assert seen and all(o.ctc_weight == 1.0 and o.beam_size == 1 for o in seen)
+    assert main([*args, "--beam-size", "0"]) == 2 and not seen and not out.exists()
+    assert main([*args, "--ctc-weight", "1"]) == 2 and not out.exists()  # a Speech-Transformer flag: unknown now
+    assert main(args) == 0  # greedy
+    assert seen and all(o.beam_size == 1 for o in seen)
     assert json.loads((out / "mix.json").read_text())["speakers"]
     seen.clear()
-    assert main([*args, "--beam-size", "2", "--ctc-weight", "0.5", "--overwrite"]) == 0
-    assert seen and all(o.ctc_weight == 0.5 and o.beam_size == 2 for o in seen)
+    assert main([*args, "--beam-size", "2", "--overwrite"]) == 0
+    assert seen and all(o.beam_size == 2 for o in seen)
 
 
 def test_transcribe_batch_with_a_corrupt_file(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix, caplog):
@@ -205,12 +207,58 @@ def test_a_misspelt_window_is_one_line_before_any_work(tmp_path, two_voice_mix, 
     assert "'global' or 'local:W'" in caplog.text
 
 
-def test_replace_shares_the_models_and_changes_only_what_it_is_given(pipe):
-    from hubbub.pipeline.pipeline import SETTINGS
+def test_replace_shares_the_models_and_changes_only_what_it_is_given(pipe, tiny_separator_dir):
+    from hubbub.pipeline.config import RUN_FIELDS
 
     other = pipe.replace(overlap_aware=False, max_seconds=12.0)
     assert other is not pipe and other.separator is pipe.separator and other.asr is pipe.asr
     assert (other.overlap_aware, other.max_seconds) == (False, 12.0) and pipe.max_seconds != 12.0
-    assert all(getattr(other, k) is getattr(pipe, k) for k in SETTINGS if k not in ("overlap_aware", "max_seconds"))
+    assert all(getattr(other, k) is getattr(pipe, k) for k in RUN_FIELDS if k not in ("overlap_aware", "max_seconds"))
+    assert other.names == pipe.names and other.speaker_encoder is pipe.speaker_encoder
     with pytest.raises(TypeError, match="no setting"):
         pipe.replace(colour="blue")
+    with pytest.raises(TypeError, match="from_pretrained"):  # a setting that would load a model
+        pipe.replace(asr="whisper-base")
+    # the window: a new separator of the same weights, the old one untouched
+    local = pipe.replace(window="local:4")
+    assert local.separator is not pipe.separator and local.separator.config.inter_window == 4
+    assert pipe.separator.config.inter_window is None
+    assert local.separator.encoder.weight.data_ptr() == pipe.separator.encoder.weight.data_ptr()
+    # the detector dropped, and its name with it
+    named = Pipeline(pipe.separator, pipe.asr, pipe.config, overlap_detector=object(),
+                     names={**pipe.names, "overlap_detector": "x"})
+    dropped = named.replace(overlap_detector="none")
+    assert dropped.overlap_detector is None and "overlap_detector" not in dropped.names
+
+
+def test_pipeline_config_refuses_bad_settings_before_any_model_loads(monkeypatch):
+    """Settings are checked when the config is built; nothing is loaded for a config that is refused."""
+    import hubbub.pipeline.pipeline as pipeline_mod
+    from hubbub.pipeline.config import PipelineConfig
+
+    monkeypatch.setattr(pipeline_mod, "load_separator", lambda *a, **k: pytest.fail("a model loaded"))
+    for bad in ({"reading": "sideways"}, {"precision": "bfloat17"}, {"window": "sideways"},
+                {"asr_window": "local:x"}, {"chunk_seconds": 4.0, "overlap_seconds": 0.0}, {"max_seconds": 0}):
+        with pytest.raises(ValueError):
+            Pipeline.from_pretrained(**bad)
+    with pytest.raises(TypeError, match="no setting"):
+        Pipeline.from_pretrained(colour="blue")
+    config = PipelineConfig(separator=Path("a/b"), chunk_seconds=0)
+    assert config.separator == "a/b" and config.chunk_seconds is None  # a path is its string; 0 is one window
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.reading = "whisper"
+
+
+def test_from_pretrained_loads_what_the_config_names(tiny_separator_dir, tiny_asr_dir):
+    from hubbub.pipeline.config import PipelineConfig
+
+    config = PipelineConfig(separator=str(tiny_separator_dir), asr=str(tiny_asr_dir), overlap_detector="none",
+                            label_speakers=False, window="local:4", max_seconds=60.0)
+    pipe = Pipeline.from_pretrained(config)
+    assert pipe.config is config and pipe.max_seconds == 60.0 and pipe.overlap_detector is None
+    assert pipe.separator.config.inter_window == 4 and pipe.asr.tokenizer is not None
+    assert pipe.names == {"separator": str(tiny_separator_dir), "asr": str(tiny_asr_dir)}
+    one_voice = Pipeline.from_pretrained(config, separate=False)
+    assert one_voice.separator is None and one_voice.speaker_encoder is None and one_voice.overlap_detector is None
+    separate_only = Pipeline.from_pretrained(config, transcribe=False)
+    assert separate_only.asr is None and "asr" not in separate_only.names

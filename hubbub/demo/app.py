@@ -65,7 +65,7 @@ KEEP_BYTES = 2 * 1024**3
 NO_ASR_NOTE = (
     "**No ASR model is loaded**: the demo separates the voices but cannot transcribe them, "
     "so there are no transcripts, subtitles or ASR attention maps. Start it with "
-    "`hubbub demo --asr DIR` to use a trained Speech-Transformer."
+    "`hubbub demo --asr NAME|DIR` with a Whisper model (`whisper-base`, or a folder of `hubbub models import`)."
 )
 SILENT_NOTE = (
     "**{name} is digital silence** (every sample is zero or below -90 dBFS): valid audio in which "
@@ -192,11 +192,10 @@ def _pipeline_for(pipeline, window: int | None, max_seconds: float | None):
         return pipeline
     variants = _variants.setdefault(pipeline, {})
     if (window, limit) not in variants:
-        from hubbub.pipeline.separate import with_config
-
+        changes = {"max_seconds": limit}
         if sep is not None and sep.config.inter_window != window:
-            sep = with_config(sep, inter_window=window)
-        variants[(window, limit)] = pipeline.replace(separator=sep, max_seconds=limit)
+            changes["window"] = "global" if window is None else f"local:{window}"
+        variants[(window, limit)] = pipeline.replace(**changes)
     return variants[(window, limit)]
 
 

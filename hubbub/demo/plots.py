@@ -225,7 +225,7 @@ def separator_attention_figure(details: dict) -> Figure:
 
 
 def asr_attention_figure(details_list, names=None) -> Figure:
-    """Speech-Transformer 2D attention (first block, mean over channels):
+    """The ASR's time-frequency (2D) attention (mean over channels):
     time against time and frequency against frequency, one row per voice."""
     n = max(1, len(details_list))
     names = _names(names, n)

@@ -14,12 +14,22 @@ that the weights can be returned; the outputs agree either way.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LOCAL_SCORE_BUDGET", "MultiHeadAttention", "band_to_dense", "local_attention_mask", "parse_window"]
+__all__ = [
+    "LOCAL_SCORE_BUDGET",
+    "MultiHeadAttention",
+    "TwoDAttention",
+    "TwoDMaps",
+    "band_to_dense",
+    "local_attention_mask",
+    "padding_mask",
+    "parse_window",
+]
 
 #: most attention scores (floats) that local attention holds at once; longer inputs go in groups of blocks
 LOCAL_SCORE_BUDGET = 1 << 22
@@ -224,3 +234,92 @@ class MultiHeadAttention(nn.Module):
             )
             weights = weights.gather(-1, idx).reshape(b, h, n_blocks * block, -1)[:, :, :t]
         return out, weights
+
+
+def padding_mask(lengths: torch.Tensor, length: int) -> torch.Tensor:
+    """``(B,) -> (B, length)`` bool, True where a frame is padding."""
+    return torch.arange(length, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+class _SharedKernels:
+    """The projection-free attention kernels of :class:`MultiHeadAttention`,
+    for tensors that are already ``(B, H, T, d)``: global, or local with the
+    same band and ``O(T * W)`` memory."""
+
+    _attend = staticmethod(MultiHeadAttention._attend)
+    _global = MultiHeadAttention._global
+    _local = MultiHeadAttention._local
+
+    def __init__(self, window: int | None) -> None:
+        self.window = window
+        self.block_size = None
+
+    def __call__(self, q, k, v, key_padding_mask=None, attn_mask=None, dropout=0.0, need_weights=False):
+        if self.window is None:
+            return self._global(q, k, v, key_padding_mask, attn_mask, dropout, need_weights)
+        if attn_mask is not None:
+            raise ValueError("local attention takes no attn_mask")
+        out, weights = self._local(q, k, v, key_padding_mask, dropout, need_weights)
+        return out, None if weights is None else band_to_dense(weights, q.shape[2])
+
+
+@dataclass
+class TwoDMaps:
+    """Attention maps of one :class:`TwoDAttention` block.
+
+    time: ``(B, C, T, T)``, each row sums to one over the last axis.
+    freq: ``(B, C, F, F)``, each row sums to one over the last axis.
+    """
+
+    time: torch.Tensor
+    freq: torch.Tensor
+
+
+class TwoDAttention(nn.Module):
+    """The 2D attention of Speech-Transformer: ``(B, C, T, F), (B,) -> (B, C, T, F)``.
+
+    Convolutions give queries, keys and values with ``C`` channels. Each channel
+    attends over time (a ``T x T`` map, features are the ``F`` mel bins, local
+    when ``window`` is set) and over frequency (an ``F x F`` map, features are
+    the frames, scaled by the utterance's own length). The ``2C`` outputs are
+    concatenated, mixed back to ``C`` channels by a convolution, added to the
+    input and normalised per frame.
+    """
+
+    def __init__(
+        self, channels: int, n_freq: int, window: int | None = None, dropout: float = 0.0,
+        attn_dropout: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.qkv = nn.Conv2d(channels, 3 * channels, 3, padding=1)
+        self.out = nn.Conv2d(2 * channels, channels, 3, padding=1)
+        self.norm = nn.LayerNorm([channels, n_freq])
+        self.attend = _SharedKernels(window)
+        self.dropout = dropout if attn_dropout is None else attn_dropout  # on the attention weights
+        self.drop = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor,
+        need_weights: bool = False,
+        attn_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, TwoDMaps | None]:
+        """``attn_mask``: optional ``(T, T)`` bool (True = allowed) for the time
+        attention, global path only. Returns the output and, when asked, the maps."""
+        b, c, t, f = x.shape
+        pad = padding_mask(lengths, t)  # (B, T)
+        keep = (~pad)[:, None, :, None]
+        q, k, v = (z * keep for z in self.qkv(x).chunk(3, dim=1))  # (B, C, T, F)
+        p = self.dropout if self.training else 0.0
+        out_t, w_t = self.attend(
+            q, k, v, key_padding_mask=pad, attn_mask=attn_mask, dropout=p, need_weights=need_weights
+        )
+        # frequency attention: padded frames are zero, so they add nothing to Q^T K;
+        # scale by the true length: 1/sqrt(len) instead of SDPA's 1/sqrt(T)
+        scale = (t / lengths.clamp(min=1).to(q.dtype)).sqrt()[:, None, None, None]
+        qf, kf, vf = (q.transpose(-1, -2) * scale), k.transpose(-1, -2), v.transpose(-1, -2)  # (B, C, F, T)
+        out_f, w_f = MultiHeadAttention._attend(qf, kf, vf, None, p, need_weights)
+        y = self.out(torch.cat([out_t, out_f.transpose(-1, -2)], dim=1) * keep)
+        y = self.norm((x + self.drop(y)).transpose(1, 2)).transpose(1, 2) * keep
+        return y, TwoDMaps(w_t, w_f) if need_weights else None

@@ -67,25 +67,18 @@ class DecodingOptions:
     evaluation and the recipes build one and pass it down to the search.
 
     beam_size: 1 for greedy search, more for beam search.
-    ctc_weight: Speech-Transformer only: ``w`` in ``(1 - w) * att + w * ctc``
-        (beam search); with ``beam_size=1``, 1.0 is the CTC best path and 0.0
-        the attention decoder; None: the model's own choice.
-    lm: Speech-Transformer only: CTC beam search with the model's word language
-        model; None: when it has one and nothing else is asked for.
     max_len: most tokens per utterance (None: the model's limit).
     length_penalty: finished beam hypotheses are ranked by
         ``score / length ** length_penalty`` (0: raw score).
     word_timestamps: time each word.
     return_cross_attention: keep the decoder's cross-attention (token x time) for display.
-    input_padding: Whisper only: seconds of zero log-mel after the longest
+    input_padding: seconds of zero log-mel after the longest
         utterance of a batch in the encoder input; None pads to 30 s, as
         Whisper was trained. The default, 10 s, reads as well as 30 s and
         runs faster; 3 s costs words (docs/benchmarks.md).
     """
 
     beam_size: int = 1
-    ctc_weight: float | None = None
-    lm: bool | None = None
     max_len: int | None = None
     length_penalty: float = 1.0
     word_timestamps: bool = True
@@ -95,8 +88,6 @@ class DecodingOptions:
     def __post_init__(self) -> None:
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
-        if self.ctc_weight is not None and not 0.0 <= self.ctc_weight <= 1.0:
-            raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
         if self.input_padding is not None and self.input_padding < 0:
             raise ValueError(f"input_padding must be >= 0 seconds, got {self.input_padding}")
         if self.max_len is not None and self.max_len < 1:

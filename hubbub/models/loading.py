@@ -1,7 +1,7 @@
 """One loader for every kind of hubbub model folder.
 
 A model folder holds ``config.json`` (whose ``model_type`` names the class),
-``model.safetensors`` and what the class adds (tokenizer, language model).
+``model.safetensors`` and what the class adds (a tokenizer).
 :func:`load_model` takes such a folder, an experiment folder (its ``best/``),
 the name of an embedded model (``separator-8k``) or of a Whisper checkpoint
 installed as a Python package (``whisper-base``, ``whisper-tiny.en``,
@@ -27,7 +27,6 @@ __all__ = ["MODEL_TYPES", "load_model", "model_type", "resolve_model_dir"]
 #: ``model_type`` in config.json -> (module, class)
 MODEL_TYPES = {
     "hubbub-separator": ("hubbub.models.separator", "Separator"),
-    "hubbub-asr": ("hubbub.models.asr", "SpeechTransformer"),
     "hubbub-whisper": ("hubbub.models.whisper", "WhisperASR"),
     "hubbub-overlap": ("hubbub.models.overlap", "OverlapDetector"),
 }

@@ -6,20 +6,14 @@ intra-chunk transformer (local: it sees one chunk) and an inter-chunk
 transformer across chunks (global by default, or windowed with
 ``inter_window`` so that memory stays linear in the length of the recording).
 
-Other separator designs live beside this one (``ARCHITECTURES``): the
-time-frequency dual-path model of :mod:`hubbub.models.tf_separator` and the
-multi-resolution model of :mod:`hubbub.models.unet_separator`. They share
-``save_pretrained`` / ``from_pretrained``, and :meth:`Separator.from_pretrained`
-loads any of them by the ``model_type`` in ``config.json``.
+The study's other designs (a time-frequency dual-path model and a
+multi-resolution U-Net) left the package; their code is at commit 91b3d3e.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -44,17 +38,14 @@ __all__ = [
 ]
 
 #: separator designs by recipe name (``architecture:`` in a separator recipe YAML) -> "module:Class"
-ARCHITECTURES = {
-    "dualpath": "hubbub.models.separator:Separator",
-    "tf-dualpath": "hubbub.models.tf_separator:TFSeparator",
-    "unet": "hubbub.models.unet_separator:UNetSeparator",
-}
+ARCHITECTURES = {"dualpath": "hubbub.models.separator:Separator"}
 
 
 def separator_class(architecture: str) -> type:
     """The model class of a separator design named in :data:`ARCHITECTURES`."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown separator architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
+        raise ValueError(f"unknown separator architecture {architecture!r}; choose from {sorted(ARCHITECTURES)} "
+                         "(the study designs tf-dualpath and unet are at commit 91b3d3e)")
     module, name = ARCHITECTURES[architecture].split(":")
     return getattr(importlib.import_module(module), name)
 
@@ -218,18 +209,6 @@ class Separator(nn.Module, SeparatorBase):
         self.encoder = nn.Conv1d(1, cfg.enc_channels, cfg.kernel_size, stride=cfg.stride, bias=False)
         self.masker = Masker(cfg)
         self.decoder = nn.ConvTranspose1d(cfg.enc_channels, 1, cfg.kernel_size, stride=cfg.stride, bias=False)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", **config):
-        """Load a saved separator of any design in :data:`ARCHITECTURES` (by its ``model_type``);
-        keywords change configuration fields as in :meth:`PretrainedMixin.from_pretrained`."""
-        model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type")
-        if cls is Separator and model_type != cls.model_type:
-            for architecture in ARCHITECTURES:
-                other = separator_class(architecture)
-                if other.model_type == model_type:
-                    return other.from_pretrained(directory, device=device, **config)
-        return super().from_pretrained(directory, device=device, **config)
 
     def encode(self, mix: torch.Tensor) -> torch.Tensor:
         """``(B, T) -> (B, N, L)``, padding ``T`` to a whole number of hops."""

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hubbub.models.asr import TwoDAttention, TwoDMaps
+from hubbub.models.attention import TwoDAttention, TwoDMaps
 from hubbub.models.hub import PretrainedMixin
 from hubbub.models.transformer import TransformerDecoderLayer, TransformerLayer
 
@@ -164,7 +164,7 @@ class TimeFrequencyBlock(nn.Module):
     residual: ``(B, n_mels, F), (B,) -> (B, n_mels, F)``.
 
     A 3x3 convolution lifts the log-mel to ``C`` channels, a
-    :class:`~hubbub.models.asr.TwoDAttention` block attends along time (local,
+    :class:`~hubbub.models.attention.TwoDAttention` block attends along time (local,
     ``window`` frames) and along frequency, and a 3x3 convolution maps back to
     one channel that is added to the input. That last convolution starts at
     zero, so a Whisper model with this block computes exactly what Whisper
@@ -367,7 +367,6 @@ class WhisperASR(nn.Module, PretrainedMixin):
         self.encoder = WhisperEncoder(cfg)
         self.decoder = WhisperDecoder(cfg)
         self.tokenizer = tokenizer
-        self.lm = None  # decoding interface shared with SpeechTransformer: no word LM
 
     @property
     def sample_rate(self) -> int:

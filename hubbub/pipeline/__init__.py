@@ -4,7 +4,7 @@
 importable on their own (``hubbub.pipeline.audio`` needs no model code).
 """
 
-__all__ = ["Pipeline", "Result"]
+__all__ = ["Pipeline", "PipelineConfig", "Result"]
 
 
 def __getattr__(name: str):
@@ -12,6 +12,10 @@ def __getattr__(name: str):
         from hubbub.pipeline.pipeline import Pipeline
 
         return Pipeline
+    if name == "PipelineConfig":
+        from hubbub.pipeline.config import PipelineConfig
+
+        return PipelineConfig
     if name == "Result":
         from hubbub.pipeline.result import Result
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULT_ASR", "DEFAULT_OVERLAP_DETECTOR", "PRECISIONS", "load_asr", "load_overlap_detector", "model_name"]
+from hubbub.pipeline.config import PRECISIONS
+from hubbub.pipeline.defaults import DEFAULT_ASR, DEFAULT_OVERLAP_DETECTOR
 
-DEFAULT_ASR = "whisper-base-separated"  # Whisper base + the time-frequency block adapted to separated voices
-#: the embedded overlapped-speech detector (:mod:`hubbub.models.overlap`)
-DEFAULT_OVERLAP_DETECTOR = "overlap-8k"
-#: how a Whisper decoder's linear layers hold their weights while decoding (see :func:`load_asr`)
-PRECISIONS = ("float16", "float32", "int8")
+__all__ = ["load_asr", "load_overlap_detector"]
+
 
 
 def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu", window: str | int | None = None,
@@ -20,15 +18,15 @@ def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu",
     ``whisper-tiny.en``) or a model folder, ready to decode.
 
     ``window``: the encoder's time attention, ``"global"`` or ``"local:W"`` (``W``
-    encoder frames: 20 ms for Whisper, 40 ms for the small Speech-Transformer);
+    encoder frames of 20 ms);
     None keeps the saved one. It becomes part of the model's configuration (and
-    of what it saves). ``precision``, for a Whisper model on a CPU: the decoder
+    of what it saves). ``precision``, on a CPU: the decoder
     blocks' linear layers with ``float16`` weights computed in float32 (the default,
     :func:`~hubbub.models.whisper.half_decoder`: exact for Whisper's released float16
     weights and about 1.8x faster per decoder step), ``float32``, or ``int8``
     (:func:`~hubbub.models.whisper.quantize_int8`: faster again at about the same WER,
     but an utterance's words then depend a little on the others decoded in its batch,
-    whose activations share one int8 scale). Other models ignore ``float16``.
+    whose activations share one int8 scale).
     """
     from hubbub.models.attention import parse_window
     from hubbub.models.loading import load_model
@@ -38,9 +36,11 @@ def load_asr(name_or_path: str | os.PathLike | None = None, device: str = "cpu",
         raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
     changes = {} if window is None else {"encoder_window": parse_window(window)}
     model = load_model(name_or_path or DEFAULT_ASR, device=device, **changes)
-    if not isinstance(model, WhisperASR) or str(device) != "cpu":
+    if not isinstance(model, WhisperASR):
+        raise ValueError(f"{name_or_path}: a {type(model).__name__}, not an ASR model")
+    if str(device) != "cpu":
         if precision == "int8":
-            raise ValueError(f"{name_or_path}: int8 quantisation is for Whisper models on a CPU")
+            raise ValueError(f"{name_or_path}: int8 quantisation is for a CPU")
         return model
     if precision == "int8":
         return quantize_int8(model)
@@ -59,7 +59,3 @@ def load_overlap_detector(name_or_path: str | os.PathLike | None = None, device:
     if not isinstance(model, OverlapDetector):
         raise ValueError(f"{name_or_path}: a {type(model).__name__}, not an overlapped-speech detector")
     return model
-
-
-def model_name(spec, default: str) -> str:
-    return str(spec) if spec else default

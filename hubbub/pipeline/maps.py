@@ -231,9 +231,9 @@ def asr_details(asr, maps: list, hypothesis, frames: int, offset: float = 0.0) -
     pass that decoded it (see :meth:`hubbub.pipeline.Pipeline.__call__` with ``details``).
 
     Args:
-        asr: the :class:`~hubbub.models.asr.SpeechTransformer` (its configuration
+        asr: the :class:`~hubbub.models.whisper.WhisperASR` (its configuration
             and tokenizer are read, it is not run again).
-        maps: the utterance's :class:`~hubbub.models.asr.TwoDMaps`, one per 2D
+        maps: the utterance's :class:`~hubbub.models.attention.TwoDMaps`, one per 2D
             block, batch axis of length 1 (only the first block is shown).
         hypothesis: its :class:`~hubbub.models.decoding.Hypothesis`, with
             ``cross_attention``.
@@ -261,14 +261,16 @@ def asr_details(asr, maps: list, hypothesis, frames: int, offset: float = 0.0) -
         "times": offset + np.arange(frames) * shift,
     }
     if maps:
-        whisper = hasattr(asr, "logmel")  # its block sees the log-mel itself: 2 frames an encoder frame, every band
-        t = 2 * frames if whisper else frames
-        time_map = _numpy(maps[0].time[0, :, :t, :t].mean(0))  # (T', T')
+        # the time-frequency block sees the log-mel itself, 2 frames an encoder frame: its time map is put on
+        # the encoder's frames (rows averaged in pairs, columns summed in pairs: each row still sums to one)
+        full = maps[0].time[0].mean(0)  # (2T, 2T)
+        n = min(full.shape[-1] // 2, frames)
+        pooled = full[: 2 * n, : 2 * n].reshape(n, 2, n, 2).mean(1).sum(-1)
+        time_map = np.zeros((frames, frames), dtype=np.float32)
+        time_map[:n, :n] = _numpy(pooled)  # (T, T)
         freq_map = _numpy(maps[0].freq[0].mean(0))  # (F', F')
-        mel_hz = librosa.mel_frequencies(cfg.n_mels + 2, fmin=0.0, fmax=asr.sample_rate / 2, htk=not whisper)[1:-1]
-        step = 1 if whisper else 4  # the Speech-Transformer's block sees bands after x4 subsampling
-        sub = np.minimum(np.arange(freq_map.shape[0]) * step, cfg.n_mels - 1)
-        details.update(time_attention=time_map, freq_attention=freq_map, freq_hz=mel_hz[sub])
+        mel_hz = librosa.mel_frequencies(cfg.n_mels + 2, fmin=0.0, fmax=asr.sample_rate / 2, htk=False)[1:-1]
+        details.update(time_attention=time_map, freq_attention=freq_map, freq_hz=mel_hz[: freq_map.shape[0]])
     if hypothesis.cross_attention is not None:
         tok = asr.tokenizer
         pieces = [tok.id_to_piece(t) if tok is not None else str(t) for t in hypothesis.tokens]

@@ -5,7 +5,7 @@ speaker's utterances are concatenated into one stream, so is each hypothesis
 speaker's; hypothesis streams are assigned to reference speakers (the shorter
 list padded with empty streams) in the permutation with the fewest errors,
 and the errors are summed over the pairs. Texts are normalised with
-:func:`hubbub.models.tokenizer.normalize_text` first; the edit distance is jiwer's.
+:func:`hubbub.models.text.normalize_text` first; the edit distance is jiwer's.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import jiwer
 
-from hubbub.models.tokenizer import normalize_text
+from hubbub.models.text import normalize_text
 
 __all__ = ["CpWERResult", "WERResult", "cpwer", "wer"]
 

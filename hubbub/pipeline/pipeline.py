@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -17,72 +16,44 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hubbub.models.decoding import DecodingOptions
-from hubbub.pipeline.audio import AudioError, SilentAudio, check_waveform, probe_audio, resample
-from hubbub.pipeline.heap import steady_heap, trim_heap
+from hubbub.pipeline.audio import AudioError, SilentAudio, check_waveform, probe_audio
+from hubbub.pipeline.config import MODEL_FIELDS, RUN_FIELDS, PipelineConfig
+from hubbub.pipeline.heap import steady_heap
 from hubbub.pipeline.joining import claim_unheld, drop_voice_echoes, join_pieces, share_spans
-from hubbub.pipeline.loaders import (
-    DEFAULT_ASR,
-    DEFAULT_OVERLAP_DETECTOR,
-    PRECISIONS,
-    load_asr,
-    load_overlap_detector,
-    model_name,
-)
+from hubbub.pipeline.loaders import load_asr, load_overlap_detector
 from hubbub.pipeline.people import (
     assemble_voices,
+    label_persons,
     maps_of_speakers,
+    one_person,
     people_heard,
     relabel_details,
-    rename_streams,
 )
-from hubbub.pipeline.regions import RegionConfig, file_levels, file_overlap, regions_from_levels
-from hubbub.pipeline.result import Result, Segment, SpeakerResult, Word
+from hubbub.pipeline.regions import file_levels, file_overlap, regions_from_levels
+from hubbub.pipeline.result import Result, Segment, SpeakerResult
 from hubbub.pipeline.separate import (
-    DEFAULT_CHUNK_SECONDS,
-    DEFAULT_OVERLAP_SECONDS,
-    DEFAULT_SEPARATOR,
     SeparationResult,
     load_separator,
     separate_file,
     separate_to_files,
 )
-from hubbub.pipeline.speakers import ClusterConfig
+from hubbub.pipeline.spans import decode_spans, read_on
 from hubbub.pipeline.turns import (
     MIXTURE,
     Piece,
-    TurnConfig,
     join_lone,
-    merge_intervals,
     plan_pieces,
     recording_stretches,
     unheld,
 )
 
-__all__ = ["DEFAULT_ASR", "DEFAULT_OVERLAP_DETECTOR", "PRECISIONS", "Pipeline", "assemble_voices", "load_asr",
-           "load_overlap_detector", "maps_of_speakers", "people_heard"]
+__all__ = ["Pipeline", "PipelineConfig", "assemble_voices", "load_asr", "load_overlap_detector", "maps_of_speakers",
+           "people_heard"]
 
 log = logging.getLogger(__name__)
 
-#: regions decoded together in one ASR batch
-ASR_BATCH = 8
-#: every constructor keyword of :class:`Pipeline`, kept as an attribute of that name (:meth:`Pipeline.replace`)
-SETTINGS = ("separator", "asr", "device", "chunk_seconds", "overlap_seconds", "decoding", "regions", "overlap_aware",
-            "turns", "speaker_encoder", "clustering", "overlap_detector", "max_seconds", "names", "reading",
-            "long_form", "reading_config")
-#: how a recording's voices are read (``Pipeline(reading=...)``)
-READINGS = ("turns", "whisper")
 #: with ``details``, the reads of each voice's first pieces keep their maps (the demo shows one per speaker)
 MAP_PIECES = 3
-
-
-def _read_span(path, sample_rate: int, start: float, end: float) -> torch.Tensor:
-    """Samples ``[start, end)`` seconds of a mono audio file."""
-    import soundfile as sf
-
-    a, b = int(start * sample_rate), int(end * sample_rate)
-    data, _ = sf.read(str(path), start=a, stop=b, dtype="float32", always_2d=True)
-    return torch.from_numpy(data.mean(axis=1))
 
 
 class _Passthrough:
@@ -105,237 +76,122 @@ def _seconds(path) -> float:
         return 0.0
 
 
-@contextlib.contextmanager
-def _encoder_maps(asr, store: list):
-    """While active, every encoder pass of ``asr`` also computes its 2D-attention maps
-    (``store`` gets one list of :class:`~hubbub.models.asr.TwoDMaps` per pass): the
-    Speech-Transformer's encoder, or a Whisper model's time-frequency block (none: no maps)."""
-    block = getattr(asr, "tf", None) if hasattr(asr, "logmel") else asr.encoder
-    flag, pick = ("return_maps", lambda out: out[2]) if block is asr.encoder else ("need_weights", lambda out: [out[1]])
-
-    def ask(module, args, kwargs):
-        return args, {**kwargs, flag: True}
-
-    def keep(module, args, kwargs, output):
-        store.append(pick(output))
-
-    if block is None:
-        yield
-        return
-    hooks = [block.register_forward_pre_hook(ask, with_kwargs=True),
-             block.register_forward_hook(keep, with_kwargs=True)]
-    try:
-        yield
-    finally:
-        for h in hooks:
-            h.remove()
-
-
 class Pipeline:
     """Separate a recording into voices, find where each speaks, transcribe it.
 
-    Every setting is given here, once; the models come with theirs (attention
-    windows are part of their configurations, see :meth:`from_pretrained`).
+    Every setting is given here, once, in a :class:`~hubbub.pipeline.config.PipelineConfig`
+    (``config``, or its fields as keywords); the models come with theirs (attention windows are
+    part of their configurations). :meth:`from_pretrained` loads the models a config names;
+    :meth:`replace` gives the same models with other settings. Settings are read as attributes
+    (``pipe.decoding``, ``pipe.turns``), never changed in place.
 
     Args:
         separator: a :class:`~hubbub.models.separator.Separator`, or None to
             transcribe the input as one voice.
-        asr: a :class:`~hubbub.models.asr.SpeechTransformer`, or None to separate only.
-        chunk_seconds, overlap_seconds: windowing of long recordings (see
-            :func:`~hubbub.pipeline.separate.separate_stream`).
-        decoding: how the ASR decodes (:class:`~hubbub.models.decoding.DecodingOptions`:
-            greedy or beam search, Whisper's encoder padding, a Speech-Transformer's CTC
-            weight and word LM); default: greedy.
-        regions: where each voice speaks (:class:`~hubbub.pipeline.regions.RegionConfig`).
-        overlap_aware: read a voice from the recording itself where it speaks alone
-            and from its separated stream only where voices overlap
-            (:mod:`~hubbub.pipeline.turns`); False reads every voice from its
-            separated stream throughout.
-        turns: how regions are cut at overlaps, how the stretches read from the recording are joined,
-            and when a decode that stopped early reads on (:class:`~hubbub.pipeline.turns.TurnConfig`).
+        asr: a :class:`~hubbub.models.whisper.WhisperASR`, or None to separate only.
+        config: how to run them (:class:`~hubbub.pipeline.config.PipelineConfig`); keyword
+            ``settings`` replace its fields.
+        overlap_detector: an :class:`~hubbub.models.overlap.OverlapDetector` run on the
+            recording: two separated streams speak at once only where it hears two (see
+            :func:`~hubbub.pipeline.regions.regions_from_levels`); None: wherever both
+            streams have sound.
         speaker_encoder: a :class:`~hubbub.models.speaker.SpeakerEncoder` to label
             speakers as persons across the streams, or None: one speaker per stream.
-        clustering: how segments are grouped by speaker (:class:`~hubbub.pipeline.speakers.ClusterConfig`).
-        overlap_detector: an :class:`~hubbub.models.overlap.OverlapDetector` run on the
-            recording: two separated streams speak at once only where it hears two voices
-            (see :func:`~hubbub.pipeline.regions.regions_from_levels`); None: wherever both
-            streams have sound.
-        max_seconds: longer recordings are refused.
-        reading: ``"turns"``, each voice's speech regions decoded piece by piece and joined by
-            :mod:`~hubbub.pipeline.turns`; ``"whisper"``, the recording read whole by Whisper's
-            long-form transcription (``long_form``: its
-            :class:`~hubbub.models.whisper_longform.LongFormOptions`), each word given to the
-            dominant separated voice, and overlaps read from the separated voices
-            (:mod:`~hubbub.pipeline.reading`, ``reading_config``: its
-            :class:`~hubbub.pipeline.reading.ReadingConfig`). Whisper models only.
+        names: what each model is called in outputs (``{"separator": ..., "asr": ...}``).
+
+    ``reading``: ``"turns"``, each voice's speech regions decoded piece by piece and joined by
+    :mod:`~hubbub.pipeline.turns`; ``"whisper"``, the recording read whole by Whisper's long-form
+    transcription, each word given to the dominant separated voice, and overlaps read from the
+    separated voices (:mod:`~hubbub.pipeline.reading`).
     """
 
     def __init__(
         self,
         separator=None,
         asr=None,
-        device: str = "cpu",
-        chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
-        overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
-        decoding: DecodingOptions | None = None,
-        regions: RegionConfig | None = None,
-        overlap_aware: bool = True,
-        turns: TurnConfig | None = None,
-        speaker_encoder=None,
-        clustering: ClusterConfig | None = None,
+        config: PipelineConfig | None = None,
+        *,
         overlap_detector=None,
-        max_seconds: float | None = None,
+        speaker_encoder=None,
         names: dict[str, str] | None = None,
-        reading: str = "turns",
-        long_form=None,
-        reading_config=None,
+        **settings,
     ) -> None:
-        if reading not in READINGS:
-            raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
-        self.reading = reading
-        self.long_form = long_form
-        self.reading_config = reading_config
+        self.config = (config or PipelineConfig()).replace(**settings) if settings else (config or PipelineConfig())
         self.separator = separator
         self.asr = asr
-        self.device = device
-        self.chunk_seconds = chunk_seconds or None
-        self.overlap_seconds = overlap_seconds
-        self.decoding = decoding or DecodingOptions()
-        self.regions = regions or RegionConfig()
-        self.overlap_aware = overlap_aware
-        self.turns = turns or TurnConfig()
-        self.speaker_encoder = speaker_encoder
-        self.clustering = clustering or ClusterConfig()
         self.overlap_detector = overlap_detector
-        self.max_seconds = max_seconds
-        self.names = names or {}
+        self.speaker_encoder = speaker_encoder
+        self.names = dict(names or {})
+
+    def __getattr__(self, name: str):
+        if name in RUN_FIELDS or name == "device":  # the settings are the config's
+            return getattr(self.__dict__["config"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @classmethod
-    def from_pretrained(
-        cls, separator: str | os.PathLike | None = None, asr: str | os.PathLike | None = None,
-        device: str = "cpu", load_asr_model: bool = True, window: str | None = None,
-        asr_window: str | None = None, label_speakers: bool = True,
-        overlap_detector: str | os.PathLike | None = None, precision: str = "float16", separate: bool = True,
-        **kwargs,
-    ) -> Pipeline:
-        """Load the embedded defaults, or saved models by folder or embedded name.
+    def from_pretrained(cls, config: PipelineConfig | None = None, **settings) -> Pipeline:
+        """Load the models ``config`` names (embedded defaults where it names none) and build the
+        pipeline; keyword ``settings`` replace the config's fields first:
+        ``Pipeline.from_pretrained(asr="whisper-base", reading="whisper")``.
 
-        ``window`` / ``asr_window``: the separator's inter-chunk / the ASR encoder's
-        attention, ``"global"`` or ``"local:W"`` (None: as saved); ``label_speakers``:
-        load the speaker encoder, so that a label is one person throughout;
-        ``overlap_detector``: a name or folder, ``"none"``, or None for the embedded one
-        (:func:`load_overlap_detector`); ``precision``: the Whisper decoder's (:func:`load_asr`);
-        ``separate=False``: no separator (the recording is read as one voice, ``--no-separation``),
-        hence no speaker encoder and no overlap detector; the rest of the keywords go to the constructor.
+        ``separate=False`` loads no separator (the recording is read as one voice), hence no speaker
+        encoder and no overlap detector; ``transcribe=False`` loads no ASR.
         """
-        sep = load_separator(separator, device=device, window=window) if separate else None
-        rec = None
-        if load_asr_model:
-            try:
-                rec = load_asr(asr, device=device, window=asr_window, precision=precision)
-            except FileNotFoundError:
-                if asr is not None:
-                    raise
-                log.warning("no embedded ASR model yet: the pipeline separates only (pass asr=... to transcribe)")
-        names = {"separator": model_name(separator, DEFAULT_SEPARATOR)} if sep is not None else {}
+        from hubbub.pipeline.defaults import DEFAULT_ASR, DEFAULT_OVERLAP_DETECTOR, DEFAULT_SEPARATOR
+
+        config = (config or PipelineConfig()).replace(**settings) if settings else (config or PipelineConfig())
+        sep = load_separator(config.separator, device=config.device, window=config.window) if config.separate \
+            else None
+        rec = load_asr(config.asr, device=config.device, window=config.asr_window, precision=config.precision) \
+            if config.transcribe else None
+        names = {"separator": config.separator or DEFAULT_SEPARATOR} if sep is not None else {}
         if rec is not None:
-            names["asr"] = model_name(asr, DEFAULT_ASR)
-        if label_speakers and sep is not None and "speaker_encoder" not in kwargs:
+            names["asr"] = config.asr or DEFAULT_ASR
+        encoder = None
+        if config.label_speakers and sep is not None:
             from hubbub.models.speaker import SpeakerEncoder
 
-            kwargs["speaker_encoder"] = SpeakerEncoder.load(device)
-        detector = load_overlap_detector(overlap_detector, device) if sep is not None else None
+            encoder = SpeakerEncoder.load(config.device)
+        detector = load_overlap_detector(config.overlap_detector, config.device) if sep is not None else None
         if detector is not None:
-            names["overlap_detector"] = model_name(overlap_detector, DEFAULT_OVERLAP_DETECTOR)
-        return cls(sep, rec, device=device, names=names, overlap_detector=detector, **kwargs)
+            names["overlap_detector"] = config.overlap_detector or DEFAULT_OVERLAP_DETECTOR
+        return cls(sep, rec, config, overlap_detector=detector, speaker_encoder=encoder, names=names)
 
-    def replace(self, **changes) -> Pipeline:
-        """A new pipeline with the same models and settings but ``changes`` (constructor keywords), as
-        :func:`dataclasses.replace` does for a config: the models are shared, nothing is changed in place."""
-        unknown = set(changes) - set(SETTINGS)
-        if unknown:
-            raise TypeError(f"Pipeline has no setting {sorted(unknown)}; settings: {', '.join(SETTINGS)}")
-        return Pipeline(**{**{k: getattr(self, k) for k in SETTINGS}, **changes})
+    def replace(self, **settings) -> Pipeline:
+        """A new pipeline with the same models (shared, nothing changed in place) and ``settings``
+        changed, as :func:`dataclasses.replace` does for a config. Of the model fields, ``window``
+        builds a separator of the same weights with that inter-chunk window, and
+        ``overlap_detector="none"`` drops the detector; any other model field (which would load a
+        model) is refused: use :meth:`from_pretrained`."""
+        from hubbub.models.attention import parse_window
+        from hubbub.models.separator import LOCAL_INTER_WINDOW
+        from hubbub.pipeline.separate import with_config
+
+        loading = set(settings) & set(MODEL_FIELDS) - {"window", "overlap_detector"}
+        if loading or str(settings.get("overlap_detector", "none")).lower() != "none":
+            raise TypeError(f"Pipeline.replace keeps its models: {sorted(loading or {'overlap_detector'})} would load "
+                            "one; use Pipeline.from_pretrained")
+        config = self.config.replace(**settings)
+        separator, detector, names = self.separator, self.overlap_detector, dict(self.names)
+        if "window" in settings and separator is not None and settings["window"] is not None:
+            separator = with_config(separator, inter_window=parse_window(settings["window"], LOCAL_INTER_WINDOW))
+        if "overlap_detector" in settings:
+            detector = None
+            names.pop("overlap_detector", None)
+        return Pipeline(separator, self.asr, config, overlap_detector=detector,
+                        speaker_encoder=self.speaker_encoder, names=names)
 
     @property
     def n_speakers(self) -> int:
         return self.separator.n_src if self.separator is not None else 1
 
     def _decode_spans(self, spans: list[tuple], detail: set[int] = frozenset(), progress=None) -> list[tuple]:
-        """Decode ``(voice file, sample_rate, start, end)`` spans (:meth:`_decode_once`), and read
-        on where a decode stopped early: Whisper may end its text before the end of its audio,
-        mostly after a change of voice, so a span whose words end ``turns.read_on`` seconds or
-        more before its end is decoded again from its last word (as Whisper's long-form
-        transcription seeks on from its last timestamp), at most three times. Returns one
-        ``(Segment or None, details or None)`` per span. ``progress(seconds)``: called after each
-        batch of the first pass with the seconds of the spans it decoded."""
-        out = self._decode_once(spans, detail, progress)
-        todo = list(range(len(spans))) if self.turns.read_on > 0 else []
-        for _ in range(3):
-            rest, where = [], []
-            for j in todo:
-                seg = out[j][0]
-                source, sr, start, end = spans[j]
-                if seg is not None and seg.words and end - seg.words[-1].end >= self.turns.read_on:
-                    rest.append((source, sr, seg.words[-1].end, end))
-                    where.append(j)
-            if not rest:
-                break
-            todo = []
-            for j, (more, _) in zip(where, self._decode_once(rest)):
-                if more is None or not more.words:
-                    continue
-                seg = out[j][0]
-                words = seg.words + more.words
-                out[j] = (Segment(seg.start, seg.end, " ".join(w.word for w in words), words), out[j][1])
-                todo.append(j)
-        return out
+        """:func:`~hubbub.pipeline.spans.read_on` with :meth:`_decode_once` and ``turns.read_on``."""
+        return read_on(self._decode_once, spans, self.turns.read_on, detail, progress)
 
     def _decode_once(self, spans: list[tuple], detail: set[int] = frozenset(), progress=None) -> list[tuple]:
-        """Decode ``(voice file, sample_rate, start, end)`` spans, ``ASR_BATCH`` at a time in
-        order of length (little padding).
-
-        Returns one ``(Segment or None, details or None)`` per span: None where nothing
-        was said; details (:func:`~hubbub.pipeline.maps.asr_details`) for the spans
-        in ``detail``, from the same encoder and decoder passes.
-        """
-        from hubbub.models.asr import TwoDMaps
-        from hubbub.models.decoding import decode
-
-        if self.asr is None or not spans:
-            return [(None, None)] * len(spans)
-        asr_sr = self.asr.sample_rate
-        order = sorted(range(len(spans)), key=lambda i: spans[i][3] - spans[i][2], reverse=True)
-        out: list[tuple] = [(None, None)] * len(spans)
-        for i in range(0, len(order), ASR_BATCH):
-            group = order[i : i + ASR_BATCH]
-            pieces = [resample(_read_span(*spans[j]), spans[j][1], asr_sr) for j in group]
-            lengths = torch.tensor([len(p) for p in pieces])
-            batch = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device)
-            want = any(j in detail for j in group)
-            maps: list = []
-            with _encoder_maps(self.asr, maps) if want else contextlib.nullcontext():
-                hyps = decode(self.asr, batch, lengths, self.decoding, return_cross_attention=want)
-            for b, (j, hyp) in enumerate(zip(group, hyps)):
-                start, end = spans[j][2], spans[j][3]
-                seg = None
-                text = hyp.text.strip()
-                if text:
-                    words = tuple(Word(w.word, round(start + w.start, 3), round(start + w.end, 3))
-                                  for w in hyp.words)
-                    seg = Segment(start, end, text, words)
-                info = None
-                if j in detail:
-                    from hubbub.pipeline.maps import asr_details
-
-                    one = [TwoDMaps(m.time[b : b + 1], m.freq[b : b + 1]) for m in (maps[0] if maps else [])]
-                    info = asr_details(self.asr, one, hyp, hyp.cross_attention.shape[-1], offset=start)
-                out[j] = (seg, info)
-            del batch, hyps, maps, pieces
-            trim_heap()
-            if progress is not None:
-                progress(sum(spans[j][3] - spans[j][2] for j in group))
-        return out
+        """:func:`~hubbub.pipeline.spans.decode_spans` with this pipeline's ASR, decoding and device."""
+        return decode_spans(self.asr, self.decoding, self.device, spans, detail, progress)
 
     def _separator_view(self, path, store: dict):
         """The ``details`` hook of :func:`~hubbub.pipeline.separate.separate_to_files` that puts
@@ -526,49 +382,10 @@ class Pipeline:
 
     def _read_whole(self, path, outs: list[Path], sr: int, duration: float, levels: torch.Tensor, item: int,
                     separate: bool, progress=None) -> list[SpeakerResult]:
-        """``reading="whisper"``: the people heard, each with its words (:mod:`~hubbub.pipeline.reading`).
+        """:func:`~hubbub.pipeline.whole.read_whole` of one recording."""
+        from hubbub.pipeline.whole import read_whole
 
-        The recording is read whole; each word goes to the separated stream that is loudest over it
-        (``levels``), the streams' words become segments, and the segments are clustered into persons
-        by the speaker encoder as in ``reading="turns"`` (:meth:`_speakers`), each person with a voice
-        file. Where two persons' segments meet, their voice files are read around the overlap and the
-        quieter one takes its words from there."""
-        from hubbub.models.whisper_longform import transcribe_long
-        from hubbub.pipeline.audio import load_audio
-        from hubbub.pipeline.reading import (
-            ReadingConfig,
-            assign_words,
-            dominant_stream,
-            overlaps,
-            segments_of,
-            take_overlap_words,
-        )
-
-        if not hasattr(self.asr, "logmel"):
-            raise ValueError("reading='whisper' needs a Whisper ASR model")
-        cfg = self.reading_config or ReadingConfig()
-        wav, _ = load_audio(path, sample_rate=self.asr.sample_rate)
-        read = [list(seg.words) for seg in transcribe_long(self.asr, wav, self.long_form, progress)]
-        hop = self.regions.hop
-        streams: list[list[Word]] = [[] for _ in outs]
-        for words, labels in zip(read, assign_words(read, levels, hop)):  # words to streams, streams to persons
-            for w, k in zip(words, labels):
-                streams[k].append(w)
-        persons = self._speakers(path, outs, sr, [segments_of(ws, cfg.pause) for ws in streams], set(), item,
-                                 separate)
-        own = [[w for g in p.segments for w in g.words] for p in persons]
-        files = [Path(p.audio) for p in persons]
-        n = len(persons)
-        if separate and n > 1:
-            levels = file_levels(files, self.regions)[0]
-            spans = overlaps([[(g.start, g.end) for g in p.segments] for p in persons], cfg.min_overlap)
-            reads = [(files[k], sr, max(0.0, a - cfg.context), min(duration, b + cfg.context))
-                     for a, b in spans for k in range(n)]
-            decoded = self._decode_once(reads)
-            for m, span in enumerate(spans):
-                apart = {k: list(decoded[m * n + k][0].words) if decoded[m * n + k][0] else [] for k in range(n)}
-                own = take_overlap_words(own, apart, span, dominant_stream(*span, levels, hop))
-        return [SpeakerResult(p.id, None, segments_of(ws, cfg.pause), p.audio) for p, ws in zip(persons, own)]
+        return read_whole(self, path, outs, sr, duration, levels, item, separate, progress)
 
     def _recording_regions(self, path) -> list[tuple[float, float]]:
         """The recording's own speech regions, found as for the ASR alone (``--no-separation``):
@@ -578,66 +395,14 @@ class Pipeline:
 
     def _one_person(self, outs: list[Path], sr: int, found: list[list[tuple[float, float]]],
                     levels: torch.Tensor) -> list[list[tuple[float, float]]]:
-        """The voice regions without the overlaps where the separator split one person
-        across its streams (:func:`~hubbub.pipeline.speakers.one_person_overlaps`; needs
-        the speaker encoder)."""
-        if self.speaker_encoder is None or len(outs) < 2:
-            return found
-        from hubbub.pipeline.speakers import one_person_overlaps
-
-        hop = self.regions.hop
-
-        def embed(k: int, start: float, end: float) -> torch.Tensor:
-            return self.speaker_encoder.embed(_read_span(outs[k], sr, start, end), sr)
-
-        def level(k: int, start: float, end: float) -> float:
-            a = min(int(start / hop), levels.shape[1] - 1)
-            return float(torch.pow(10.0, levels[k, a : max(a + 1, int(end / hop))] / 10).sum())
-
-        return one_person_overlaps(found, embed, level, self.clustering, self.regions.min_speech)
+        """:func:`~hubbub.pipeline.people.one_person` with this pipeline's encoder and settings."""
+        return one_person(self.speaker_encoder, self.clustering, self.regions, outs, sr, found, levels)
 
     def _speakers(self, path, outs: list[Path], sr: int, streams: list[list[Segment]], mixed: set, item: int,
                   separated: bool) -> list[SpeakerResult]:
-        """The recording's speakers from its streams' segments: one per stream, or, with a
-        speaker encoder, one per person (:func:`~hubbub.pipeline.speakers.cluster_segments`;
-        a person heard in more than one stream gets a voice file of its own)."""
-        plain = [SpeakerResult(f"spk{k + 1}", None, segs, audio=str(out))
-                 for k, (out, segs) in enumerate(zip(outs, streams))]
-        if self.speaker_encoder is None or not separated or not any(streams):
-            return plain  # nothing to relabel: no encoder, or no words
-        # (words in one stream may still be two people: lone talkers of a conversation that the separator
-        # put in the same output)
-        from hubbub.pipeline.speakers import SegmentSpan, cluster_segments
-
-        spans, segs, embeddings = [], [], []
-        for k, stream in enumerate(streams):
-            # where another stream speaks too (an overlap read from the recording as well), the recording
-            # holds two voices: the segment is embedded from its separated stream. 48 conversations of
-            # training speakers: cpWER 40.2 % in all against 40.3 % from the recording, DER 18.2 against
-            # 17.9 % (benchmarks/conversation-tuning-embed.md)
-            others = merge_intervals([(g.start, g.end) for j, st in enumerate(streams) if j != k for g in st])
-            for seg in stream:
-                span = SegmentSpan(k, seg.start, seg.end)
-                shared = sum(max(0.0, min(seg.end, e) - max(seg.start, s)) for s, e in others)
-                apart = (item, k, seg.start, seg.end) in mixed or shared >= self.turns.min_overlap
-                source = outs[k] if apart else path
-                long = span.duration >= self.clustering.min_seconds
-                embeddings.append(self.speaker_encoder.embed(_read_span(source, sr, seg.start, seg.end), sr)
-                                  if long else None)
-                spans.append(span)
-                segs.append(seg)
-        labels = cluster_segments(spans, embeddings, self.clustering)
-        n = max(labels) + 1  # segments labelled DROPPED (leakage) are no one's
-        if n <= 0 or (n == 1 and sum(bool(st) for st in streams) == 1):
-            return plain  # one person, as the streams already say
-        per = [[(spans[j], segs[j]) for j in range(len(spans)) if labels[j] == c] for c in range(n)]
-        stream_of = [{sp.stream for sp, _ in members} for members in per]
-        if all(len(s) == 1 for s in stream_of) and len({next(iter(s)) for s in stream_of}) == n:
-            paths = rename_streams(outs, [next(iter(s)) for s in stream_of])  # one stream per person
-        else:
-            paths = assemble_voices(outs, [[sp for sp, _ in members] for members in per])
-        return [SpeakerResult(f"spk{c + 1}", None, [g for _, g in members], audio=str(paths[c]))
-                for c, members in enumerate(per)]
+        """:func:`~hubbub.pipeline.people.label_persons` with this pipeline's encoder and settings."""
+        return label_persons(self.speaker_encoder, self.clustering, self.turns.min_overlap, path, outs, sr, streams,
+                             mixed, item, separated)
 
     def _plan(self, found: list[list[tuple[float, float]]], separated: bool, overlap: torch.Tensor | None = None):
         """The pieces to decode for one recording's voice regions: cut at overlaps when

@@ -34,6 +34,7 @@ import torch
 from hubbub.models.hub import pretrained_dir
 from hubbub.models.separator import LOCAL_INTER_WINDOW, Separator
 from hubbub.pipeline.audio import AudioError, _short, check_waveform, resample
+from hubbub.pipeline.defaults import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, DEFAULT_SEPARATOR, PEAK
 
 __all__ = [
     "DEFAULT_SEPARATOR",
@@ -51,14 +52,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEPARATOR = "separator-8k"
-#: windows longer than this (seconds) are split by default
-DEFAULT_CHUNK_SECONDS = 30.0
-DEFAULT_OVERLAP_SECONDS = 2.0
 #: shorter inputs are refused
 MIN_SECONDS = 0.05
-#: the loudest sample a separated voice may have; louder voices are scaled down together
-PEAK = 0.99
 
 
 @dataclass

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hubbub.models.tokenizer import normalize_text
+from hubbub.models.text import normalize_text
 from hubbub.pipeline.inputs import AUDIO_EXTENSIONS
 from hubbub.recipes.voices import reverberate, speed_perturb  # re-exported: the ASR recipe's augmentation uses them
 
@@ -78,7 +78,7 @@ class AsrExample:
     """One utterance to train or score on.
 
     ``audio`` is an absolute path, ``text`` the normalised transcript
-    (:func:`~hubbub.models.tokenizer.normalize_text`), ``duration`` seconds
+    (:func:`~hubbub.models.text.normalize_text`), ``duration`` seconds
     from the file header, ``corpus`` the spec it was read from.
     """
 

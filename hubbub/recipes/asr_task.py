@@ -1,5 +1,12 @@
-"""The ASR recipe's configuration, data and task (what :mod:`hubbub.recipes.train_asr` runs and
-:mod:`hubbub.recipes.whisper_finetune` extends), below both so that neither imports the other."""
+"""The ASR recipe's configuration, data and task (what :mod:`hubbub.recipes.train_asr` runs): fine-tuning
+an imported Whisper model (``model_type`` ``hubbub-whisper``) given as ``init_from``.
+
+The model is trained with its own tokenizer and task prompt: teacher-forced cross-entropy of the transcript
+(sentence case, as Whisper writes) followed by end of text, on log-mel inputs padded as decoding pads them
+(``input_padding``). ``tf_channels`` adds the time-frequency block; ``trainable`` names the parameters that
+learn (prefixes of their names: ``tf.`` is the block, ``encoder.layers.5.`` the top encoder layer); the rest
+stay frozen. Validation is greedy-decoding WER (hubbub's normaliser), as ``hubbub evaluate asr`` decodes.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +17,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hubbub.models.configs import ASRConfig
-from hubbub.models.tokenizer import (
-    PAD_ID,
-    TOKENIZER_JSON,
-    UNK_ID,
-    CharTokenizer,
-    SentencePieceTokenizer,
-    Tokenizer,
-    load_tokenizer,
-)
 from hubbub.recipes.asr_data import (
     AsrBatches,
     AsrExample,
@@ -30,23 +27,23 @@ from hubbub.recipes.asr_data import (
     load_waveforms,
     pad_batch,
     parse_spec,
-    read_sentences,
 )
 from hubbub.recipes.config import LoopConfig
 
 if TYPE_CHECKING:  # torch and the model are imported where they run: --help imports neither
     import torch
 
-    from hubbub.models.asr import SpeechTransformer
+    from hubbub.models.whisper import WhisperASR
 
-__all__ = ["AsrData", "AsrTask", "AsrTrainConfig", "build_tokenizer", "card_tables", "write_model_card"]
+__all__ = ["AsrData", "AsrTask", "AsrTrainConfig", "card_tables", "load_for_training", "whisper_text",
+           "write_model_card"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class AsrTrainConfig(LoopConfig):
-    """Training keys of the ASR recipe (the loop's keys plus data, tokenizer and augmentation)."""
+    """Training keys of the ASR recipe (the loop's keys plus the Whisper model, data and augmentation)."""
 
     exp_dir: str = "exp/asr"
     train_data: tuple[str, ...] = ("librispeech:../shared/data/LibriSpeech/train-clean-100",)
@@ -65,11 +62,7 @@ class AsrTrainConfig(LoopConfig):
     snr_db: tuple[float, float] = (5.0, 25.0)
     speed_prob: float = 0.0
     speed_range: tuple[float, float] = (0.9, 1.1)
-    tokenizer_dir: str | None = None  # an existing tokenizer folder; else char, or sentencepiece trained here
-    tokenizer_text: tuple[str, ...] = ()  # extra text files for sentencepiece (utt_id<TAB>TEXT or lines)
-    spm_model_type: str = "unigram"
-    init_from: str | None = None  # a pretrained ASR folder, or whisper-base / whisper-tiny.en (tokenizer kept)
-    # a Whisper init_from only (hubbub.recipes.whisper_finetune):
+    init_from: str = "whisper-base"  # a Whisper model: an installed name (whisper-base), or a hubbub model folder
     tf_channels: int = 0  # add a time-frequency block of this many channels (zero residual at start)
     trainable: tuple[str, ...] = ()  # name prefixes of the parameters that learn (tf., encoder.layers.5.); (): all
     input_padding: float | None = 10.0  # seconds of zero log-mel after the speech, as decoding pads
@@ -116,38 +109,50 @@ class AsrData:
         log.info("validation: %d utterances (%s)", len(self.val),
                  ", ".join(f"{lab} {sum(e.corpus == s for e in self.val)}" for s, lab in self.labels.items()))
 
-    def texts(self) -> list[str]:
-        """Every training transcript (for the tokenizer)."""
-        return [e.text for corpus in self.train for e in corpus]
+
+def whisper_text(text: str) -> str:
+    """A transcript as Whisper writes one: a leading space, sentence case (LibriSpeech is upper case)."""
+    text = " ".join(text.split())
+    if text.isupper() or not any(c.isupper() for c in text):
+        text = text.lower()
+        text = text[:1].upper() + text[1:]
+        text = " ".join("I" if w == "i" else ("I" + w[1:] if w.startswith("i'") else w) for w in text.split())
+    return " " + text
 
 
-def build_tokenizer(cfg: AsrTrainConfig, model_cfg: ASRConfig, texts: list[str]) -> Tokenizer:
-    """``tokenizer_dir`` if set; else characters, or sentencepiece trained on ``texts`` +
-    ``tokenizer_text`` into ``EXP_DIR/tokenizer`` (reused when it is there)."""
-    from hubbub.pipeline.writers import atomic_dir
+def load_for_training(cfg: AsrTrainConfig) -> WhisperASR:
+    """``cfg.init_from`` with a time-frequency block of ``cfg.tf_channels`` (if not 0), in training mode,
+    with only the parameters named by ``cfg.trainable`` learning."""
+    from hubbub.models.loading import load_model, model_type, resolve_model_dir
+    from hubbub.models.whisper import WhisperASR
 
-    if cfg.tokenizer_dir:
-        return load_tokenizer(cfg.tokenizer_dir)
-    if model_cfg.tokenizer == "char":
-        return CharTokenizer()
-    directory = Path(cfg.exp_dir) / "tokenizer"
-    if (directory / TOKENIZER_JSON).is_file():
-        log.info("tokenizer: reusing %s", directory)
-        return load_tokenizer(directory)
-    extra = [text for path in cfg.tokenizer_text for _, text in read_sentences(path)]
-    with atomic_dir(directory) as tmp:
-        SentencePieceTokenizer.train([*texts, *extra], tmp, vocab_size=model_cfg.vocab_size,
-                                     model_type=cfg.spm_model_type)
-    tok = load_tokenizer(directory)
-    log.info("tokenizer: sentencepiece %s, %d tokens, trained on %d sentences -> %s", cfg.spm_model_type,
-             tok.vocab_size, len(texts) + len(extra), directory)
-    return tok
+    kind = model_type(resolve_model_dir(cfg.init_from))
+    if kind != WhisperASR.model_type:
+        raise ValueError(f"init_from {cfg.init_from}: a {kind or 'unknown'} model; hubbub train asr fine-tunes Whisper "
+                         "models only (the from-scratch Speech-Transformer recipe is at commit 91b3d3e)")
+    overrides = {"tf_channels": cfg.tf_channels} if cfg.tf_channels else {}
+    model = load_model(cfg.init_from, **overrides)
+    if model.tokenizer is None:
+        raise ValueError(f"{cfg.init_from}: the model has no tokenizer.json")
+    names = [name for name, _ in model.named_parameters()]
+    if cfg.trainable and not any(n.startswith(t) for n in names for t in cfg.trainable):
+        raise ValueError(f"trainable {list(cfg.trainable)}: no parameter of {cfg.init_from} starts with these")
+    learning = 0
+    for name, p in model.named_parameters():
+        p.requires_grad_(not cfg.trainable or any(name.startswith(t) for t in cfg.trainable))
+        learning += p.numel() if p.requires_grad else 0
+    log.info("model: %s (%.1f M parameters, %.3f M learning: %s)", cfg.init_from,
+             sum(p.numel() for p in model.parameters()) / 1e6, learning / 1e6, ", ".join(cfg.trainable) or "all")
+    return model.train()
 
 
 class AsrTask:
-    """Mixed-corpus length-bucketed batches, the joint CTC/attention loss, greedy WER validation."""
+    """Mixed-corpus length-bucketed batches (Whisper's tokens of the sentence-case transcript), the
+    teacher-forced loss, greedy WER validation decoded as the pipeline decodes, and the export."""
 
-    def __init__(self, cfg: AsrTrainConfig, data: AsrData, model: SpeechTransformer) -> None:
+    pad_id = 0  # padding positions are never scored
+
+    def __init__(self, cfg: AsrTrainConfig, data: AsrData, model: WhisperASR) -> None:
         from hubbub.recipes.data import load_noises
 
         if model.tokenizer is None:
@@ -155,7 +160,7 @@ class AsrTask:
         self.cfg = cfg
         self.data = data
         self.tokenizer = model.tokenizer
-        self.sample_rate = sr = model.config.sample_rate
+        self.sample_rate = sr = model.sample_rate
         self.batches = AsrBatches(data.train, cfg.train_weights or None, cfg.batch_size, cfg.seed, cfg.buckets,
                                   cfg.max_batch_seconds)
         noise_prob = cfg.noise_prob if cfg.noise_dir else 0.0
@@ -181,11 +186,14 @@ class AsrTask:
         )
         return wav, lengths, tokens, token_lengths
 
-    pad_id = PAD_ID
-
     def encode(self, text: str) -> list[int]:
-        """A transcript's training targets."""
-        return self.tokenizer.encode(text) or [UNK_ID]
+        """A transcript's training targets: Whisper's tokens of its sentence-case text."""
+        return self.tokenizer.encode(whisper_text(text))
+
+    def loss(self, model, batch) -> torch.Tensor:
+        device = next(model.parameters()).device
+        wav, lengths, tokens, token_lengths = (t.to(device) for t in batch)
+        return model(wav, lengths, tokens, token_lengths, input_padding=self.cfg.input_padding)["loss"]
 
     def corpus_wers(self, refs: list[str], hyps: list[str]) -> dict[str, float]:
         """WER per validation corpus, ``{"wer_<label>": ...}``."""
@@ -197,40 +205,20 @@ class AsrTask:
             out[f"wer_{label}"] = wer([refs[i] for i in idx], [hyps[i] for i in idx]).wer
         return out
 
-    def loss(self, model, batch) -> torch.Tensor:
+    def transcribe(self, model: WhisperASR, wavs: list[torch.Tensor]) -> list[str]:
+        """Greedy transcripts of ``wavs`` in order, batched by length, decoded as the pipeline decodes."""
+        from hubbub.models.decoding import DecodingOptions, decode
+
+        options = DecodingOptions(word_timestamps=False, input_padding=self.cfg.input_padding)
         device = next(model.parameters()).device
-        return model(*(t.to(device) for t in batch))["loss"]
-
-    def transcribe(
-        self, model: SpeechTransformer, wavs: list[torch.Tensor], max_tokens: list[int], ctc: bool = False
-    ) -> list[str]:
-        """Greedy transcripts of ``wavs`` (batched by length; at most ``max_tokens[i]`` tokens each), from
-        the attention decoder or, with ``ctc``, the CTC head's best path."""
-        from hubbub.models.decoding import decode
-
-        device = next(model.parameters()).device
-
-        def run(chunk: list[int], wav: torch.Tensor, lengths: torch.Tensor) -> list:
-            return decode(model, wav.to(device), lengths.to(device), ctc_weight=1.0 if ctc else 0.0,
-                          max_len=None if ctc else max(max_tokens[i] for i in chunk), word_timestamps=False)
-
-        return self.by_length(wavs, run)
-
-    def by_length(self, wavs: list[torch.Tensor], run) -> list[str]:
-        """``run(indices, wav, lengths)`` on batches of ``wavs`` of similar length; the texts in order."""
         order = sorted(range(len(wavs)), key=lambda i: -len(wavs[i]))
         hyps = [""] * len(wavs)
         for start in range(0, len(order), self.cfg.val_batch_size):
             chunk = order[start : start + self.cfg.val_batch_size]
             wav, lengths = pad_batch([wavs[i] for i in chunk])
-            for i, h in zip(chunk, run(chunk, wav, lengths)):
+            for i, h in zip(chunk, decode(model, wav.to(device), lengths.to(device), options)):
                 hyps[i] = h.text
         return hyps
-
-    def hypotheses(self, model, refs: list[str]) -> list[str]:
-        """Greedy transcripts of the validation utterances."""
-        # an untrained decoder rarely stops: twice the reference length is enough to score it
-        return self.transcribe(model, self.val_wavs, [2 * len(self.tokenizer.encode(r)) + 10 for r in refs])
 
     def validate(self, model) -> dict[str, float]:
         from hubbub.pipeline.metrics import wer
@@ -238,23 +226,25 @@ class AsrTask:
         if not self.val:
             return {"score": float("nan"), "wer": float("nan")}
         refs = [e.text for e in self.val]
-        hyps = self.hypotheses(model, refs)
+        hyps = self.transcribe(model, self.val_wavs)
         total = wer(refs, hyps).wer
-        metrics = {"score": total, "wer": total, **self.corpus_wers(refs, hyps)}
-        if getattr(model.config, "ctc_weight", 0) > 0:  # the CTC head alone: it reads before the decoder attends
-            metrics["wer_ctc"] = wer(refs, self.transcribe(model, self.val_wavs, [], ctc=True)).wer
-            metrics["score"] = min(total, metrics["wer_ctc"])  # the model is exported with the better decoder
         for i in range(min(2, len(refs))):
             log.info("  ref: %s\n  hyp: %s", refs[i], hyps[i])
-        return metrics
+        return {"score": total, "wer": total, **self.corpus_wers(refs, hyps)}
 
     def export(self, model, directory: Path, info: dict) -> None:
-        # greedy decoding by default with whichever of the attention decoder and the CTC head validated better
-        decoder = "ctc" if info.get("wer_ctc", float("inf")) < info["wer"] else "attention"
-        model.save_pretrained(directory, extra={"decoder": decoder,
-                                                "training": {**info, "recipe": "hubbub train asr"}})
-        write_model_card(directory, model, self.cfg, self.data, info)
+        """The whole model in ``directory``; with ``trainable`` set, also ``directory/adapter``: only the
+        parameters that learned, laid over ``init_from`` when loaded (kilobytes, not Whisper's 290 MB)."""
+        from hubbub.models.loading import resolve_model_dir
 
+        training = {"training": {**info, "recipe": "hubbub train asr", "init_from": str(self.cfg.init_from),
+                                 "trainable": list(self.cfg.trainable)}}
+        model.save_pretrained(directory, extra=training)
+        write_model_card(directory, model, self.cfg, self.data, info)
+        if self.cfg.trainable:
+            base = type(model).load_config(resolve_model_dir(self.cfg.init_from))
+            model.save_adapter(directory / "adapter", self.cfg.init_from, base, tuple(self.cfg.trainable), training)
+            write_model_card(directory / "adapter", model, self.cfg, self.data, info)
 
 def card_tables(cfg: AsrTrainConfig, data: AsrData, info: dict) -> tuple[str, str]:
     """A model card's training-corpus table rows and its per-corpus validation WERs."""
@@ -268,29 +258,17 @@ def card_tables(cfg: AsrTrainConfig, data: AsrData, info: dict) -> tuple[str, st
     return rows, per_corpus
 
 
-def write_model_card(directory: Path, model: SpeechTransformer, cfg: AsrTrainConfig, data: AsrData,
-                     info: dict) -> None:
-    """A README.md stating the data, steps, wall time and validation WER."""
+def write_model_card(directory: Path, model: WhisperASR, cfg: AsrTrainConfig, data: AsrData, info: dict) -> None:
+    """A README.md naming the source weights and their licence, the data, steps and validation WER."""
     from hubbub.recipes.trainer import write_card
 
-    mc = model.config
-    n_params = sum(p.numel() for p in model.parameters())
     rows, per_corpus = card_tables(cfg, data, info)
-    val_wer = f"{100 * info['wer']:.1f} %" + (f" ({per_corpus})" if per_corpus else "")
-    ctc_row = f"\n| validation WER, CTC best path | {100 * info['wer_ctc']:.1f} % |" if "wer_ctc" in info else ""
-    if "wer_ctc" in info:
-        better = "the CTC best path" if info["wer_ctc"] < info["wer"] else "the attention decoder"
-        ctc_row += f"\n| greedy decoding by default | {better} (`decoder` in config.json) |"
-    aug = []
-    if cfg.speed_prob:
-        aug.append(f"speed {cfg.speed_range[0]}-{cfg.speed_range[1]} (p={cfg.speed_prob})")
-    if cfg.noise_prob and cfg.noise_dir:
-        aug.append(f"real noise from `{cfg.noise_dir}` at {cfg.snr_db[0]:g}-{cfg.snr_db[1]:g} dB (p={cfg.noise_prob})")
-    text = f"""# hubbub ASR ({mc.sample_rate // 1000} kHz, {mc.tokenizer} {mc.vocab_size})
+    learning = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    text = f"""# hubbub Whisper, fine-tuned from `{cfg.init_from}`
 
-Speech-Transformer with joint CTC/attention training (CTC weight {mc.ctc_weight}): {mc.n_mels} log-mel,
-{mc.twod_blocks} 2D-attention block(s) of {mc.twod_channels} channels, {mc.enc_layers} encoder and
-{mc.dec_layers} decoder layers, d_model {mc.d_model}, {n_params / 1e6:.2f} M parameters.
+OpenAI Whisper (MIT licence) in hubbub's Speech-Transformer, with a time-frequency block of
+{model.config.tf_channels} channels ahead of the encoder. Parameters that learned:
+{", ".join(f"`{t}`" for t in cfg.trainable) or "all"} ({learning / 1e6:.3f} M); the rest are Whisper's.
 
 | training corpus | weight | utterances | audio |
 |---|---|---|---|
@@ -298,14 +276,11 @@ Speech-Transformer with joint CTC/attention training (CTC weight {mc.ctc_weight}
 
 | | |
 |---|---|
-| augmentation | SpecAugment{"; " + "; ".join(aug) if aug else ""} |
-| steps | {info["step"]} (batch {cfg.batch_size}, utterances {cfg.min_seconds}-{cfg.max_seconds} s) |
+| steps | {info["step"]} (batch {cfg.batch_size}, lr {cfg.lr:g}) |
 | wall time | {info["wall_minutes"]} min |
-| validation WER (attention greedy, {len(data.val)} utterances) | {val_wer} |{ctc_row}
+| validation WER (greedy, {len(data.val)} utterances) | {100 * info["wer"]:.1f} % ({per_corpus}) |
 
-Validation: {", ".join(f"`{s}`" for s in data.labels) or "none"}
-({cfg.val_speakers} speakers of each LibriSpeech training corpus held out, never trained on).
-Test WERs are in `docs/benchmarks.md` of the hubbub repository (`hubbub evaluate asr`).
-Reproduce: `hubbub train asr --config hubbub/recipes/configs/asr-default.yaml`.
+Reproduce: see the Usage of `hubbub/recipes/train_asr.py`. With `trainable` set, `adapter/`
+holds only the parameters that learned; it loads over `{cfg.init_from}` (`--asr PATH/adapter`).
 """
     write_card(directory, text, cfg.exp_dir)

@@ -2,12 +2,11 @@
 
 Usage:
     hubbub train separator --config hubbub/recipes/configs/separator-default.yaml [--resume]
-    hubbub train asr --config hubbub/recipes/configs/asr-default.yaml [--resume]
+    hubbub train asr --config hubbub/recipes/configs/asr-whisper-separated.yaml [--resume]
     hubbub train overlap --config hubbub/recipes/configs/overlap-default.yaml [--resume]
-    hubbub train lm --asr checkpoints/asr-default/best --text sentences.txt [--tune SPEC ...]
     hubbub evaluate separation --data data/test-other-2mix-8k [--model DIR] [--csv results.csv]
     hubbub evaluate separation --data /data/Libri2Mix --split test --mode min --mixture mix_both --model exp/sep
-    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model checkpoints/asr-default/best
+    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other [--model DIR]
     hubbub data mix --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-2mix-8k
     hubbub data librimix --librispeech-dir /data/LibriSpeech --wham-dir /data/wham_noise \
         --metadata-dir /data/LibriMix/metadata --out /data/Libri2Mix
@@ -29,7 +28,6 @@ import sys
 COMMANDS = {
     ("train", "separator"): "hubbub.recipes.train_separator",
     ("train", "asr"): "hubbub.recipes.train_asr",
-    ("train", "lm"): "hubbub.recipes.train_lm",
     ("train", "overlap"): "hubbub.recipes.train_overlap",
     ("evaluate", "separation"): "hubbub.recipes.evaluate_separation",
     ("evaluate", "asr"): "hubbub.recipes.evaluate_asr",
@@ -45,8 +43,7 @@ COMMANDS = {
 #: one line per target, for ``hubbub <group> --help``
 HELP = {
     ("train", "separator"): "train the dual-path attention separator (dynamic mixing or LibriMix), resumable",
-    ("train", "asr"): "train the Speech-Transformer ASR (LibriSpeech, manifests, TTS corpora), resumable",
-    ("train", "lm"): "estimate a word 3-gram LM from text into an ASR model's lm/ folder",
+    ("train", "asr"): "fine-tune a Whisper ASR (LibriSpeech, manifests, TTS corpora, separated voices), resumable",
     ("train", "overlap"): "train the overlapped-speech detector (voices per frame) on conversation clips",
     ("evaluate", "separation"): "SI-SNRi / SDRi of a separator on mixtures with known sources",
     ("evaluate", "asr"): "word error rate of an ASR model on transcribed recordings",

@@ -115,6 +115,8 @@ def add_config_flags(parser: argparse.ArgumentParser, train_cls, model_cls,
     for name, _ in _fields(train_cls):
         group.add_argument("--" + name.replace("_", "-"), dest=f"cfg_{name}", default=None, metavar="V",
                            help=(train_help or {}).get(name))
+    if model_cls is None:  # the model's configuration comes with it (a Whisper checkpoint)
+        return
     group = parser.add_argument_group("model config overrides (each sets that key only)")
     for name, _ in _fields(model_cls):
         flag = "--" + MODEL_PREFIX + name.replace("_", "-")
@@ -142,7 +144,8 @@ def _build(cls, values: dict, where: str):
 
 
 def build_configs(args: argparse.Namespace, train_cls, model_cls, base: dict | None = None):
-    """Merge YAML ``base`` and command-line overrides into ``(train_cfg, model_cfg)``."""
+    """Merge YAML ``base`` and command-line overrides into ``(train_cfg, model_cfg)``; with ``model_cls``
+    None the model config is None and a ``model:`` section is an error."""
     base = dict(base or {})
     model_values = dict(base.pop("model", None) or {})
     train_values = base
@@ -153,4 +156,9 @@ def build_configs(args: argparse.Namespace, train_cls, model_cls, base: dict | N
             model_values[key[5:]] = value
         elif key.startswith("cfg_"):
             train_values[key[4:]] = value
+    if model_cls is None:
+        if model_values:
+            raise ValueError(f"model: keys {sorted(model_values)} given, but this recipe's model brings its own "
+                             "configuration")
+        return _build(train_cls, train_values, "config"), None
     return _build(train_cls, train_values, "config"), _build(model_cls, model_values, "model")

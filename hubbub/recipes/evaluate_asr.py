@@ -2,21 +2,21 @@
 
 Usage:
     # LibriSpeech test-other (speakers never trained on), resampled to the model's rate
-    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model checkpoints/asr-default/best \
+    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other \
         --csv results/asr-test-other.csv --json results/asr-test-other.json
 
-    # the held-out TTS voices, the FSDD test digits, any {"audio", "text"} JSONL manifest
-    hubbub evaluate asr --data data/synth-8k/test.jsonl --model checkpoints/asr-default/best
-    hubbub evaluate asr --data fsdd-test:../shared/data/fsdd/recordings --model checkpoints/asr-default/best
+    # the held-out TTS voices, the FSDD test digits, any {"audio", "text"} JSONL manifest; plain Whisper base
+    hubbub evaluate asr --data data/synth-8k/test.jsonl --model whisper-base
+    hubbub evaluate asr --data fsdd-test:../shared/data/fsdd/recordings
     hubbub evaluate asr --data ../shared/data/speechbrain-samples/asr_manifest.jsonl --model DIR
 
-    # joint CTC/attention beam search instead of greedy decoding; the first 20 utterances only
-    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --model DIR --beam-size 5 --limit 20
+    # Whisper's beam search instead of greedy decoding; the first 20 utterances only
+    hubbub evaluate asr --data ../shared/data/LibriSpeech/test-other --beam-size 5 --limit 20
 
 ``--data`` is a LibriSpeech-layout folder, a JSONL manifest, or any ``kind:path`` corpus spec of
-:mod:`hubbub.recipes.asr_data`. Without ``--model`` the embedded ``asr-8k`` model is used.
+:mod:`hubbub.recipes.asr_data`. Without ``--model`` the pipeline's default ASR (``whisper-base-separated``) is used.
 
-One text normaliser, for references and hypotheses alike: ``hubbub.models.tokenizer.normalize_text``
+One text normaliser, for references and hypotheses alike: ``hubbub.models.text.normalize_text``
 (Unicode NFKC, uppercase, punctuation and hyphens to spaces, apostrophes inside words kept, numbers
 spelled out in words with num2words, whitespace collapsed); the edit distance is jiwer's
 (``hubbub.pipeline.metrics.wer``). The WER is the corpus WER: all errors over all reference words.
@@ -69,8 +69,6 @@ def evaluate_asr(examples, model, options=None, batch_size: int = 1, device: str
     from hubbub.recipes.asr_data import load_waveforms, pad_batch
 
     options = dataclasses.replace(options or DecodingOptions(), word_timestamps=False)
-    if options.beam_size > 1 and not hasattr(model, "logmel"):  # the Speech-Transformer's beam search: one by one
-        batch_size = 1
     order = sorted(range(len(examples)), key=lambda i: -examples[i].duration) if batch_size > 1 else \
         list(range(len(examples)))
     results: dict[int, UtteranceScore] = {}
@@ -132,13 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hubbub evaluate asr", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="LibriSpeech-layout folder, JSONL manifest or kind:path corpus spec")
-    p.add_argument("--model", default=None, help="ASR model folder or embedded name (default: asr-8k)")
-    p.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: joint CTC/attention beam search")
-    p.add_argument("--ctc-weight", type=float, default=None,
-                   help="CTC weight in decoding (default: the model's); with --beam-size 1: 1 is the CTC best path, "
-                         "0 the attention decoder")
-    p.add_argument("--no-lm", action="store_true", help="decode without the model's word language model")
-    p.add_argument("--batch-size", type=int, default=1, help="utterances decoded together (greedy only)")
+    p.add_argument("--model", default=None,
+                   help="ASR model folder, embedded name or installed Whisper name (default: the pipeline's ASR)")
+    p.add_argument("--beam-size", type=int, default=1, help="1: greedy; more: Whisper's beam search")
+    p.add_argument("--batch-size", type=int, default=1, help="utterances decoded together")
     p.add_argument("--csv", default=None, help="per-utterance results CSV")
     p.add_argument("--json", default=None, help="write the summary as JSON")
     p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
@@ -153,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # after parsing: --help stays light
 
     from hubbub.models.decoding import DecodingOptions
-    from hubbub.pipeline.pipeline import DEFAULT_ASR, load_asr
+    from hubbub.pipeline.loaders import DEFAULT_ASR, load_asr
     from hubbub.recipes.asr_data import load_corpus
 
     if args.threads:
@@ -177,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s: the model has no tokenizer", args.model)
         return 2
     try:
-        options = DecodingOptions(beam_size=args.beam_size, ctc_weight=args.ctc_weight,
-                                  lm=False if args.no_lm else None)
+        options = DecodingOptions(beam_size=args.beam_size)
     except ValueError as err:
         log.error("%s", err)
         return 2
@@ -193,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         from hubbub.pipeline.writers import write_text
 
         write_text(args.json, json.dumps({"data": str(args.data), "model": args.model or DEFAULT_ASR,
-                                          "beam_size": args.beam_size, "ctc_weight": args.ctc_weight,
-                                          "lm": not args.no_lm, **summary}, indent=2) + "\n")
+                                          "beam_size": args.beam_size, **summary}, indent=2) + "\n")
     log.info("%s: %d utterances (%.1f min), WER %.2f %% (%d sub, %d del, %d ins / %d words), RTF %.3f%s",
              args.data, summary["utterances"], summary["audio_seconds"] / 60, 100 * summary["wer"],
              summary["substitutions"], summary["deletions"], summary["insertions"], summary["ref_words"],

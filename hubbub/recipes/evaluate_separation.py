@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hubbub.pipeline.defaults import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS
+
 if TYPE_CHECKING:  # torch is imported where it is used, so that --help stays light
     import torch
 
@@ -112,12 +114,12 @@ def score_mixture(mix: torch.Tensor, sources: torch.Tensor, estimates: torch.Ten
 def evaluate_separation(
     items: list[EvalItem],
     model,
-    chunk_seconds: float | None = 30.0,
+    chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
     device: str = "cpu",
     noises: list[np.ndarray] | None = None,
     snr_db: float = 10.0,
     progress: bool = True,
-    overlap_seconds: float = 2.0,
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
 ) -> list[MixtureScore]:
     """Separate each mixture with the one streaming separator that ``hubbub separate``
     and ``hubbub transcribe`` use (:func:`~hubbub.pipeline.separate.separate_waveform`,
@@ -192,10 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, help="per-mixture results CSV")
     p.add_argument("--json", default=None, help="write the summary as JSON")
     p.add_argument("--limit", type=int, default=None, help="only the first N mixtures")
-    p.add_argument("--chunk-seconds", type=float, default=30.0)
+    p.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS)
     p.add_argument("--window", default=None, metavar="global|local:W",
                    help="the separator's inter-chunk attention (default: as saved; 'local' is local:16)")
-    p.add_argument("--overlap-seconds", type=float, default=2.0, help="overlap between windows")
+    p.add_argument("--overlap-seconds", type=float, default=DEFAULT_OVERLAP_SECONDS, help="overlap between windows")
     p.add_argument("--noise-dir", default=None, help="add real noise from this folder to each mixture")
     p.add_argument("--snr", type=float, default=10.0, help="SNR (dB) of the added noise")
     p.add_argument("--device", default="cpu")

@@ -4,7 +4,7 @@ Usage:
     hubbub data mix --librispeech ../shared/data/LibriSpeech/train-clean-100 --out data/train-2mix-max-8k \\
         --n-mixtures 1500 --mode max --hold-out 12 --seed 1
     hubbub data separated --mixtures data/train-2mix-max-8k --out data/train-separated-8k
-    hubbub train asr --config hubbub/recipes/configs/asr-default.yaml \\
+    hubbub train asr --config hubbub/recipes/configs/asr-whisper-separated.yaml \\
         --train-data "[librispeech:..., manifest:data/train-separated-8k/manifest.jsonl, ...]"
 
 An ASR trained on clean voices meets, behind the separator, voices with the separator's artefacts and
@@ -59,7 +59,7 @@ def separate_for_asr(
     if manifest.is_file():
         records = {r["id"]: r for r in map(json.loads, manifest.read_text().splitlines())}
     done = set(done_file.read_text().split()) if done_file.is_file() else set()
-    pipe = Pipeline.from_pretrained(separator, load_asr_model=False)
+    pipe = Pipeline.from_pretrained(separator=separator, transcribe=False, label_speakers=False)
     kept = left_out = 0
     for item in tqdm([it for it in items if it.id not in done], desc="data separated", unit="mix", disable=None):
         try:

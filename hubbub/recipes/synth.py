@@ -17,8 +17,8 @@ Usage:
     hubbub data synth --text my-sentences.txt --out data/synth-mine \
         --voices flite/kal:1 festival/kal_diphone:1 espeak/en-us:0.2 --held-out-voices flite/slt --clean-test
 
-    # then train the ASR on it (asr-default.yaml reads data/synth-8k/train.jsonl and test.jsonl)
-    hubbub train asr --config hubbub/recipes/configs/asr-default.yaml
+    # then train the ASR on it (add manifest:data/synth-8k/train.jsonl to its train_data)
+    hubbub train asr --config hubbub/recipes/configs/asr-whisper-separated.yaml
 
 Voices are ``engine/name[:weight]``: ``flite/<voice>`` (``flite -lv``), ``festival/<voice>``
 (``text2wave -eval '(voice_<voice>)'``), ``espeak/<voice>`` (``espeak-ng -v <voice>``). Every sentence is
@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from hubbub.models.tokenizer import normalize_text
+from hubbub.models.text import normalize_text
 from hubbub.pipeline.writers import atomic_path, write_text
 from hubbub.recipes.asr_data import AugmentConfig, augment, read_sentences
 

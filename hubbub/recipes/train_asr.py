@@ -1,33 +1,37 @@
-"""Train the Speech-Transformer ASR.
+"""Fine-tune a Whisper model (the ASR of every hubbub pipeline).
 
 Usage:
-    # the offline default model (8 kHz): LibriSpeech train-clean-100 + TTS renderings + FSDD digits
-    hubbub data synth --out data/synth-8k --jobs 2
-    hubbub train asr --config hubbub/recipes/configs/asr-default.yaml
+    # Whisper base adapted to the separator's output: a time-frequency block (zero residual at start:
+    # exactly Whisper) trained on separated voices of training speakers and on clean ones
+    hubbub data mix --librispeech ../shared/data/LibriSpeech/train-clean-100 --out data/train-2mix-max-8k \\
+        --n-mixtures 600 --mode max --hold-out 12 --seed 1
+    hubbub data separated --mixtures data/train-2mix-max-8k --out data/train-separated-8k
+    hubbub data mix --librispeech ../shared/data/LibriSpeech/train-clean-100 --out data/dev-2mix-max-8k \\
+        --n-mixtures 40 --mode max --hold-out 12 --held-out-only --seed 1
+    hubbub data separated --mixtures data/dev-2mix-max-8k --out data/dev-separated-8k --min-si-snr -100
+    hubbub train asr --config hubbub/recipes/configs/asr-whisper-separated.yaml --threads 2
 
     # resume after an interruption, or train on for a longer budget
-    hubbub train asr --config hubbub/recipes/configs/asr-default.yaml --resume --max-minutes 240
+    hubbub train asr --config hubbub/recipes/configs/asr-whisper-separated.yaml --resume --max-minutes 240
 
-    # LibriSpeech 100 h / 960 h on GPUs, 4 processes
-    torchrun --nproc_per_node 4 -m hubbub train asr --config hubbub/recipes/configs/asr-librispeech-960h.yaml \
-        --device cuda
+    # all of Whisper base on LibriSpeech 960 h, on GPUs, 4 processes
+    torchrun --nproc_per_node 4 -m hubbub train asr \\
+        --config hubbub/recipes/configs/asr-whisper-librispeech-960h.yaml --device cuda
 
-    # Whisper's weights adapted to separated voices: see hubbub/recipes/whisper_finetune.py
-    hubbub train asr --config hubbub/recipes/configs/asr-whisper-separated.yaml
+    # your own data (a JSONL manifest of {"audio", "text"}), from a Whisper you imported
+    hubbub models import /models/faster-whisper-small -o models/whisper-small
+    hubbub train asr --config hubbub/recipes/configs/asr-whisper-separated.yaml --init-from models/whisper-small \\
+        --exp-dir exp/asr-calls --train-data "[manifest:data/my-calls/train.jsonl]" --train-weights "[1.0]"
 
-    # fine-tune a trained model (its tokenizer is kept) on other data
-    hubbub train asr --config hubbub/recipes/configs/asr-default.yaml --init-from checkpoints/asr-default/best \
-        --exp-dir exp/asr-finetune --train-data "[manifest:data/my-calls/train.jsonl]"
-
-    # any config key can be overridden: --batch-size 16 --lr 5e-4 --model-d-model 256 --model-tokenizer char
+    # any config key can be overridden: --batch-size 16 --lr 5e-4 --trainable "[tf., encoder.layers.5.]"
 
 Corpora are ``kind:path`` specs (``librispeech:``, ``manifest:``, ``fsdd-train:``, ``fsdd-test:``; see
 :mod:`hubbub.recipes.asr_data`) with per-corpus ``train_weights``. Validation is greedy-decoding WER on
 ``val_data`` plus ``val_speakers`` speakers held out of each LibriSpeech training corpus; the model with
 the lowest WER is exported to ``EXP_DIR/best`` (config.json, model.safetensors, the tokenizer, README.md; an
-``EXP_DIR/NOTES.md`` of your own is appended to that model card).
-The sentencepiece tokenizer is trained once on the training transcripts (and ``tokenizer_text``) and kept
-in ``EXP_DIR/tokenizer``, so a resumed run uses the same pieces.
+``EXP_DIR/NOTES.md`` of your own is appended to that model card), and with ``trainable`` set, the
+parameters that learned alone to ``EXP_DIR/best/adapter``. The model is a Whisper model
+(:mod:`hubbub.recipes.asr_task`); any other ``init_from`` is refused.
 """
 
 from __future__ import annotations
@@ -37,62 +41,34 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from hubbub.models.configs import ASRConfig
-from hubbub.recipes.asr_task import AsrData, AsrTask, AsrTrainConfig, build_tokenizer
+from hubbub.recipes.asr_task import AsrData, AsrTask, AsrTrainConfig, load_for_training
 from hubbub.recipes.config import build_configs, load_yaml, recipe_parser
-from hubbub.recipes.whisper_finetune import WhisperTask, load_for_training
 
 if TYPE_CHECKING:  # torch and the model are imported where they run: --help imports neither
-    from hubbub.models.asr import SpeechTransformer
+    from hubbub.models.whisper import WhisperASR
 
-__all__ = ["AsrData", "AsrTask", "AsrTrainConfig", "build_parser", "build_tokenizer", "fit", "main", "prepare",
-           "train"]
+__all__ = ["AsrData", "AsrTask", "AsrTrainConfig", "build_parser", "fit", "main", "prepare", "train"]
 
 log = logging.getLogger(__name__)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    return recipe_parser("hubbub train asr", __doc__, AsrTrainConfig, ASRConfig, parser)
+    return recipe_parser("hubbub train asr", __doc__, AsrTrainConfig, None, parser)
 
 
-def _is_whisper(name_or_path: str) -> bool:
-    from hubbub.models.loading import model_type, resolve_model_dir
-
-    return model_type(resolve_model_dir(name_or_path)) == "hubbub-whisper"
-
-
-def prepare(cfg: AsrTrainConfig, model_cfg: ASRConfig) -> tuple[SpeechTransformer, AsrTask]:
-    """Read the data, build (or load) the tokenizer and the model, and the task."""
-    import torch
-
-    from hubbub.models.asr import SpeechTransformer
-
+def prepare(cfg: AsrTrainConfig) -> tuple[WhisperASR, AsrTask]:
+    """Read the data, load the Whisper model (refusing any other) and build the task."""
     data = AsrData(cfg)
-    if cfg.init_from and _is_whisper(cfg.init_from):
-        model = load_for_training(cfg)
-        return model, WhisperTask(cfg, data, model)
-    if cfg.init_from:
-        model = SpeechTransformer.from_pretrained(cfg.init_from)
-        if model.tokenizer is None:
-            raise ValueError(f"{cfg.init_from}: the model has no tokenizer")
-        model.train()
-    else:
-        tok = build_tokenizer(cfg, model_cfg, data.texts())
-        if (tok.kind, tok.vocab_size) != (model_cfg.tokenizer, model_cfg.vocab_size):
-            log.info("model: tokenizer %s with %d tokens (config said %s, %d)", tok.kind, tok.vocab_size,
-                     model_cfg.tokenizer, model_cfg.vocab_size)
-            model_cfg = dataclasses.replace(model_cfg, tokenizer=tok.kind, vocab_size=tok.vocab_size)
-        torch.manual_seed(cfg.seed)
-        model = SpeechTransformer(model_cfg, tok)
+    model = load_for_training(cfg)
     return model, AsrTask(cfg, data, model)
 
 
-def train(cfg: AsrTrainConfig, model_cfg: ASRConfig, resume: bool = False) -> dict:
-    """Build the model and task from configs and run the loop."""
-    return fit(cfg, *prepare(cfg, model_cfg), resume=resume)
+def train(cfg: AsrTrainConfig, resume: bool = False) -> dict:
+    """Build the model and task from the config and run the loop."""
+    return fit(cfg, *prepare(cfg), resume=resume)
 
 
-def fit(cfg: AsrTrainConfig, model: SpeechTransformer, task: AsrTask, resume: bool = False) -> dict:
+def fit(cfg: AsrTrainConfig, model: WhisperASR, task: AsrTask, resume: bool = False) -> dict:
     """Run the shared training loop on a prepared model and task."""
     from hubbub.recipes.trainer import Trainer
 
@@ -102,9 +78,9 @@ def fit(cfg: AsrTrainConfig, model: SpeechTransformer, task: AsrTask, resume: bo
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    cfg, model_cfg = build_configs(args, AsrTrainConfig, ASRConfig, load_yaml(args.config))
     try:
-        model, task = prepare(cfg, model_cfg)
+        cfg, _ = build_configs(args, AsrTrainConfig, None, load_yaml(args.config))
+        model, task = prepare(cfg)
     except (FileNotFoundError, ValueError) as err:
         log.error("%s", err)
         return 2

@@ -17,9 +17,6 @@ Usage:
 
     # any config key can be overridden: --batch-size 8 --lr 5e-4 --model-d-model 96 --model-n-src 3
 
-    # another separator design (`architecture:` in the YAML, or --architecture): its `model:` keys and
-    # --model-* flags are those of its config (hubbub.models.tf_separator, hubbub.models.unet_separator)
-    hubbub train separator --config hubbub/recipes/configs/separator-study-tf.yaml --max-cpu-minutes 20
     # (--batch-size is per process: under torchrun a step sees batch_size x nproc mixtures)
 """
 
@@ -290,15 +287,6 @@ def describe_model(model_cfg, architecture: str = "dualpath") -> str:
     from hubbub.models.separator import separator_class
 
     n_params = sum(p.numel() for p in separator_class(architecture)(model_cfg).parameters())
-    c = model_cfg
-    if hasattr(c, "n_fft"):
-        return (f"time-frequency dual-path attention on the STFT ({c.n_fft}/{c.hop}, bands of {c.band_width} bins, "
-                f"{c.n_blocks} blocks of frequency + time attention, d_model {c.d_model}): "
-                f"{n_params / 1e6:.2f} M parameters")
-    if hasattr(c, "attn_levels"):
-        return (f"multi-resolution U-Net (encoder {c.kernel_size}/{c.stride}, {c.n_blocks} U-blocks of depth "
-                f"{c.depth}, attention on the {c.attn_levels} coarsest levels, width {c.hidden}): "
-                f"{n_params / 1e6:.2f} M parameters")
     return (f"{model_cfg.n_blocks} dual-path blocks x ({model_cfg.intra_layers} intra + {model_cfg.inter_layers} "
             f"inter) transformer layers, d_model {model_cfg.d_model}, d_ff {model_cfg.d_ff}, {model_cfg.n_heads} "
             f"heads, encoder {model_cfg.enc_channels} filters {model_cfg.kernel_size}/{model_cfg.stride}, chunk "

@@ -1,0 +1,62 @@
+"""The whole-recording reading (``reading="whisper"``) of one recording: Whisper's long-form words
+(:func:`~hubbub.models.whisper_longform.transcribe_long`) given to the separated streams and the persons
+heard, with the overlaps read from the persons' voice files (the rules are :mod:`hubbub.pipeline.reading`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from hubbub.models.whisper_longform import transcribe_long
+from hubbub.pipeline.audio import load_audio
+from hubbub.pipeline.reading import (
+    ReadingConfig,
+    assign_words,
+    dominant_stream,
+    overlaps,
+    segments_of,
+    take_overlap_words,
+)
+from hubbub.pipeline.regions import file_levels
+from hubbub.pipeline.result import SpeakerResult, Word
+
+__all__ = ["read_whole"]
+
+
+def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: torch.Tensor, item: int,
+               separate: bool, progress=None) -> list[SpeakerResult]:
+    """``reading="whisper"`` for one recording of ``pipe`` (a :class:`~hubbub.pipeline.pipeline.Pipeline`,
+    whose ASR, settings, person labelling and span decoding it uses): the people heard, each with its
+    words (:mod:`~hubbub.pipeline.reading`).
+
+    The recording is read whole; each word goes to the separated stream that is loudest over it
+    (``levels``), the streams' words become segments, and the segments are clustered into persons
+    by the speaker encoder as in ``reading="turns"``, each person with a voice
+    file. Where two persons' segments meet, their voice files are read around the overlap and the
+    quieter one takes its words from there."""
+    if not hasattr(pipe.asr, "logmel"):
+        raise ValueError("reading='whisper' needs a Whisper ASR model")
+    cfg = pipe.reading_config or ReadingConfig()
+    wav, _ = load_audio(path, sample_rate=pipe.asr.sample_rate)
+    read = [list(seg.words) for seg in transcribe_long(pipe.asr, wav, pipe.long_form, progress)]
+    hop = pipe.regions.hop
+    streams: list[list[Word]] = [[] for _ in outs]
+    for words, labels in zip(read, assign_words(read, levels, hop)):  # words to streams, streams to persons
+        for w, k in zip(words, labels):
+            streams[k].append(w)
+    persons = pipe._speakers(path, outs, sr, [segments_of(ws, cfg.pause) for ws in streams], set(), item,
+                             separate)
+    own = [[w for g in p.segments for w in g.words] for p in persons]
+    files = [Path(p.audio) for p in persons]
+    n = len(persons)
+    if separate and n > 1:
+        levels = file_levels(files, pipe.regions)[0]
+        spans = overlaps([[(g.start, g.end) for g in p.segments] for p in persons], cfg.min_overlap)
+        reads = [(files[k], sr, max(0.0, a - cfg.context), min(duration, b + cfg.context))
+                 for a, b in spans for k in range(n)]
+        decoded = pipe._decode_once(reads)
+        for m, span in enumerate(spans):
+            apart = {k: list(decoded[m * n + k][0].words) if decoded[m * n + k][0] else [] for k in range(n)}
+            own = take_overlap_words(own, apart, span, dominant_stream(*span, levels, hop))
+    return [SpeakerResult(p.id, None, segments_of(ws, cfg.pause), p.audio) for p, ws in zip(persons, own)]
