@@ -305,7 +305,7 @@ Speech-Transformer with joint CTC/attention training (CTC weight {mc.ctc_weight}
 
 Validation: {", ".join(f"`{s}`" for s in data.labels) or "none"}
 ({cfg.val_speakers} speakers of each LibriSpeech training corpus held out, never trained on).
-Test WERs are in `docs/benchmarks.md` of the hubbub repository (`hubbub evaluate asr`).
+Test WERs are in `docs/results.md` of the hubbub repository (`hubbub evaluate asr`).
 Reproduce: `hubbub train asr --config hubbub/recipes/configs/asr-default.yaml`.
 """
     write_card(directory, text, cfg.exp_dir)
