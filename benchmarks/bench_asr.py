@@ -8,7 +8,7 @@ Usage:
         --systems hubbub-full fw-base-float32 --same-text hubbub-full fw-base-float32 --threads 1
     # LibriSpeech test-other (real speech, unseen speakers) and FSDD test digits (index 0-4)
     python benchmarks/bench_asr.py --data ../shared/data/LibriSpeech/test-other \
-        fsdd-test:../shared/data/fsdd/recordings --threads 2 --out benchmarks/asr-bench.md
+        fsdd-test:../shared/data/fsdd/recordings --threads 2 --out docs/notes/runs/asr-bench.md
     # held-out TTS voices (the synth test split) with a given hubbub model
     python benchmarks/bench_asr.py --data data/synth-8k/test.jsonl --systems hubbub fw-base-int8 --beam-size 5
 

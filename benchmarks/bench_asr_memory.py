@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/bench_asr_memory.py --minutes 1 2 5 10 --window 64 --threads 2 \
-        --out benchmarks/asr-memory-bench.md
+        --out docs/notes/runs/asr-memory-bench.md
 
 The recording is LibriSpeech test-other utterances (``--data``; the bundled TTS examples without it)
 concatenated to the length asked, at the model's rate. Each (length, attention) pair runs in a fresh

@@ -4,7 +4,7 @@ Usage:
     pip install -e ".[bench]"
     # 20 test-other utterances, greedy, 2 threads; each system in a fresh process (its own peak memory)
     python benchmarks/bench_asr_speed.py --data ../shared/data/LibriSpeech/test-other --limit 20 --threads 2 \
-        --systems hubbub hubbub-fp32 hubbub-int8 fw-base-int8 --out benchmarks/asr-speed-bench.md
+        --systems hubbub hubbub-fp32 hubbub-int8 fw-base-int8 --out docs/notes/runs/asr-speed-bench.md
 
 Each system loads its model, decodes one warm-up utterance, then every file once; RTF = decoding
 seconds / audio seconds (loading excluded), peak memory = the process's VmHWM at the end (model,

@@ -7,9 +7,9 @@ Usage:
     hubbub data conversation --librispeech ../shared/data/LibriSpeech/test-other \
         --out data/test-other-conv3-16k --n-speakers 3 --n-recordings 6 --sample-rate 16000
     python benchmarks/bench_conversation.py --data data/test-other-conv2-16k --threads 2 \
-        --out benchmarks/conversation2-bench.md --json benchmarks/results/conversation2.json
+        --out docs/notes/runs/conversation2-bench.md --json benchmarks/results/conversation2.json
     python benchmarks/bench_conversation.py --data data/test-other-conv3-16k --threads 2 \
-        --out benchmarks/conversation3-bench.md --json benchmarks/results/conversation3.json
+        --out docs/notes/runs/conversation3-bench.md --json benchmarks/results/conversation3.json
 
 Systems (``--systems``):
 

@@ -7,7 +7,7 @@ Usage:
     hubbub data mix --librispeech ../shared/data/LibriSpeech/test-other --out data/test-other-2mix-max-16k \
         --n-mixtures 100 --sample-rate 16000 --mode max --seed 0
     python benchmarks/bench_cpwer.py --data data/test-other-2mix-max-8k data/test-other-2mix-max-16k \
-        --threads 2 --out benchmarks/cpwer-bench.md --json benchmarks/results/cpwer.json
+        --threads 2 --out docs/notes/runs/cpwer-bench.md --json benchmarks/results/cpwer.json
 
 Systems, each scored with cpWER (``hubbub.pipeline.metrics.cpwer``: every speaker's words concatenated
 in time order, the speaker permutation with fewest errors):

@@ -2,7 +2,7 @@
 
 Usage:
     # 8 users x 5 requests against the embedded default models, on loopback
-    python benchmarks/bench_demo_load.py --users 8 --requests 5 --out benchmarks/demo-load.md
+    python benchmarks/bench_demo_load.py --users 8 --requests 5 --out docs/notes/runs/demo-load.md
 
 Every request must be answered, or refused cleanly by the queue; the server must
 stay up; the peak resident memory of the process serving the demo is reported.

@@ -1,7 +1,7 @@
 """Time of one demo request: the handler behind the Run button (``analyze``) on a bundled example.
 
 Usage:
-    python benchmarks/bench_demo_request.py --threads 1 --repeats 7 --out benchmarks/demo-request.md
+    python benchmarks/bench_demo_request.py --threads 1 --repeats 7 --out docs/notes/runs/demo-request.md
 
 One warm-up request (first-call costs: lazy imports, allocator), then ``--repeats`` timed ones, each
 reporting wall time and the CPU time of this process (the latter is steadier on a shared machine).

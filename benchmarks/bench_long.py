@@ -2,10 +2,10 @@
 
 Usage:
     # 1, 10 and 60 minutes of 8 kHz two-speaker speech, 2 CPU threads
-    python benchmarks/bench_long.py --minutes 1 10 60 --threads 2 --out benchmarks/long-bench.md
+    python benchmarks/bench_long.py --minutes 1 10 60 --threads 2 --out docs/notes/runs/long-bench.md
     # the same end to end: separation, speech regions, ASR, every output format
     python benchmarks/bench_long.py --command transcribe --minutes 10 60 --threads 2 \
-        --out benchmarks/long-transcribe-bench.md
+        --out docs/notes/runs/long-transcribe-bench.md
 
 The recording is made by concatenating the mixtures of an evaluation set
 (``hubbub data mix`` output, default ``data/test-other-2mix-8k``) or, without one,

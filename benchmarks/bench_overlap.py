@@ -5,7 +5,7 @@ Usage:
     hubbub data conversation --librispeech ../shared/data/LibriSpeech/test-other \
         --out data/test-other-conv2-16k --n-speakers 2 --n-recordings 10 --sample-rate 16000
     python benchmarks/bench_overlap.py --data data/test-other-conv2-16k --limit 4 --thresholds 0.3 0.5 0.7 \
-        --out benchmarks/overlap-bench.md
+        --out docs/notes/runs/overlap-bench.md
 
 The reference overlap is where two turns' spans intersect (what the set's overlap ratio counts). The
 hypothesis is where the detector's probability of two or more voices is at least the threshold

@@ -1,12 +1,12 @@
 """Usage:
     # full benchmark (speed, memory against length, 10-minute recording), report + JSON:
     .venv/bin/python benchmarks/bench_separator.py \\
-        --out benchmarks/separator-bench.md --json benchmarks/separator-bench.json
+        --out docs/notes/runs/separator-bench.md --json benchmarks/separator-bench.json
 
     # the same with every default spelled out:
     .venv/bin/python benchmarks/bench_separator.py --threads 2 --seconds 4 16 60 --repeats 3 \\
         --sepformer-max-seconds 60 --memory-seconds 15 30 60 120 240 --local-window 16 --long-seconds 600 \\
-        --out benchmarks/separator-bench.md --json benchmarks/separator-bench.json
+        --out docs/notes/runs/separator-bench.md --json benchmarks/separator-bench.json
 
     # smoke test (1-2 minutes on a loaded 2-core machine, most of it SepFormer):
     .venv/bin/python benchmarks/bench_separator.py --seconds 1 --memory-seconds 2 4 --long-seconds 5 --repeats 1

@@ -9,7 +9,7 @@ Usage:
         --out data/dev-conv1-16k --n-speakers 1 --n-recordings 8 --overlap-ratios 0 --sample-rate 16000 --seed 7
     python benchmarks/tune_clustering.py --data data/dev-conv2-16k data/dev-conv3-16k data/train-conv2-16k \
         data/train-conv3-16k data/dev-conv1-16k --cache data/clustering-cache \
-        --configs average,0,0.30,2 complete,4,0.30,2 complete,4,0.30,0.45 --out benchmarks/clustering-tuning.md
+        --configs average,0,0.30,2 complete,4,0.30,2 complete,4,0.30,0.45 --out docs/notes/runs/clustering-tuning.md
 
 Each recording goes once through the default overlap-aware pipeline (``Pipeline.__call__``, the path of
 ``hubbub transcribe``), and what its speaker labelling is given is kept in ``--cache`` (one pickle per

@@ -7,7 +7,7 @@ Usage:
     hubbub data conversation --librispeech ../shared/data/LibriSpeech/train-clean-100 \
         --out data/train-conv3-16k --n-speakers 3 --n-recordings 3
     python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --threads 2 \
-        --out benchmarks/conversation-tuning.md
+        --out docs/notes/runs/conversation-tuning.md
 
 Each recording is separated once (the default separator, the pipeline's streaming path). Then, for
 every setting of the grid, the speech regions of the streams are scored against the set's turns with
@@ -24,7 +24,7 @@ recordings of each ratio with those region and clustering settings (``SAME_PERSO
 cpWER (meeteval) per overlap ratio:
 
     python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --limit 2 \
-        --cpwer 12,0.5,1,0.3 18,1,0.8,0.3 --out benchmarks/conversation-tuning-cpwer.md
+        --cpwer 12,0.5,1,0.3 18,1,0.8,0.3 --out docs/notes/runs/conversation-tuning-cpwer.md
 
 ``--separate-everywhere`` adds a row for the default pipeline reading every voice from its separated
 stream (``hubbub transcribe --separate-everywhere``), to choose the default path on training speakers.
@@ -39,10 +39,10 @@ voices, ``MIN_UNHELD`` the shortest stretch of the recording's speech that no vo
 (``--no-separation``) for comparison:
 
     python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k --limit 2 \
-        --turns 0.5,inf,-1,0 0.5,inf,1,1 0.5,1,1,1 --asr-alone --out benchmarks/conversation-tuning-turns.md
+        --turns 0.5,inf,-1,0 0.5,inf,1,1 0.5,1,1,1 --asr-alone --out docs/notes/runs/conversation-tuning-turns.md
     python benchmarks/tune_conversation.py --data data/train-conv2-16k data/train-conv3-16k data/dev-conv2-16k \
         --limit 2 --turns 1,inf,1,1,joined,word 1,inf,1,1,recording,word 1,inf,1,1,recording,sentence \
-        --asr-alone --out benchmarks/conversation-tuning-lone.md
+        --asr-alone --out docs/notes/runs/conversation-tuning-lone.md
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ class DecodingOptions:
     input_padding: seconds of zero log-mel after the longest
         utterance of a batch in the encoder input; None pads to 30 s, as
         Whisper was trained. The default, 10 s, reads as well as 30 s and
-        runs faster; 3 s costs words (docs/benchmarks.md).
+        runs faster; 3 s costs words (docs/notes/benchmarks-history.md).
     """
 
     beam_size: int = 1

@@ -492,7 +492,7 @@ def quantize_int8(model: WhisperASR, encoder: bool = False) -> WhisperASR:
     about 20 % faster at about the same WER. Activations are quantised with one
     scale per call, so an utterance's words depend a little on the others in its
     batch. The encoder's quantisation saves less and costs words on separated
-    voices (docs/benchmarks.md), so it is off unless asked.
+    voices (docs/notes/benchmarks-history.md), so it is off unless asked.
     """
     if encoder:
         model.encoder = _int8(model.encoder)

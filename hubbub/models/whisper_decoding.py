@@ -11,7 +11,7 @@ aligned to the audio by dynamic time warping (as ``whisper.timing`` does).
 The log-mel of each utterance is followed by zeros (faster-whisper's padding)
 up to 30 s, as Whisper was trained, or, with ``input_padding``, only up to at
 least that many seconds past the utterance, rounded up to 5 s (a shorter
-encoder input: faster, measured in docs/benchmarks.md); utterances are batched
+encoder input: faster, measured in docs/notes/benchmarks-history.md); utterances are batched
 with those of the same input size, so none depends on its batch. Utterances
 longer than 30 s are decoded 30 s at a time.
 """

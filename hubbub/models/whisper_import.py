@@ -424,7 +424,7 @@ def import_whisper(src: str | os.PathLike, out_dir: str | os.PathLike, tokenizer
         f"- Licence: MIT, Copyright (c) 2022 OpenAI (Whisper, Radford et al., 2022).\n"
         f"- Parameters: {n_params / 1e6:.1f} M, float32.\n"
         f"- Language: {'multilingual (decoded as English)' if cfg.language is not None else 'English only'}.\n"
-        "- Measured scores: see docs/benchmarks.md of hubbub.\n"
+        "- Measured scores: see docs/results.md of hubbub.\n"
     )
     return out_dir
 

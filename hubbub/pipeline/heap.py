@@ -14,7 +14,7 @@ def trim_heap() -> None:
     heap; glibc keeps them (its mmap threshold rises with the largest block freed), so
     the resident memory of an hour-long recording grew by a gigabyte from its first
     minute to its last although hubbub held no more. Trimming after each batch, with
-    :func:`steady_heap`, keeps it nearly flat (docs/benchmarks.md, one-hour run).
+    :func:`steady_heap`, keeps it nearly flat (docs/notes/benchmarks-history.md, one-hour run).
     """
     if _LIBC is not None:
         _LIBC.malloc_trim(0)

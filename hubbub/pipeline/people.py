@@ -176,7 +176,7 @@ def label_persons(encoder, clustering: ClusterConfig, min_overlap: float, path, 
         # where another stream speaks too (an overlap read from the recording as well), the recording
         # holds two voices: the segment is embedded from its separated stream. 48 conversations of
         # training speakers: cpWER 40.2 % in all against 40.3 % from the recording, DER 18.2 against
-        # 17.9 % (benchmarks/conversation-tuning-embed.md)
+        # 17.9 % (docs/notes/runs/conversation-tuning-embed.md)
         others = merge_intervals([(g.start, g.end) for j, st in enumerate(streams) if j != k for g in st])
         for seg in stream:
             span = SegmentSpan(k, seg.start, seg.end)

@@ -46,7 +46,7 @@ class RegionConfig:
     floor_db: float = -45.0  # below the loudest stream's speech level: silence
     # leakage: this far below another stream, levels power-averaged over ``smooth`` seconds (0: frame by
     # frame), and the frame-wise same-voice test below: tuned together on conversations of training speakers
-    # by the pipeline's cpWER (benchmarks/conversation-tuning-cpwer.md): 15 dB over 1 s with the test at
+    # by the pipeline's cpWER (docs/notes/runs/conversation-tuning-cpwer.md): 15 dB over 1 s with the test at
     # 0.85 gave 40.9 % against 46.1 % for 12 dB over 0.5 s without it; but 0.85 also merges the two voices
     # of a fully overlapped mixture that the separator splits poorly (bundled two-talkers-2: phase agreement
     # 0.89), so the defaults stay 12 dB / 0.5 s with the test off until one setting serves both
@@ -70,7 +70,7 @@ class RegionConfig:
     # voice, the stream that dominates there (levels power-averaged over ``dominance_smooth`` seconds);
     # each detected overlap is widened by ``overlap_pad`` at both ends
     # 0.3: tuned on conversations of training speakers (cpWER 38.8 % against 41.1 % at 0.5 and 42.2 %
-    # separating everywhere; benchmarks/conversation-tuning-overlap.md)
+    # separating everywhere; docs/notes/runs/conversation-tuning-overlap.md)
     overlap_threshold: float = 0.3
     overlap_pad: float = 0.2
     dominance_smooth: float = 1.0

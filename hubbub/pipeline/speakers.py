@@ -5,7 +5,7 @@ has outputs, or when it puts one person's turns in different outputs, a stream
 switches persons. :func:`cluster_segments` groups the segments of a recording by
 speaker embedding (:class:`~hubbub.models.speaker.SpeakerEncoder`):
 agglomerative clustering (average linkage on cosine distance by default), stopped
-at ``threshold`` (tuned on conversations of training speakers, docs/benchmarks.md)
+at ``threshold`` (tuned on conversations of training speakers, docs/notes/benchmarks-history.md)
 or at ``num_speakers``; with ``long_seconds`` set, only segments at least that long
 are clustered and shorter ones join the nearest person found. Two segments of different streams that overlap in time
 are two people (they are kept apart). Segments too short for a reliable
@@ -50,9 +50,9 @@ class ClusterConfig:
 
     # average linkage at 0.30 over every embedded segment (tuned on conversations of training speakers, 3 Dec).
     # Complete linkage at 0.30 over segments of 4 s and more (long_seconds=4, linkage="complete") is better on
-    # 108 training-speaker recordings (cpWER 34.9 against 38.3 %, benchmarks/clustering-tuning.md) but worse on
+    # 108 training-speaker recordings (cpWER 34.9 against 38.3 %, docs/notes/runs/clustering-tuning.md) but worse on
     # test-other (2 speakers 49.9 / 54.0 / 39.5 / 50.7 / 45.8 % against 26.1 / 47.0 / 43.4 / 49.7 / 63.1, 3
-    # speakers far worse: unseen talkers merged), so it is not the default (docs/benchmarks.md, 6 Dec)
+    # speakers far worse: unseen talkers merged), so it is not the default (docs/notes/benchmarks-history.md, 6 Dec)
     threshold: float = 0.30
     num_speakers: int | None = None
     min_seconds: float = 1.0
@@ -66,7 +66,7 @@ class ClusterConfig:
     # two streams whose voices over a stretch where both speak (at least ``min_seconds``) are at least this
     # similar (cosine of speaker embeddings) are one person that the separator split: the quieter stream's
     # speech there is leakage (:func:`one_person_overlaps`); 1.0 (the default) turns the test off. On
-    # conversations of training speakers (benchmarks/conversation-tuning-split.md) 0.85 lowered cpWER by 0.2
+    # conversations of training speakers (docs/notes/runs/conversation-tuning-split.md) 0.85 lowered cpWER by 0.2
     # points and 0.9 changed nothing, while the two talkers of the bundled two-talkers-2.flac overlap at a
     # cosine of 0.86: the test stays opt-in until the speaker encoder tells voices apart better
     same_person: float = 1.0

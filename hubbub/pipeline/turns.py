@@ -55,8 +55,8 @@ class TurnConfig:
     # lone voice's region from its separated stream costs words. 1.5: on 48 conversations of training
     # speakers, cpWER (ORC-WER) at 0 / 10 / 20 / 30 / 40 %: 28.7 (8.7) / 38.4 (22.9) / 45.4 (30.2) / 51.9 (40.0)
     # / 42.1 (34.5) %, 40.3 % in all, against 28.2 (8.2) / 41.4 (25.2) / 46.6 (31.4) / 51.2 (39.7) / 42.1
-    # (34.6) %, 40.9 % at 1.0 (benchmarks/conversation-tuning-unfinished.md); 1.0 had won over 0.5 on 10
-    # of them by 279 word errors against 280 (benchmarks/conversation-tuning-turns.md)
+    # (34.6) %, 40.9 % at 1.0 (docs/notes/runs/conversation-tuning-unfinished.md); 1.0 had won over 0.5 on 10
+    # of them by 279 word errors against 280 (docs/notes/runs/conversation-tuning-turns.md)
     min_overlap: float = 1.5
     # an overlap is read from the separated voices only if the overlap detector's mean probability of two
     # voices over it (``plan_pieces``' ``probability``) is at least this; elsewhere it is a stretch where one
@@ -64,7 +64,7 @@ class TurnConfig:
     # whole turn through the separator. 0 reads every overlap apart. 48 conversations of training speakers,
     # cpWER (ORC-WER) at 0 / 10 / 20 / 30 / 40 %: 0.35: 28.2 (8.2) / 42.5 (26.6) / 48.8 (31.4) / 51.2 (39.7) /
     # 44.7 (33.6) %, 42.0 % in all; 0.3: 41.9 % in all, 8.8 % ORC-WER at 0 %; 0: 31.9 (9.8) / 46.4 (26.5) /
-    # 49.1 (34.1) / 49.5 (38.8) / 44.3 (33.0) %, 43.2 % in all (benchmarks/conversation-tuning-evidence.md)
+    # 49.1 (34.1) / 49.5 (38.8) / 44.3 (33.0) %, 43.2 % in all (docs/notes/runs/conversation-tuning-evidence.md)
     min_evidence: float = 0.35
     # a lone stretch of a region that an overlap cuts is read from the recording only if it is this
     # long. Default: never, so a region with an overlap is read whole from its separated voice. On
@@ -86,18 +86,18 @@ class TurnConfig:
     # in . ? or !) wholly to the voice that holds most of its words, since a separator may split one talker
     # across its outputs within a sentence (the words after the last sentence end of a stretch are one more
     # sentence: 40.9 % cpWER in all against 41.3 % when each of them went its own way,
-    # benchmarks/conversation-tuning-unfinished.md); "word", each word to the voice piece it lies in.
+    # docs/notes/runs/conversation-tuning-unfinished.md); "word", each word to the voice piece it lies in.
     # 48 conversations of training speakers (0-40 %, 2 and 3 talkers, and monologues), ORC-WER at 0 / 10 /
     # 20 / 30 / 40 %: recording + sentence 9.8 / 26.5 / 34.1 / 38.8 / 33.0 %, joined + word (before)
     # 12.6 / 27.1 / 38.9 / 39.8 / 36.1 %, DER 19.0 against 19.9 %; cpWER 43.2 against 42.6 % (one 3-talker
-    # recording's count went from 3 speakers to 2: +183 errors) (benchmarks/conversation-tuning-lone.md)
+    # recording's count went from 3 speakers to 2: +183 errors) (docs/notes/runs/conversation-tuning-lone.md)
     attribute: str = "sentence"
     # stretches of the recording's own speech regions that no voice's region holds for at least this many
     # seconds (the separator put a talker in a stream found to be leakage, or a quiet talker under the
     # other) become regions of the stream loudest there (:func:`unheld`), so that their words are read and
     # labelled by the speaker clustering rather than lost; ``inf`` turns this off. 48 conversations of
     # training speakers: 41.3 % cpWER in all against 42.0 % without, DER 18.1 against 18.3 %
-    # (benchmarks/conversation-tuning-unheld.md)
+    # (docs/notes/runs/conversation-tuning-unheld.md)
     min_unheld: float = 1.0
     # a decoded span whose words end this many seconds before its end is decoded again from its last
     # word (the ASR stopped early); 0 turns this off

@@ -280,6 +280,7 @@ OpenAI Whisper (MIT licence) in hubbub's Speech-Transformer, with a time-frequen
 | wall time | {info["wall_minutes"]} min |
 | validation WER (greedy, {len(data.val)} utterances) | {100 * info["wer"]:.1f} % ({per_corpus}) |
 
+Test WERs are in `docs/results.md` of the hubbub repository (`hubbub evaluate asr`).
 Reproduce: see the Usage of `hubbub/recipes/train_asr.py`. With `trainable` set, `adapter/`
 holds only the parameters that learned; it loads over `{cfg.init_from}` (`--asr PATH/adapter`).
 """

@@ -231,7 +231,7 @@ Voices per {c.hop_ms:g}-ms frame (0, 1, 2+) from the recording: {c.n_mels} log-m
 | CPU time (all threads) | {info.get("cpu_minutes", "?")} min |
 | validation overlap F1 / precision / recall | {scores} |
 
-Scores on test-other conversations are in `docs/benchmarks.md` of the hubbub repository.
+Scores on test-other conversations are in `docs/results.md` of the hubbub repository.
 Reproduce: `{self.command or "hubbub train overlap --config hubbub/recipes/configs/overlap-default.yaml"}`.
 """
         write_card(directory, text, cfg.exp_dir)

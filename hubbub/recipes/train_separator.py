@@ -315,7 +315,7 @@ Separator design `{cfg.architecture}`: {describe_model(model_cfg, cfg.architectu
 | CPU time (all threads; runs before CPU accounting count 0) | {info.get("cpu_minutes", "?")} min |
 | validation SI-SNRi | {info["si_snri"]:.2f} dB |
 
-Test scores are in `docs/benchmarks.md` of the hubbub repository (`hubbub evaluate separation`).
+Test scores are in `docs/results.md` of the hubbub repository (`hubbub evaluate separation`).
 Reproduce: `{command}`.
 """
     write_card(directory, text, cfg.exp_dir)
