@@ -60,6 +60,7 @@ def test_default_model_separates_the_bundled_examples():
         assert all(g >= f for g, f in zip(sorted(gain.tolist()), sorted(floor))), (ex["audio"], gain.tolist())
 
 
+@pytest.mark.slow
 def test_default_asr_transcribes_the_bundled_voices():
     """Regression guard on the clean voices of the bundled examples (sentences it never trained
     on): a broken export (tokenizer, feature settings, weights) reads nothing right."""

@@ -277,6 +277,7 @@ def test_api_cli_and_demo_agree_on_a_bundled_example_with_the_default_models(tmp
     _same_speakers_and_words(Pipeline.from_pretrained(), app.examples()[0]["path"], [], tmp_path)
 
 
+@pytest.mark.slow
 def test_demo_package_import_is_light_and_cli_arguments():
     code = "import sys, hubbub.demo; print(sorted(m for m in ('gradio', 'matplotlib', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

@@ -79,6 +79,7 @@ HELP_COMMANDS = [["--help"], ["separate", "--help"], ["transcribe", "--help"], [
     [g, n, "--help"] for g, n in RECIPES]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", HELP_COMMANDS, ids=" ".join)
 def test_help_imports_neither_torch_nor_gradio(args):
     code = ("import sys, runpy; sys.argv = ['hubbub', *sys.argv[1:]]\n"
@@ -92,6 +93,7 @@ def test_help_imports_neither_torch_nor_gradio(args):
     assert "usage:" in proc.stdout
 
 
+@pytest.mark.slow
 def test_configs_live_apart_from_torch_and_keep_their_old_names():
     # the recipe parsers are built from these: they must import without torch (see the --help test above)
     from hubbub.models import configs, overlap, separator
@@ -105,6 +107,7 @@ def test_configs_live_apart_from_torch_and_keep_their_old_names():
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_help_text_is_plain_and_lists_every_target():
     top = hubbub("--help").stdout
     for (group, name) in RECIPES:  # every recipe target, read from the table the dispatcher uses
@@ -134,6 +137,7 @@ def test_common_options_are_taken_anywhere_before_a_double_dash():
         split_common(["separate", "--threads", "zero"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["after", "before"])
 def test_quiet_and_threads_before_or_after_the_command(tmp_path, tiny_separator_dir, where):
     a = _mix(tmp_path / "a.wav")
@@ -147,6 +151,7 @@ def test_quiet_and_threads_before_or_after_the_command(tmp_path, tiny_separator_
     assert "separated 1" in loud.stderr and "DEBUG" in loud.stderr
 
 
+@pytest.mark.slow
 def test_common_options_reach_commands_that_do_not_define_them(tmp_path):
     # `hubbub demo` has no --threads of its own: the dispatcher takes it, and the error for a bad
     # --max-seconds still comes from the demo's own parser (without importing gradio)
@@ -154,6 +159,7 @@ def test_common_options_reach_commands_that_do_not_define_them(tmp_path):
     assert proc.returncode == 2 and "--max-seconds must be positive" in proc.stderr
 
 
+@pytest.mark.slow
 def test_demo_without_gradio_says_what_to_install():
     code = ("import sys; sys.modules['gradio'] = None\n"
             "from hubbub.__main__ import main\nsys.exit(main(['demo', '--port', '1']))")
@@ -192,6 +198,7 @@ def _leftovers(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if p.name.startswith(".")) if out.exists() else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_killed_transcribe_batch_leaves_no_partial_outputs(tmp_path, tiny_separator_dir, tiny_asr_dir, sig):
     inputs = [_mix(tmp_path / f"long{k}.wav", seconds=40.0) for k in range(1, 4)]
@@ -222,6 +229,7 @@ def test_a_killed_transcribe_batch_leaves_no_partial_outputs(tmp_path, tiny_sepa
     assert all((out / f"long{k}.json").is_file() for k in range(1, 4)) and _leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_a_run_sweeps_what_a_hard_kill_left_for_its_inputs(tmp_path, tiny_separator_dir, tiny_asr_dir):
     a = _mix(tmp_path / "a.wav")
     out = tmp_path / "out"
@@ -245,6 +253,7 @@ def test_a_run_sweeps_what_a_hard_kill_left_for_its_inputs(tmp_path, tiny_separa
 
 # --------------------------------------------------------------------------- silence and truncation (item 10)
 
+@pytest.mark.slow
 def test_digital_silence_is_an_empty_result_and_no_failure(tmp_path, tiny_separator_dir, tiny_asr_dir):
     silent = tmp_path / "silence.flac"
     sf.write(silent, np.zeros(16000, np.float32), 8000)
@@ -296,6 +305,7 @@ def test_a_truncated_file_is_an_error_unless_allowed(tmp_path, tiny_separator_di
     assert _leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_truncated_transcribe_keeps_the_original_name(tmp_path, tiny_separator_dir, tiny_asr_dir):
     cut = _truncated_flac(tmp_path / "cut.flac", keep=0.6)
     out = tmp_path / "out"

@@ -190,6 +190,7 @@ def _torchrun(args, port):
 
 @pytest.mark.skipif(not hasattr(torch.distributed, "is_gloo_available") or not torch.distributed.is_gloo_available(),
                     reason="gloo backend not built")
+@pytest.mark.slow
 def test_sigterm_under_torchrun_checkpoints_exits_0_and_resumes(tmp_path, tiny_librispeech):
     """SIGTERM to one rank of a 2-process gloo run (a preempted worker): the ranks agree to stop after the
     same step, rank 0 writes the checkpoint, every process exits 0, and --resume goes on from that step."""

