@@ -1,12 +1,17 @@
-"""The separator size study on the voice pool (issue 35): validation SI-SNRi against CPU minutes.
+"""The separator studies on the voice pool (issue 35): validation SI-SNRi against CPU minutes, one curve a run.
 
 Usage:
+    # the size study: two designs from scratch on the pool
     hubbub train separator --config hubbub/recipes/configs/separator-size-ref.yaml --threads 1 --max-cpu-minutes 90
     hubbub train separator --config hubbub/recipes/configs/separator-size-2m.yaml --threads 1 --max-cpu-minutes 90
-    python benchmarks/separator_size_report.py --out docs/separator-size
+    python benchmarks/separator_curves.py --study size --out docs/separator-size
 
-Reads ``exp/size/<name>/metrics.csv`` (the recipe's ``cpu_s`` column: CPU time of all threads, fair on
-a shared machine) and each run's ``best/config.json``; writes ``<out>.csv`` (the curves), ``<out>.png``
+    # the voice ablation: the 0.47 M design from scratch, 120 CPU minutes an arm (ARM: libri pool shift eq reverb)
+    hubbub train separator --config hubbub/recipes/configs/separator-ablation-ARM.yaml --threads 1 --max-cpu-minutes 120
+    python benchmarks/separator_curves.py --study ablation --out docs/separator-ablation
+
+Reads each run's ``metrics.csv`` (the recipe's ``cpu_s`` column: CPU time of all threads, fair on
+a shared machine) and its ``best/config.json``; writes ``<out>.csv`` (the curves), ``<out>.png``
 (the figure) and ``<out>.md`` (the table: parameters, CPU seconds per step, best validation on each
 corpus, and the slope over the last 15 CPU minutes).
 """
@@ -19,11 +24,20 @@ import logging
 import sys
 from pathlib import Path
 
-log = logging.getLogger("separator_size_report")
+log = logging.getLogger("separator_curves")
 
 ROOT = Path(__file__).resolve().parent.parent
-#: name -> what it is
-RUNS = {"ref": "0.47 M: d_model 64, 4 blocks, d_ff 256", "2m": "2.14 M: d_model 128, 5 blocks, d_ff 512"}
+#: study -> (folder of its runs, {run name: what it is}, figure title)
+STUDIES = {
+    "size": ("exp/size", {"ref": "0.47 M: d_model 64, 4 blocks, d_ff 256",
+                          "2m": "2.14 M: d_model 128, 5 blocks, d_ff 512"},
+             "Separator size on the voice pool (from scratch)"),
+    "ablation": ("checkpoints/ablation", {"libri": "train-clean-100 alone", "pool": "+ speechocean762",
+                                          "shift": "+ speechocean762, + pitch/formant shifts",
+                                          "eq": "+ speechocean762, + equalisation",
+                                          "reverb": "+ speechocean762, + rooms"},
+                 "Separator voices, 0.47 M from scratch (ablation)"),
+}
 
 
 def _params(folder: Path) -> float | None:
@@ -53,11 +67,14 @@ def _slope(rows: list[dict], key: str, minutes: float = 15.0) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="docs/separator-size")
+    p.add_argument("--study", choices=sorted(STUDIES), default="size")
+    p.add_argument("--out", default=None, help="output stem (default: docs/separator-STUDY)")
     args = p.parse_args(argv)
+    folder, runs, title = STUDIES[args.study]
+    args.out = args.out or f"docs/separator-{args.study}"
     curves, table = [], []
-    for name, what in RUNS.items():
-        path = ROOT / "exp" / "size" / name / "metrics.csv"
+    for name, what in runs.items():
+        path = ROOT / folder / name / "metrics.csv"
         if not path.is_file():
             log.warning("%s: no metrics yet", path)
             continue
@@ -83,13 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
-    for name in RUNS:
+    for name in runs:
         pts = [c for c in curves if c["run"] == name]
         if pts:
-            ax.plot([c["cpu_min"] for c in pts], [c["score"] for c in pts], marker="o", ms=3, label=RUNS[name])
+            ax.plot([c["cpu_min"] for c in pts], [c["score"] for c in pts], marker="o", ms=3,
+                    label=f"{name}: {runs[name]}")
     ax.set_xlabel("CPU minutes (1 thread)")
     ax.set_ylabel("validation SI-SNRi (dB), mean of both corpora")
-    ax.set_title("Separator size on the voice pool (from scratch)")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
