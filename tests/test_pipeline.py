@@ -110,7 +110,9 @@ def test_transcribe_decoding_options(tmp_path, tiny_separator_dir, tiny_asr_dir,
     args = ["transcribe", str(two_voice_mix), "-o", str(out), "--model", str(tiny_separator_dir),
             "--asr", str(tiny_asr_dir), "--quiet", "-f", "json"]
     assert main([*args, "--beam-size", "0"]) == 2 and not seen and not out.exists()
-    assert main([*args, "--ctc-weight", "1"]) == 2 and not out.exists()  # a Speech-Transformer flag: unknown now
+    with pytest.raises(SystemExit) as stop:  # a Speech-Transformer flag: an unknown option now, not ignored
+        main([*args, "--ctc-weight", "1"])
+    assert stop.value.code == 2 and not out.exists()
     assert main(args) == 0  # greedy
     assert seen and all(o.beam_size == 1 for o in seen)
     assert json.loads((out / "mix.json").read_text())["speakers"]
