@@ -86,7 +86,7 @@ def tiny_whisper_config(**changes):
     from hubbub.models.whisper import WhisperConfig
 
     fields = dict(n_mels=16, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,
-                  n_vocab=256 + len(WHISPER_SPECIALS) + 1501, n_text_ctx=32, n_text_state=16, n_text_head=2,
+                  n_vocab=256 + len(WHISPER_SPECIALS) + 1501, n_text_ctx=64, n_text_state=16, n_text_head=2,
                   n_text_layer=1, eot=256, sot=257, language=258, transcribe=259, no_timestamps=260,
                   alignment_heads=((0, 0), (0, 1)), tf_channels=2)
     return WhisperConfig(**{**fields, **changes})

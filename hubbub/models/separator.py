@@ -115,10 +115,6 @@ class DualPathBlock(nn.Module):
         self.intra_norm = nn.LayerNorm(d_model)
         self.inter_norm = nn.LayerNorm(d_model)
 
-    def set_inter_window(self, window: int | None) -> None:
-        for layer in self.inter:
-            layer.attn.window = window
-
     @staticmethod
     def _run(layers, x, need_weights):
         weights = None

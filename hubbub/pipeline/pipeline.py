@@ -199,10 +199,7 @@ class Pipeline:
         None when that window is too long for its attention weights."""
         from hubbub.pipeline.maps import separator_details, separator_seconds_limit
 
-        cfg = self.separator.config
-        if not all(hasattr(cfg, k) for k in ("chunk_size", "inter_window", "n_heads", "n_blocks")):
-            return None  # not the dual-path separator: no maps to show
-        limit = separator_seconds_limit(cfg)
+        limit = separator_seconds_limit(self.separator.config)
         if limit is not None and min(self.chunk_seconds or float("inf"), probe_audio(path).duration) > limit:
             return None
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from hubbub.models.whisper import WhisperASR
 from hubbub.models.whisper_longform import transcribe_long
 from hubbub.pipeline.audio import load_audio
 from hubbub.pipeline.reading import (
@@ -35,7 +36,7 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
     by the speaker encoder as in ``reading="turns"``, each person with a voice
     file. Where two persons' segments meet, their voice files are read around the overlap and the
     quieter one takes its words from there."""
-    if not hasattr(pipe.asr, "logmel"):
+    if not isinstance(pipe.asr, WhisperASR):
         raise ValueError("reading='whisper' needs a Whisper ASR model")
     cfg = pipe.reading_config or ReadingConfig()
     wav, _ = load_audio(path, sample_rate=pipe.asr.sample_rate)
