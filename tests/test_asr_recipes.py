@@ -297,3 +297,26 @@ def test_train_asr_ddp_two_processes_hold_identical_weights(tmp_path, tiny_libri
     assert proc.returncode == 0, text[-3000:]
     assert text.count("[rank 0] all 2 ranks hold identical weights") == 1, text[-3000:]  # rank 0 logs it
     assert torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)["step"] == 3
+
+
+def test_train_asr_leaves_out_a_transcript_longer_than_the_model_reads(tmp_path, tiny_librispeech, caplog):
+    """A transcript whose tokens do not fit the decoder's context is left out with a warning naming it (never
+    cut short, never a crash); the rest of the batch trains."""
+    from conftest import tiny_whisper_config, write_byte_tokenizer
+    from hubbub.models.whisper import WhisperTokenizer
+
+    write_byte_tokenizer(tmp_path / "tokenizer.json")
+    cfg = tiny_whisper_config(n_text_ctx=32)
+    WhisperASR(cfg, WhisperTokenizer(tmp_path / "tokenizer.json", cfg.eot)).save_pretrained(tmp_path / "whisper")
+    audio = sorted(str(p) for p in tiny_librispeech.rglob("*.flac"))[:4]
+    texts = ["yes", "no", "a long transcript " * 4, "ok"]
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps({"id": f"u{i}", "audio": a, "text": t}) + "\n"
+                                for i, (a, t) in enumerate(zip(audio, texts))))
+    args = ["train", "asr", "--init-from", str(tmp_path / "whisper"), "--train-data", f"[manifest:{manifest}]",
+            "--val-speakers", "0", "--exp-dir", str(tmp_path / "exp"), "--batch-size", "4", "--epoch-size", "4",
+            "--max-steps", "2", "--val-every", "2", "--ckpt-every", "2", "--warmup-steps", "1", "--threads", "1",
+            "--input-padding", "1.0", "--buckets", "1"]
+    assert main(args) == 0
+    assert "over the model's 28 text tokens left out: u2" in caplog.text
+    assert torch.load(tmp_path / "exp" / "checkpoint.pt", weights_only=True)["step"] == 2

@@ -170,6 +170,7 @@ class AsrTask:
                                               noise_prob=noise_prob, snr_db=cfg.snr_db)
         self.noises = load_noises(cfg.noise_dir, sr) if noise_prob > 0 else []
         self.val, self.val_wavs = load_waveforms(data.val, sr)
+        self.max_tokens = model.config.n_text_ctx - len(model.config.prompt)  # the decoder reads the prompt too
 
     def batch(self, epoch: int, indices: list[int], step: int):
         import torch
@@ -180,10 +181,16 @@ class AsrTask:
         kept, wavs = load_waveforms(examples, self.sample_rate, rng, self.augmentation, self.noises)
         if not kept:
             raise RuntimeError(f"epoch {epoch} batch {number}: no readable audio in {[e.audio for e in examples]}")
-        wav, lengths = pad_batch(wavs)
-        tokens, token_lengths = pad_batch(
-            [torch.tensor(self.encode(e.text), dtype=torch.long) for e in kept], self.pad_id
-        )
+        targets = [self.encode(e.text) for e in kept]
+        fits = [i for i, ids in enumerate(targets) if len(ids) <= self.max_tokens]
+        if len(fits) < len(kept):  # longer than the decoder's context: left out, never cut short
+            log.warning("epoch %d batch %d: %d transcript(s) over the model's %d text tokens left out: %s", epoch,
+                        number, len(kept) - len(fits), self.max_tokens,
+                        ", ".join(kept[i].id for i in range(len(kept)) if i not in fits))
+            if not fits:
+                raise RuntimeError(f"epoch {epoch} batch {number}: every transcript is longer than the model reads")
+        wav, lengths = pad_batch([wavs[i] for i in fits])
+        tokens, token_lengths = pad_batch([torch.tensor(targets[i], dtype=torch.long) for i in fits], self.pad_id)
         return wav, lengths, tokens, token_lengths
 
     def encode(self, text: str) -> list[int]:
