@@ -95,6 +95,11 @@ OTHER_RUNS = {
     "cpwer-single250.json": "separator: step 250 of the lone-talker run",
     "asr-bench.json": "Whisper base as imported (then the default) beside pocketsphinx and faster-whisper",
     "asr-int8-bench.json": "whisper-base-separated, float32 and int8 decoder",
+    "conversation2-whole.json": "the whole-recording reading (`--reading whisper`: overlaps found in the separated "
+    "streams' regions, each voice there read from its stream, skipped speech read again) beside the default, the "
+    "ASR alone read whole, faster-whisper, and faster-whisper's words given to the whole reading's persons (the "
+    "WhisperX way); 1 thread, beside the 3-speaker run",
+    "conversation3-whole.json": "as conversation2-whole.json, 3 speakers, 2 recordings per ratio",
     "conversation2-embed.json": "the current default (the tables above)",
     "conversation3-embed.json": "the current default (the tables above)",
     "cpwer-step27000.json": "the embedded separator (the table above)",
@@ -106,6 +111,7 @@ SYSTEMS = {
     "overlap-aware-no-detector": "`hubbub transcribe --overlap-detector none`",
     "asr-alone": "the default ASR on the recording (`--no-separation`)",
     "faster-whisper": "faster-whisper base int8 on the recording",
+    "faster-whisper-labelled": "faster-whisper base int8, each word to a person of `--reading whisper`",
     "whisper-reading": "`hubbub transcribe --reading whisper`",
     "hubbub": "hubbub",
     "unseparated": "the default ASR on the mixture",
@@ -522,9 +528,12 @@ def headline(name: str, data: dict) -> str:
         return f"SI-SNRi {data['si_snri']:.2f} dB (median {data['si_snri_median']:.2f}), SDRi {data['sdri']:.2f} dB"
     if name.startswith("conversation"):
         parts = []
-        for system in ("overlap-aware", "whisper-reading"):
+        for system in ("overlap-aware", "whisper-reading", "faster-whisper-labelled"):
             if system in data:
                 parts.append(f"{system} cpWER " + " / ".join(pct(data[system][r]["cpwer"]) for r in RATIOS))
+        for system in ("whisper-reading", "asr-alone", "faster-whisper"):
+            if system in data and "faster-whisper-labelled" in data:
+                parts.append(f"{system} ORC-WER " + " / ".join(pct(data[system][r]["orcwer"]) for r in RATIOS))
         return "; ".join(parts) + " (0-40 % overlap)"
     if name.startswith("cpwer"):
         return "; ".join(f"`{m}`: hubbub cpWER {pct(v['hubbub']['cpwer'])}" for m, v in data.items())

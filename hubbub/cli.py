@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="read every voice from its separated stream throughout")
     tr.add_argument("--reading", choices=("turns", "whisper"), default="turns",
                     help="turns (default): each voice's speech regions decoded and joined; whisper: the recording "
-                         "read whole by Whisper's long-form transcription, each word given to the dominant voice, "
-                         "overlaps read from the separated voices")
+                         "read whole by Whisper's long-form transcription, each word given to the loudest voice, "
+                         "overlaps read from the separated voices, speech it skipped read again")
     tr.add_argument("--overlap-detector", default=None, metavar="NAME|PATH|none",
                     help="the overlapped-speech detector run on the recording: two voices are read at once only "
                          "where it hears two (default: the embedded overlap-8k; none: wherever two separated "

@@ -54,6 +54,10 @@ def test_separated_words_are_used_only_inside_overlaps():
     assert [w.word for w in out[0]] == ["hello", "there"]  # dominant: the recording's words, less the other's
     assert [w.word for w in out[1]] == ["fine", "later"]  # the other voice: its stream's words in the overlap only
     assert all(w.word != "early" for ws in out for w in ws)  # outside the overlap the stream is not used
+    both = take_overlap_words(own, apart, (3.0, 4.0), dominant=None)  # every voice from its stream there
+    assert [w.word for w in both[0]] == ["hello", "there"] and [w.word for w in both[1]] == ["fine", "later"]
+    assert both[0][1] is apart[0][1]  # the dominant voice's word in the overlap: its stream's, not the recording's
+    assert all(w.word != "early" and w.word != "hullo" for ws in both for w in ws)
 
 
 def test_segments_split_at_pauses_in_time_order():
@@ -94,7 +98,7 @@ def test_whisper_reading_runs_end_to_end(tmp_path, tiny_separator_dir, two_voice
         assert [s.start for s in spk.segments] == sorted(s.start for s in spk.segments)
     with pytest.raises(ValueError, match="Whisper"):
         Pipeline(load_separator(tiny_separator_dir), _not_whisper(), reading="whisper")._read_whole(
-            two_voice_mix, [], 8000, 2.0, [], 0, False)
+            two_voice_mix, [], 8000, 2.0, [], [], 0, False)
 
 
 def _not_whisper():
@@ -115,3 +119,35 @@ def test_cli_reading_option(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voic
     assert main([*args, "--reading", "whisper"]) == 0 and len(calls) == 1
     assert (tmp_path / "out" / "mix.json").is_file()
     assert main([*args, "--reading", "turns"]) == 0 and len(calls) == 1
+
+
+def test_speech_the_reading_skipped_is_found_in_the_streams_regions():
+    """A stream's stretch of speech with no word of the reading (of any stream) is read again; covered
+    speech and short gaps are not."""
+    from hubbub.pipeline.reading import unread
+
+    found = [[(0.0, 10.0)], [(12.0, 14.0)]]
+    words = [Word("a", 0.5, 1.0), Word("b", 1.2, 2.0), Word("c", 6.0, 9.5), Word("d", 12.1, 13.9)]
+    assert unread(found, words, 1.0) == [(0, 2.2, 5.8)]
+    assert unread(found, words, 4.0) == []
+    assert unread(found, [], 1.0) == [(0, 0.0, 10.0), (1, 12.0, 14.0)]
+    assert unread(found, words, 0.0) == []
+
+
+def test_whisper_reading_gives_the_demo_its_asr_maps(tmp_path, tiny_separator_dir, tiny_asr_dir, two_voice_mix):
+    """``details=True`` with ``reading="whisper"``: each speaker's map is a read of its first segment from the
+    recording, ``kept`` saying per word of that read whether the speaker has it."""
+    from hubbub.models.loading import load_model
+    from hubbub.pipeline import Pipeline
+    from hubbub.pipeline.separate import load_separator
+
+    pipe = Pipeline(load_separator(tiny_separator_dir), load_model(tiny_asr_dir), reading="whisper")
+    result = pipe(two_voice_mix, details=True)
+    maps = result.details["asr"]
+    assert set(maps) <= {s.id for s in result.speakers}
+    for spk in result.speakers:
+        if spk.id in maps:
+            m = maps[spk.id]
+            assert m["source"] == "recording" and len(m["kept"]) == len(m["words"])
+            assert m["offset"] == pytest.approx(spk.segments[0].start, abs=0.01)
+    assert maps or not result.speakers  # a speaker with words has a map

@@ -298,10 +298,10 @@ class Pipeline:
             if i not in voices:  # nothing to read: the whole file is done
                 report(base + seconds[i])
         if self.reading == "whisper" and self.asr is not None:
-            for i, (outs, sr, duration, _, levels) in voices.items():
+            for i, (outs, sr, duration, found, levels) in voices.items():
                 base = done[0]
                 try:
-                    persons = self._read_whole(items[i][0], outs, sr, duration, levels, i, separate,
+                    persons = self._read_whole(items[i][0], outs, sr, duration, levels, found, i, separate,
                                                lambda a, b, i=i, base=base: report(base + (1 - share) * seconds[i]
                                                                                    * a / max(b, 1e-9)))
                 except (AudioError, OSError, RuntimeError, ValueError) as err:
@@ -310,6 +310,7 @@ class Pipeline:
                 heard = people_heard(persons)
                 if details:
                     relabel_details(extra[i], heard, [])
+                    extra[i]["asr"] = self._first_maps(items[i][0], sr, heard)
                 results[i] = Result(str(items[i][0]), duration, sr, models, heard, extra.get(i, {}))
             report(total)
             return results
@@ -377,12 +378,27 @@ class Pipeline:
         report(total)
         return results
 
-    def _read_whole(self, path, outs: list[Path], sr: int, duration: float, levels: torch.Tensor, item: int,
-                    separate: bool, progress=None) -> list[SpeakerResult]:
+    def _first_maps(self, path, sr: int, speakers: list[SpeakerResult]) -> dict[str, dict]:
+        """The demo's ASR maps for ``reading="whisper"``: per speaker, its first segment read again from
+        the recording with the maps (:func:`~hubbub.pipeline.maps.asr_details`), ``kept`` marking the
+        words of that read the speaker has (within half a second)."""
+        heard = [spk for spk in speakers if spk.segments]
+        spans = [(path, sr, spk.segments[0].start, spk.segments[0].end) for spk in heard]
+        out = {}
+        for spk, (_, info) in zip(heard, self._decode_once(spans, set(range(len(spans))))):
+            if info is not None:
+                mine = [(w.word, w.start) for g in spk.segments for w in g.words]
+                kept = [any(w == m and abs(a - t) <= 0.5 for m, t in mine) for w, a, _ in info["words"]]
+                out[spk.id] = {**info, "source": "recording", "kept": kept}
+        return out
+
+    def _read_whole(self, path, outs: list[Path], sr: int, duration: float, levels: torch.Tensor,
+                    found: list[list[tuple[float, float]]], item: int, separate: bool,
+                    progress=None) -> list[SpeakerResult]:
         """:func:`~hubbub.pipeline.whole.read_whole` of one recording."""
         from hubbub.pipeline.whole import read_whole
 
-        return read_whole(self, path, outs, sr, duration, levels, item, separate, progress)
+        return read_whole(self, path, outs, sr, duration, levels, found, item, separate, progress)
 
     def _recording_regions(self, path) -> list[tuple[float, float]]:
         """The recording's own speech regions, found as for the ASR alone (``--no-separation``):

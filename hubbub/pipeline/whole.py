@@ -1,6 +1,7 @@
 """The whole-recording reading (``reading="whisper"``) of one recording: Whisper's long-form words
-(:func:`~hubbub.models.whisper_longform.transcribe_long`) given to the separated streams and the persons
-heard, with the overlaps read from the persons' voice files (the rules are :mod:`hubbub.pipeline.reading`)."""
+(:func:`~hubbub.models.whisper_longform.transcribe_long`) given to the separated streams, the overlaps
+read from the separated streams, and the streams' words given to the persons heard (the rules are
+:mod:`hubbub.pipeline.reading`)."""
 
 from __future__ import annotations
 
@@ -18,24 +19,31 @@ from hubbub.pipeline.reading import (
     overlaps,
     segments_of,
     take_overlap_words,
+    unread,
 )
-from hubbub.pipeline.regions import file_levels
 from hubbub.pipeline.result import SpeakerResult, Word
 
 __all__ = ["read_whole"]
 
 
-def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: torch.Tensor, item: int,
-               separate: bool, progress=None) -> list[SpeakerResult]:
+def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: torch.Tensor,
+               found: list[list[tuple[float, float]]], item: int, separate: bool,
+               progress=None) -> list[SpeakerResult]:
     """``reading="whisper"`` for one recording of ``pipe`` (a :class:`~hubbub.pipeline.pipeline.Pipeline`,
     whose ASR, settings, person labelling and span decoding it uses): the people heard, each with its
     words (:mod:`~hubbub.pipeline.reading`).
 
-    The recording is read whole; each word goes to the separated stream that is loudest over it
-    (``levels``), the streams' words become segments, and the segments are clustered into persons
-    by the speaker encoder as in ``reading="turns"``, each person with a voice
-    file. Where two persons' segments meet, their voice files are read around the overlap and the
-    quieter one takes its words from there."""
+    1. The recording is read whole; each word goes to the separated stream that is loudest over it
+       (``levels``: the streams' levels, ``(n, frames)``).
+    2. Where two streams' speech regions (``found``, per stream: what the separator and the overlap
+       detector hear) meet, every stream is read around the overlap; the dominant one keeps the
+       recording's words there, the others take their own stream's words. This is where the
+       recording's reading misses a voice, so it is done before anyone has words there.
+    3. A stream's speech of ``min_unread`` seconds or more that no word covers (Whisper skipped it) is
+       read again from the recording, its words that stream's.
+    4. The streams' words become segments, clustered into persons by the speaker encoder as in
+       ``reading="turns"``, each person with a voice file.
+    """
     if not isinstance(pipe.asr, WhisperASR):
         raise ValueError("reading='whisper' needs a Whisper ASR model")
     cfg = pipe.reading_config or ReadingConfig()
@@ -43,21 +51,38 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
     read = [list(seg.words) for seg in transcribe_long(pipe.asr, wav, pipe.long_form, progress)]
     hop = pipe.regions.hop
     streams: list[list[Word]] = [[] for _ in outs]
-    for words, labels in zip(read, assign_words(read, levels, hop)):  # words to streams, streams to persons
+    for words, labels in zip(read, assign_words(read, levels, hop)):  # words to streams
         for w, k in zip(words, labels):
             streams[k].append(w)
-    persons = pipe._speakers(path, outs, sr, [segments_of(ws, cfg.pause) for ws in streams], set(), item,
-                             separate)
-    own = [[w for g in p.segments for w in g.words] for p in persons]
-    files = [Path(p.audio) for p in persons]
-    n = len(persons)
+    n = len(outs)
+    spans: list[tuple[float, float]] = []
     if separate and n > 1:
-        levels = file_levels(files, pipe.regions)[0]
-        spans = overlaps([[(g.start, g.end) for g in p.segments] for p in persons], cfg.min_overlap)
-        reads = [(files[k], sr, max(0.0, a - cfg.context), min(duration, b + cfg.context))
+        spans = overlaps(found, cfg.min_overlap)
+        reads = [(outs[k], sr, max(0.0, a - cfg.context), min(duration, b + cfg.context))
                  for a, b in spans for k in range(n)]
-        decoded = pipe._decode_once(reads)
+        decoded = pipe._decode_once(reads) if reads else []
         for m, span in enumerate(spans):
             apart = {k: list(decoded[m * n + k][0].words) if decoded[m * n + k][0] else [] for k in range(n)}
-            own = take_overlap_words(own, apart, span, dominant_stream(*span, levels, hop))
-    return [SpeakerResult(p.id, None, segments_of(ws, cfg.pause), p.audio) for p, ws in zip(persons, own)]
+            streams = take_overlap_words(streams, apart, span,
+                                         dominant_stream(*span, levels, hop) if cfg.dominant_keeps else None)
+    if separate:  # speech the separated streams hear and the reading skipped: read again from the recording
+        gaps = unread(found, [w for ws in streams for w in ws], cfg.min_unread)
+        decoded = pipe._decode_once([(path, sr, max(0.0, a - cfg.context), min(duration, b + cfg.context))
+                                     for _, a, b in gaps]) if gaps else []
+        for (k, a, b), (seg, _) in zip(gaps, decoded):
+            streams[k] = sorted(streams[k] + [w for w in (seg.words if seg else ()) if _inside(w, (a, b))],
+                                key=lambda w: (w.start, w.end))
+    mixed = {(item, k, g.start, g.end) for k, ws in enumerate(streams) for g in segments_of(ws, cfg.pause)
+             if any(_meets(g, span) for span in spans)}
+    persons = pipe._speakers(path, outs, sr, [segments_of(ws, cfg.pause) for ws in streams], mixed, item,
+                             separate)
+    return [SpeakerResult(p.id, None, segments_of([w for g in p.segments for w in g.words], cfg.pause), p.audio)
+            for p in persons]
+
+
+def _inside(w: Word, span: tuple[float, float]) -> bool:
+    return span[0] <= (w.start + w.end) / 2 <= span[1]
+
+
+def _meets(seg, span: tuple[float, float]) -> bool:
+    return seg.start < span[1] and seg.end > span[0]
