@@ -65,6 +65,10 @@ def test_segments_split_at_pauses_in_time_order():
     segs = segments_of(words, pause=1.0)
     assert [(s.start, s.end, s.text) for s in segs] == [(0.0, 0.8, "a b"), (3.0, 3.2, "c")]
     assert segments_of([], 1.0) == []
+    # with the reading's sentences as units, a talker change without a pause still starts a segment
+    a, b, c = Word("a", 0.0, 0.3), Word("b", 0.4, 0.8), Word("c", 0.9, 1.2)
+    units = {id(a): 0, id(b): 0, id(c): 1}
+    assert [s.text for s in segments_of([a, b, c], 1.0, lambda w: units[id(w)])] == ["a b", "c"]
 
 
 def test_reading_is_a_setting_of_the_pipeline():

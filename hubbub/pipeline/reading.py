@@ -163,12 +163,14 @@ def unread(found: list[list[tuple[float, float]]], words: list[Word], min_second
     return sorted(out, key=lambda x: (x[1], x[0]))
 
 
-def segments_of(words: list[Word], pause: float) -> list[Segment]:
-    """A stream's words as segments, a new one after each pause of ``pause`` s or more."""
+def segments_of(words: list[Word], pause: float, unit=None) -> list[Segment]:
+    """A stream's words as segments, a new one after each pause of ``pause`` s or more and, with
+    ``unit`` (word -> key), wherever the key changes (a sentence of the reading: a segment never
+    spans two of Whisper's segments, which are mostly one talker's sentences)."""
     out: list[Segment] = []
     group: list[Word] = []
     for w in sorted(words, key=lambda w: (w.start, w.end)):
-        if group and w.start - group[-1].end >= pause:
+        if group and (w.start - group[-1].end >= pause or (unit is not None and unit(w) != unit(group[-1]))):
             out.append(_segment(group))
             group = []
         group.append(w)

@@ -41,7 +41,8 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
        recording's reading misses a voice, so it is done before anyone has words there.
     3. A stream's speech of ``min_unread`` seconds or more that no word covers (Whisper skipped it) is
        read again from the recording, its words that stream's.
-    4. The streams' words become segments, clustered into persons by the speaker encoder as in
+    4. The streams' words become segments (split at pauses and at the reading's own segments, so
+       that none spans two sentences), clustered into persons by the speaker encoder as in
        ``reading="turns"``, each person with a voice file.
     """
     if not isinstance(pipe.asr, WhisperASR):
@@ -72,12 +73,17 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
         for (k, a, b), (seg, _) in zip(gaps, decoded):
             streams[k] = sorted(streams[k] + [w for w in (seg.words if seg else ()) if _inside(w, (a, b))],
                                 key=lambda w: (w.start, w.end))
-    mixed = {(item, k, g.start, g.end) for k, ws in enumerate(streams) for g in segments_of(ws, cfg.pause)
+    sentence = {id(w): n for n, ws in enumerate(read) for w in ws}  # the reading's segment of each word
+
+    def unit(w: Word) -> int:
+        return sentence.get(id(w), -1)  # words read again (overlaps, skipped speech): split at pauses only
+
+    grouped = [segments_of(ws, cfg.pause, unit) for ws in streams]
+    mixed = {(item, k, g.start, g.end) for k, gs in enumerate(grouped) for g in gs
              if any(_meets(g, span) for span in spans)}
-    persons = pipe._speakers(path, outs, sr, [segments_of(ws, cfg.pause) for ws in streams], mixed, item,
-                             separate)
-    return [SpeakerResult(p.id, None, segments_of([w for g in p.segments for w in g.words], cfg.pause), p.audio)
-            for p in persons]
+    persons = pipe._speakers(path, outs, sr, grouped, mixed, item, separate)
+    return [SpeakerResult(p.id, None, segments_of([w for g in p.segments for w in g.words], cfg.pause, unit),
+                          p.audio) for p in persons]
 
 
 def _inside(w: Word, span: tuple[float, float]) -> bool:
