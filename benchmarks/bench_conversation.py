@@ -218,6 +218,19 @@ def run(records: list[dict], systems: list[str], pipes: dict, whisper) -> dict:
     return out
 
 
+def reading_config(fields: list[str]):
+    """A :class:`~hubbub.pipeline.reading.ReadingConfig` from ``FIELD=VALUE`` strings (numbers and true/false)."""
+    from hubbub.pipeline.reading import ReadingConfig
+
+    values = {}
+    for item in fields:
+        key, _, value = item.partition("=")
+        values[key.replace("-", "_")] = {"true": True, "false": False}.get(value.lower(), None)
+        if values[key.replace("-", "_")] is None:
+            values[key.replace("-", "_")] = float(value)
+    return ReadingConfig(**values)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--asr", default=None, help="ASR (default: hubbub's default)")
     p.add_argument("--overlap-detector", default=None, help="overlap detector (default: the embedded one; none)")
     p.add_argument("--whisper", default="whisper-base", help="faster-whisper's weights: whisper-base, whisper-tiny.en")
+    p.add_argument("--reading-config", nargs="+", default=[], metavar="FIELD=VALUE",
+                   help="ReadingConfig fields of whisper-reading (the tuning runs): dominant_keeps=true min_unread=0")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N recordings of each ratio")
     p.add_argument("--out", default=None)
@@ -239,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     pipes = {"overlap-aware": aware,
              "separate-everywhere": aware.replace(overlap_aware=False),
              "overlap-aware-no-detector": aware.replace(overlap_detector="none"),
-             "whisper-reading": aware.replace(reading="whisper")}
+             "whisper-reading": aware.replace(reading="whisper", reading_config=reading_config(args.reading_config))}
     whisper = (LongWhisper(args.whisper, "int8", args.threads)
                if {"faster-whisper", "faster-whisper-labelled"} & set(args.systems) else None)
     records = load_set(args.data, args.limit)

@@ -40,9 +40,13 @@ class ReadingConfig:
     dominant_keeps: in an overlap the dominant voice keeps the recording's words (else every voice's
         words there come from its separated stream).
 
-    Measured on 10 conversations of training speakers (``data/train-conv2-16k``, 2 per overlap ratio,
-    0-40 %; cpWER): ``dominant_keeps`` off 10.4 / 13.6 / 17.8 / 19.9 / 24.7 %, on 10.4 / 15.2 / 20.2 /
-    26.6 / 33.5 %; ``min_unread`` 1 s against 0 (off): 10.4 against 12.8 % at 0 %, the same elsewhere.
+    cpWER of ``dominant_keeps`` off against on (``python benchmarks/bench_conversation.py --data DATA
+    --threads 1 --systems whisper-reading --reading-config dominant_keeps=true``, docs/benchmarks.md):
+    on 10 conversations of training speakers (``data/train-conv2-16k --limit 2``, 0-40 % overlap; at c838eb9)
+    10.4 / 13.6 / 17.8 / 19.9 / 24.7 % against 10.4 / 15.2 / 20.2 / 26.6 / 33.5 %; on 18 of the 12 speakers
+    the separator never heard (``data/heldout-conv2-16k``, 0-20 %) 13.0 / 18.9 / 18.3 % against
+    13.0 / 17.7 / 22.1 %. ``min_unread`` 1 s against 0 (off), training speakers: 10.4 against 12.8 % at 0 %,
+    the same elsewhere.
     """
 
     min_overlap: float = 0.5
