@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlap-detector", default=None, help="overlap detector (default: the embedded one; none)")
     p.add_argument("--whisper", default="whisper-base", help="faster-whisper's weights: whisper-base, whisper-tiny.en")
     p.add_argument("--reading-config", nargs="+", default=[], metavar="FIELD=VALUE",
-                   help="ReadingConfig fields of whisper-reading (the tuning runs): dominant_keeps=true min_unread=0")
+                   help="ReadingConfig fields of whisper-reading (the tuning runs): min_unread=0")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N recordings of each ratio")
     p.add_argument("--out", default=None)

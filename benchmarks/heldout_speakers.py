@@ -8,7 +8,7 @@ Usage:
     hubbub data conversation --librispeech data/heldout-ls --out data/heldout-conv2-16k --n-speakers 2 \
         --n-recordings 6 --turns 2 --overlap-ratios 0 10 20 --sample-rate 16000
     python benchmarks/bench_conversation.py --data data/heldout-conv2-16k --threads 1 \
-        --systems whisper-reading --reading-config dominant_keeps=true
+        --systems whisper-reading --reading-config min_unread=0
 """
 
 from __future__ import annotations

@@ -95,11 +95,9 @@ OTHER_RUNS = {
     "cpwer-single250.json": "separator: step 250 of the lone-talker run",
     "asr-bench.json": "Whisper base as imported (then the default) beside pocketsphinx and faster-whisper",
     "asr-int8-bench.json": "whisper-base-separated, float32 and int8 decoder",
-    "conversation2-whole.json": "the whole-recording reading (`--reading whisper`: overlaps found in the separated "
-    "streams' regions, each voice there read from its stream, skipped speech read again) beside the default, the "
-    "ASR alone read whole, faster-whisper, and faster-whisper's words given to the whole reading's persons (the "
-    "WhisperX way); 1 thread, beside the 3-speaker run",
-    "conversation3-whole.json": "as conversation2-whole.json, 3 speakers, 2 recordings per ratio",
+    "conversation2-whole.json": "the whole-recording reading (`--reading whisper`, skipped speech read again) "
+    "beside the default, the ASR alone read whole, faster-whisper, and faster-whisper's words given to the whole "
+    "reading's persons (the WhisperX way)",
     "conversation2-embed.json": "the current default (the tables above)",
     "conversation3-embed.json": "the current default (the tables above)",
     "cpwer-step27000.json": "the embedded separator (the table above)",

@@ -4,14 +4,13 @@
    (:func:`~hubbub.models.whisper_longform.transcribe_long`): its words, with times.
 2. Who speaks when comes from the separated streams: each word goes to the stream that is loudest
    over the word (the dominant voice where two overlap).
-3. Where two streams speak at once (both have a speech region there), each separated stream is read
-   around the overlap, and each voice's words there are those its stream reads (the recording's
-   reading mostly lacks the quieter voice and mixes the two); with ``dominant_keeps`` the dominant
-   voice keeps the recording's words there.
-4. Where a stream speaks for a while and the reading has no word (Whisper skips a sentence now and
+3. Where a stream speaks for a while and the reading has no word (Whisper skips a sentence now and
    then, mostly where a window ends or a talker changes), the recording is read again there and the
    words go to that stream.
-5. Each stream's words become segments, split at pauses.
+4. Each stream's words become segments, split at pauses, and the segments are clustered into persons.
+5. Where two persons speak at once (their segments meet), each person's voice file is read
+   around the overlap; the voice that is not dominant gets the words its file reads inside the
+   overlap, which the recording's reading mostly lacks.
 
 Functions here are pure (words, levels and regions in, words out), so the rule is tested without models.
 """
@@ -37,23 +36,17 @@ class ReadingConfig:
     pause: a pause this long (s) between a speaker's words starts a new segment.
     min_unread: a stream's speech this long (s) with no word of the reading is read again from the
         recording (0: never).
-    dominant_keeps: in an overlap the dominant voice keeps the recording's words (else every voice's
-        words there come from its separated stream).
 
-    cpWER of ``dominant_keeps`` off against on (``python benchmarks/bench_conversation.py --data DATA
-    --threads 1 --systems whisper-reading --reading-config dominant_keeps=true``, docs/benchmarks.md):
-    on 10 conversations of training speakers (``data/train-conv2-16k --limit 2``, 0-40 % overlap; at c838eb9)
-    10.4 / 13.6 / 17.8 / 19.9 / 24.7 % against 10.4 / 15.2 / 20.2 / 26.6 / 33.5 %; on 18 of the 12 speakers
-    the separator never heard (``data/heldout-conv2-16k``, 0-20 %) 13.0 / 18.9 / 18.3 % against
-    13.0 / 17.7 / 22.1 %. ``min_unread`` 1 s against 0 (off), training speakers: 10.4 against 12.8 % at 0 %,
-    the same elsewhere.
+    ``min_unread`` 1 s against 0 (off), cpWER on 10 conversations of training speakers
+    (``python benchmarks/bench_conversation.py --data data/train-conv2-16k --limit 2 --threads 1 --systems
+    whisper-reading --reading-config min_unread=0``, docs/benchmarks.md): 10.4 against 12.8 % at 0 %
+    overlap, the same at 10-40 % (measured at c838eb9, with the overlaps then read in the streams).
     """
 
     min_overlap: float = 0.5
     context: float = 1.0
     pause: float = 1.0
     min_unread: float = 1.0
-    dominant_keeps: bool = False
 
 
 def dominant_stream(start: float, end: float, levels: torch.Tensor, hop: float) -> int:
@@ -114,12 +107,11 @@ def _inside(w: Word, span: tuple[float, float]) -> bool:
 
 
 def take_overlap_words(own: list[list[Word]], apart: dict[int, list[Word]], span: tuple[float, float],
-                       dominant: int | None, near: float = 0.6) -> list[list[Word]]:
+                       dominant: int, near: float = 0.6) -> list[list[Word]]:
     """In the overlap ``span``, every stream but the ``dominant`` one takes the words its separated
     stream read there (``apart[k]``) in place of those the recording's reading gave it; the dominant
     voice keeps the recording's words, less those that another voice's stream read within ``near``
-    seconds (the recording's reading hears both voices). ``dominant=None``: every stream takes its
-    separated stream's words there."""
+    seconds (the recording's reading hears both voices)."""
     out = [list(ws) for ws in own]
     taken: list[Word] = []
     for k, words in apart.items():
@@ -129,8 +121,6 @@ def take_overlap_words(own: list[list[Word]], apart: dict[int, list[Word]], span
         taken += theirs
         kept = [w for w in out[k] if not _inside(w, span)]
         out[k] = sorted(kept + theirs, key=lambda w: (w.start, w.end))
-    if dominant is None:
-        return out
     # the recording's reading also heard the other voice there: its words are not the dominant voice's
     out[dominant] = [w for w in out[dominant]
                      if not (_inside(w, span) and any(_same(w, t, near) for t in taken))]
@@ -167,14 +157,12 @@ def unread(found: list[list[tuple[float, float]]], words: list[Word], min_second
     return sorted(out, key=lambda x: (x[1], x[0]))
 
 
-def segments_of(words: list[Word], pause: float, unit=None) -> list[Segment]:
-    """A stream's words as segments, a new one after each pause of ``pause`` s or more and, with
-    ``unit`` (word -> key), wherever the key changes (a sentence of the reading: a segment never
-    spans two of Whisper's segments, which are mostly one talker's sentences)."""
+def segments_of(words: list[Word], pause: float) -> list[Segment]:
+    """A stream's words as segments, a new one after each pause of ``pause`` s or more."""
     out: list[Segment] = []
     group: list[Word] = []
     for w in sorted(words, key=lambda w: (w.start, w.end)):
-        if group and (w.start - group[-1].end >= pause or (unit is not None and unit(w) != unit(group[-1]))):
+        if group and w.start - group[-1].end >= pause:
             out.append(_segment(group))
             group = []
         group.append(w)

@@ -1,6 +1,6 @@
 """The whole-recording reading (``reading="whisper"``) of one recording: Whisper's long-form words
-(:func:`~hubbub.models.whisper_longform.transcribe_long`) given to the separated streams, the overlaps
-read from the separated streams, and the streams' words given to the persons heard (the rules are
+(:func:`~hubbub.models.whisper_longform.transcribe_long`) given to the separated streams and the persons
+heard, what it skipped read again, the overlaps read from the persons' voice files (the rules are
 :mod:`hubbub.pipeline.reading`)."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from hubbub.pipeline.reading import (
     take_overlap_words,
     unread,
 )
+from hubbub.pipeline.regions import file_levels
 from hubbub.pipeline.result import SpeakerResult, Word
 
 __all__ = ["read_whole"]
@@ -35,15 +36,12 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
 
     1. The recording is read whole; each word goes to the separated stream that is loudest over it
        (``levels``: the streams' levels, ``(n, frames)``).
-    2. Where two streams' speech regions (``found``, per stream: what the separator and the overlap
-       detector hear) meet, every stream is read around the overlap; the dominant one keeps the
-       recording's words there, the others take their own stream's words. This is where the
-       recording's reading misses a voice, so it is done before anyone has words there.
-    3. A stream's speech of ``min_unread`` seconds or more that no word covers (Whisper skipped it) is
-       read again from the recording, its words that stream's.
-    4. The streams' words become segments (split at pauses and at the reading's own segments, so
-       that none spans two sentences), clustered into persons by the speaker encoder as in
+    2. A stream's speech (``found``: its speech regions) of ``min_unread`` seconds or more that no word
+       covers (Whisper skipped it) is read again from the recording, its words that stream's.
+    3. The streams' words become segments, clustered into persons by the speaker encoder as in
        ``reading="turns"``, each person with a voice file.
+    4. Where two persons' segments meet, their voice files are read around the overlap and the quieter
+       one takes its words from there.
     """
     if not isinstance(pipe.asr, WhisperASR):
         raise ValueError("reading='whisper' needs a Whisper ASR model")
@@ -55,17 +53,6 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
     for words, labels in zip(read, assign_words(read, levels, hop)):  # words to streams
         for w, k in zip(words, labels):
             streams[k].append(w)
-    n = len(outs)
-    spans: list[tuple[float, float]] = []
-    if separate and n > 1:
-        spans = overlaps(found, cfg.min_overlap)
-        reads = [(outs[k], sr, max(0.0, a - cfg.context), min(duration, b + cfg.context))
-                 for a, b in spans for k in range(n)]
-        decoded = pipe._decode_once(reads) if reads else []
-        for m, span in enumerate(spans):
-            apart = {k: list(decoded[m * n + k][0].words) if decoded[m * n + k][0] else [] for k in range(n)}
-            streams = take_overlap_words(streams, apart, span,
-                                         dominant_stream(*span, levels, hop) if cfg.dominant_keeps else None)
     if separate:  # speech the separated streams hear and the reading skipped: read again from the recording
         gaps = unread(found, [w for ws in streams for w in ws], cfg.min_unread)
         decoded = pipe._decode_once([(path, sr, max(0.0, a - cfg.context), min(duration, b + cfg.context))
@@ -73,22 +60,22 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
         for (k, a, b), (seg, _) in zip(gaps, decoded):
             streams[k] = sorted(streams[k] + [w for w in (seg.words if seg else ()) if _inside(w, (a, b))],
                                 key=lambda w: (w.start, w.end))
-    sentence = {id(w): n for n, ws in enumerate(read) for w in ws}  # the reading's segment of each word
-
-    def unit(w: Word) -> int:
-        return sentence.get(id(w), -1)  # words read again (overlaps, skipped speech): split at pauses only
-
-    grouped = [segments_of(ws, cfg.pause, unit) for ws in streams]
-    mixed = {(item, k, g.start, g.end) for k, gs in enumerate(grouped) for g in gs
-             if any(_meets(g, span) for span in spans)}
-    persons = pipe._speakers(path, outs, sr, grouped, mixed, item, separate)
-    return [SpeakerResult(p.id, None, segments_of([w for g in p.segments for w in g.words], cfg.pause, unit),
-                          p.audio) for p in persons]
+    persons = pipe._speakers(path, outs, sr, [segments_of(ws, cfg.pause) for ws in streams], set(), item,
+                             separate)
+    own = [[w for g in p.segments for w in g.words] for p in persons]
+    files = [Path(p.audio) for p in persons]
+    n = len(persons)
+    if separate and n > 1:
+        levels = file_levels(files, pipe.regions)[0]
+        spans = overlaps([[(g.start, g.end) for g in p.segments] for p in persons], cfg.min_overlap)
+        reads = [(files[k], sr, max(0.0, a - cfg.context), min(duration, b + cfg.context))
+                 for a, b in spans for k in range(n)]
+        decoded = pipe._decode_once(reads) if reads else []
+        for m, span in enumerate(spans):
+            apart = {k: list(decoded[m * n + k][0].words) if decoded[m * n + k][0] else [] for k in range(n)}
+            own = take_overlap_words(own, apart, span, dominant_stream(*span, levels, hop))
+    return [SpeakerResult(p.id, None, segments_of(ws, cfg.pause), p.audio) for p, ws in zip(persons, own)]
 
 
 def _inside(w: Word, span: tuple[float, float]) -> bool:
     return span[0] <= (w.start + w.end) / 2 <= span[1]
-
-
-def _meets(seg, span: tuple[float, float]) -> bool:
-    return seg.start < span[1] and seg.end > span[0]
