@@ -8,18 +8,24 @@ Usage:
 
     # the voice ablation: the 0.47 M design from scratch, 120 CPU minutes an arm (ARM: libri pool shift eq reverb)
     hubbub train separator --config hubbub/recipes/configs/separator-ablation-ARM.yaml --threads 1 --max-cpu-minutes 120
+    hubbub evaluate separation --data data/test-other-2mix-8k --model checkpoints/ablation/ARM/best --threads 1 \
+        --json checkpoints/ablation/ARM/test-other-2mix-8k.json
+    hubbub evaluate separation --data data/test-other-2mix-noisy-8k --model checkpoints/ablation/ARM/best \
+        --threads 1 --json checkpoints/ablation/ARM/test-other-2mix-noisy-8k.json
     python benchmarks/separator_curves.py --study ablation --out docs/separator-ablation
 
 Reads each run's ``metrics.csv`` (the recipe's ``cpu_s`` column: CPU time of all threads, fair on
 a shared machine) and its ``best/config.json``; writes ``<out>.csv`` (the curves), ``<out>.png``
 (the figure) and ``<out>.md`` (the table: parameters, CPU seconds per step, best validation on each
-corpus, and the slope over the last 15 CPU minutes).
+corpus, the slope over the last 15 CPU minutes, and SI-SNRi on the test-other mixtures where the run's
+folder holds ``test-other-2mix-8k.json`` / ``test-other-2mix-noisy-8k.json`` from ``hubbub evaluate separation``).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import sys
 from pathlib import Path
@@ -64,6 +70,15 @@ def _slope(rows: list[dict], key: str, minutes: float = 15.0) -> float | None:
     return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else None
 
 
+def _test_other(folder: Path) -> str:
+    """``clean / noisy`` test-other SI-SNRi (dB) of the run's best model, where scored."""
+    parts = []
+    for name in ("test-other-2mix-8k.json", "test-other-2mix-noisy-8k.json"):
+        path = folder / name
+        parts.append(f"{json.loads(path.read_text())['si_snri']:.2f}" if path.is_file() else "-")
+    return " / ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         last = rows[-1]
         table.append((name, what, _params(path.parent), last["cpu_min"] * 60 / max(last["step"], 1), last["step"],
                       last["cpu_min"], best["librispeech"], best["speechocean762"], best["cpu_min"],
-                      _slope(rows, "score")))
+                      _slope(rows, "score"), _test_other(path.parent)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{out}.csv", "w", newline="") as f:
@@ -113,11 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     fig.tight_layout()
     fig.savefig(f"{out}.png")
     lines = ["| run | design | parameters (M) | CPU s / step | steps | CPU min | best validation LibriSpeech / "
-             "speechocean762 (dB) | at CPU min | slope, last 15 CPU min (dB / CPU h) |",
-             "|---|---|---:|---:|---:|---:|---|---:|---:|"]
-    for name, what, params, per_step, steps, cpu, ls, so, at, slope in table:
+             "speechocean762 (dB) | at CPU min | slope, last 15 CPU min (dB / CPU h) | test-other clean / noisy (dB) |",
+             "|---|---|---:|---:|---:|---:|---|---:|---:|---|"]
+    for name, what, params, per_step, steps, cpu, ls, so, at, slope, test in table:
         lines.append(f"| {name} | {what} | {params:.2f} | {per_step:.2f} | {steps} | {cpu:.1f} | {ls:.2f} / {so:.2f} "
-                     f"| {at:.1f} | {'' if slope is None else f'{slope:+.2f}'} |")
+                     f"| {at:.1f} | {'' if slope is None else f'{slope:+.2f}'} | {test} |")
     Path(f"{out}.md").write_text("\n".join(lines) + "\n")
     log.info("\n".join(lines))
     return 0
