@@ -225,9 +225,8 @@ def reading_config(fields: list[str]):
     values = {}
     for item in fields:
         key, _, value = item.partition("=")
-        values[key.replace("-", "_")] = {"true": True, "false": False}.get(value.lower(), None)
-        if values[key.replace("-", "_")] is None:
-            values[key.replace("-", "_")] = float(value)
+        flag = {"true": True, "false": False}.get(value.lower())
+        values[key.replace("-", "_")] = float(value) if flag is None else flag
     return ReadingConfig(**values)
 
 

@@ -23,8 +23,8 @@ import torch
 
 from hubbub.pipeline.result import Segment, Word
 
-__all__ = ["ReadingConfig", "assign_words", "dominant_stream", "overlaps", "segments_of", "take_overlap_words",
-           "unread"]
+__all__ = ["ReadingConfig", "assign_words", "dominant_stream", "inside", "overlaps", "segments_of",
+           "take_overlap_words", "unread"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,8 @@ def overlaps(found: list[list[tuple[float, float]]], min_overlap: float) -> list
     return merged
 
 
-def _inside(w: Word, span: tuple[float, float]) -> bool:
+def inside(w: Word, span: tuple[float, float]) -> bool:
+    """Whether the middle of ``w`` lies in ``span`` (seconds)."""
     mid = (w.start + w.end) / 2
     return span[0] <= mid <= span[1]
 
@@ -117,13 +118,13 @@ def take_overlap_words(own: list[list[Word]], apart: dict[int, list[Word]], span
     for k, words in apart.items():
         if k == dominant:
             continue
-        theirs = [w for w in words if _inside(w, span)]
+        theirs = [w for w in words if inside(w, span)]
         taken += theirs
-        kept = [w for w in out[k] if not _inside(w, span)]
+        kept = [w for w in out[k] if not inside(w, span)]
         out[k] = sorted(kept + theirs, key=lambda w: (w.start, w.end))
     # the recording's reading also heard the other voice there: its words are not the dominant voice's
     out[dominant] = [w for w in out[dominant]
-                     if not (_inside(w, span) and any(_same(w, t, near) for t in taken))]
+                     if not (inside(w, span) and any(_same(w, t, near) for t in taken))]
     return out
 
 

@@ -16,6 +16,7 @@ from hubbub.pipeline.reading import (
     ReadingConfig,
     assign_words,
     dominant_stream,
+    inside,
     overlaps,
     segments_of,
     take_overlap_words,
@@ -58,7 +59,7 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
         decoded = pipe._decode_once([(path, sr, max(0.0, a - cfg.context), min(duration, b + cfg.context))
                                      for _, a, b in gaps]) if gaps else []
         for (k, a, b), (seg, _) in zip(gaps, decoded):
-            streams[k] = sorted(streams[k] + [w for w in (seg.words if seg else ()) if _inside(w, (a, b))],
+            streams[k] = sorted(streams[k] + [w for w in (seg.words if seg else ()) if inside(w, (a, b))],
                                 key=lambda w: (w.start, w.end))
     persons = pipe._speakers(path, outs, sr, [segments_of(ws, cfg.pause) for ws in streams], set(), item,
                              separate)
@@ -76,6 +77,3 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
             own = take_overlap_words(own, apart, span, dominant_stream(*span, levels, hop))
     return [SpeakerResult(p.id, None, segments_of(ws, cfg.pause), p.audio) for p, ws in zip(persons, own)]
 
-
-def _inside(w: Word, span: tuple[float, float]) -> bool:
-    return span[0] <= (w.start + w.end) / 2 <= span[1]
