@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hubbub.pipeline.reading import assign_words, dominant_stream, overlaps, segments_of, take_overlap_words
+from hubbub.pipeline.reading import (
+    assign_words,
+    dominant_stream,
+    overlaps,
+    pieces_of,
+    segments_of,
+    take_overlap_words,
+)
 from hubbub.pipeline.result import Word
 
 HOP = 0.01
@@ -61,6 +68,19 @@ def test_segments_split_at_pauses_in_time_order():
     segs = segments_of(words, pause=1.0)
     assert [(s.start, s.end, s.text) for s in segs] == [(0.0, 0.8, "a b"), (3.0, 3.2, "c")]
     assert segments_of([], 1.0) == []
+
+
+def test_pieces_for_the_clustering_end_at_sentences_and_short_pauses():
+    """Two talkers 0.15 s apart in one stream: one segment (1-s pauses), two pieces (the sentence ends)."""
+    words = [Word("I", 0.0, 0.2), Word("agree.", 0.3, 0.8), Word("Then", 0.95, 1.2), Word("go", 1.3, 1.5),
+             Word("now", 2.0, 2.3)]
+    assert [s.text for s in segments_of(words, 1.0)] == ["I agree. Then go now"]
+    assert [s.text for s in pieces_of(words, 0.3)] == ["I agree.", "Then go", "now"]  # and at the 0.5-s pause
+    assert pieces_of([], 0.3) == []
+    run_on = [Word(f"w{i}", 0.4 * i, 0.4 * i + (0.3 if i != 7 else 0.2)) for i in range(20)]  # 8 s, no sentence end
+    parts = pieces_of(run_on, 0.3, longest=6.0)
+    assert [len(p.words) for p in parts] == [8, 12]  # at the longest pause (after w7), each 6 s or less
+    assert all(p.end - p.start <= 6.0 for p in parts)
 
 
 def test_reading_is_a_setting_of_the_pipeline():

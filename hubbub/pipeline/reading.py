@@ -7,7 +7,8 @@
 3. Where a stream speaks for a while and the reading has no word (Whisper skips a sentence now and
    then, mostly where a window ends or a talker changes), the recording is read again there and the
    words go to that stream.
-4. Each stream's words become segments, split at pauses, and the segments are clustered into persons.
+4. Each stream's words become pieces, split at short pauses, sentence ends and after 6 s (so that each
+   is one talker's), and the pieces are clustered into persons.
 5. Where two persons speak at once (their segments meet), each person's voice file is read
    around the overlap; the voice that is not dominant gets the words its file reads inside the
    overlap, which the recording's reading mostly lacks.
@@ -23,8 +24,11 @@ import torch
 
 from hubbub.pipeline.result import Segment, Word
 
-__all__ = ["ReadingConfig", "assign_words", "dominant_stream", "inside", "overlaps", "segments_of",
+__all__ = ["ReadingConfig", "assign_words", "dominant_stream", "inside", "overlaps", "pieces_of", "segments_of",
            "take_overlap_words", "unread"]
+
+#: marks that end a sentence in Whisper's text
+SENTENCE_END = ".!?"
 
 
 @dataclass(frozen=True)
@@ -34,18 +38,20 @@ class ReadingConfig:
     min_overlap: seconds two streams' regions must share to be read apart.
     context: seconds of a separated stream read on each side of an overlap.
     pause: a pause this long (s) between a speaker's words starts a new segment.
+    turn_pause: a pause this long (s) in a stream, or a sentence end, starts a new piece for the speaker
+        clustering (:func:`pieces_of`).
+    longest_piece: a piece longer than this (s) is split at its longest pause.
     min_unread: a stream's speech this long (s) with no word of the reading is read again from the
         recording (0: never).
 
-    ``min_unread`` 1 s against 0 (off), cpWER on 10 conversations of training speakers
-    (``python benchmarks/bench_conversation.py --data data/train-conv2-16k --limit 2 --threads 1 --systems
-    whisper-reading --reading-config min_unread=0``, docs/benchmarks.md): 10.4 against 12.8 % at 0 %
-    overlap, the same at 10-40 % (measured at c838eb9, with the overlaps then read in the streams).
+    Each default and the measurement behind it: docs/benchmarks.md, "The whole-recording reading's settings".
     """
 
     min_overlap: float = 0.5
     context: float = 1.0
     pause: float = 1.0
+    turn_pause: float = 0.3
+    longest_piece: float = 6.0
     min_unread: float = 1.0
 
 
@@ -170,6 +176,32 @@ def segments_of(words: list[Word], pause: float) -> list[Segment]:
     if group:
         out.append(_segment(group))
     return out
+
+
+def pieces_of(words: list[Word], pause: float, longest: float = 6.0) -> list[Segment]:
+    """A stream's words as the pieces the speaker clustering labels: split at each pause of ``pause``
+    s or more and after each sentence end (Whisper punctuates), and a piece longer than ``longest`` s
+    at its longest pause until none is. One talker's turn is one or more pieces, so a person's
+    embedding is seldom taken over two talkers who follow each other closely in one stream (turns
+    0.1-1 s apart: a segment split only at 1-s pauses held 4 turns of 2 people)."""
+    out: list[Segment] = []
+    group: list[Word] = []
+    for w in sorted(words, key=lambda w: (w.start, w.end)):
+        if group and (w.start - group[-1].end >= pause or group[-1].word.rstrip().endswith(tuple(SENTENCE_END))):
+            out += _shorter(group, longest)
+            group = []
+        group.append(w)
+    if group:
+        out += _shorter(group, longest)
+    return out
+
+
+def _shorter(words: list[Word], longest: float) -> list[Segment]:
+    """``words`` as one segment, or split at the longest pause until every part lasts ``longest`` s or less."""
+    if len(words) < 2 or words[-1].end - words[0].start <= longest:
+        return [_segment(words)]
+    cut = max(range(1, len(words)), key=lambda i: (words[i].start - words[i - 1].end, -abs(2 * i - len(words))))
+    return _shorter(words[:cut], longest) + _shorter(words[cut:], longest)
 
 
 def _segment(words: list[Word]) -> Segment:

@@ -18,6 +18,7 @@ from hubbub.pipeline.reading import (
     dominant_stream,
     inside,
     overlaps,
+    pieces_of,
     segments_of,
     take_overlap_words,
     unread,
@@ -39,7 +40,8 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
        (``levels``: the streams' levels, ``(n, frames)``).
     2. A stream's speech (``found``: its speech regions) of ``min_unread`` seconds or more that no word
        covers (Whisper skipped it) is read again from the recording, its words that stream's.
-    3. The streams' words become segments, clustered into persons by the speaker encoder as in
+    3. The streams' words become pieces (:func:`~hubbub.pipeline.reading.pieces_of`: split at short
+       pauses, sentence ends and after 6 s), clustered into persons by the speaker encoder as in
        ``reading="turns"``, each person with a voice file.
     4. Where two persons' segments meet, their voice files are read around the overlap and the quieter
        one takes its words from there.
@@ -61,8 +63,8 @@ def read_whole(pipe, path, outs: list[Path], sr: int, duration: float, levels: t
         for (k, a, b), (seg, _) in zip(gaps, decoded):
             streams[k] = sorted(streams[k] + [w for w in (seg.words if seg else ()) if inside(w, (a, b))],
                                 key=lambda w: (w.start, w.end))
-    persons = pipe._speakers(path, outs, sr, [segments_of(ws, cfg.pause) for ws in streams], set(), item,
-                             separate)
+    pieces = [pieces_of(ws, cfg.turn_pause, cfg.longest_piece) for ws in streams]  # each one talker's
+    persons = pipe._speakers(path, outs, sr, pieces, set(), item, separate)
     own = [[w for g in p.segments for w in g.words] for p in persons]
     files = [Path(p.audio) for p in persons]
     n = len(persons)
