@@ -98,6 +98,8 @@ OTHER_RUNS = {
     "conversation2-whole.json": "the whole-recording reading (`--reading whisper`: skipped speech read again, persons from pieces) "
     "beside the default, the ASR alone read whole, faster-whisper, and faster-whisper's words given to the whole "
     "reading's persons (the WhisperX way)",
+    "conversation3-whole.json": "3 speakers: the whole-recording reading beside the default, the ASR alone read "
+    "whole, faster-whisper, and the WhisperX way",
     "conversation2-embed.json": "the current default (the tables above)",
     "conversation3-embed.json": "the current default (the tables above)",
     "cpwer-step27000.json": "the embedded separator (the table above)",
