@@ -95,9 +95,9 @@ OTHER_RUNS = {
     "cpwer-single250.json": "separator: step 250 of the lone-talker run",
     "asr-bench.json": "Whisper base as imported (then the default) beside pocketsphinx and faster-whisper",
     "asr-int8-bench.json": "whisper-base-separated, float32 and int8 decoder",
-    "conversation2-whole.json": "the whole-recording reading (`--reading whisper`: skipped speech read again, persons from pieces) "
-    "beside the default, the ASR alone read whole, faster-whisper, and faster-whisper's words given to the whole "
-    "reading's persons (the WhisperX way)",
+    "conversation2-whole.json": "the whole-recording reading (`--reading whisper`: skipped speech read again, "
+    "persons from pieces) beside the default, the ASR alone read whole, faster-whisper, and faster-whisper's words "
+    "given to the whole reading's persons (the WhisperX way)",
     "conversation3-whole.json": "3 speakers: the whole-recording reading beside the default, the ASR alone read "
     "whole, faster-whisper, and the WhisperX way",
     "conversation2-embed.json": "the current default (the tables above)",
