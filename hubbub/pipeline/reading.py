@@ -22,13 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
+from hubbub.models.whisper_longform import SENTENCE_END
 from hubbub.pipeline.result import Segment, Word
 
 __all__ = ["ReadingConfig", "assign_words", "dominant_stream", "inside", "overlaps", "pieces_of", "segments_of",
            "take_overlap_words", "unread"]
-
-#: marks that end a sentence in Whisper's text
-SENTENCE_END = ".!?"
 
 
 @dataclass(frozen=True)
